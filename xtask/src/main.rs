@@ -1,0 +1,2 @@
+//! The make-like driver.
+fn main() {}
