@@ -31,6 +31,8 @@ pub struct StageDef {
 /// What a stage body sees.
 #[derive(Debug)]
 pub struct StageCtx {
+    key: Digest,
+    scratch: PathBuf,
     inputs: BTreeMap<String, PathBuf>,
     out_dir: PathBuf,
     summary: serde_json::Value,
@@ -57,6 +59,19 @@ pub struct RunOutcome {
 }
 
 impl StageCtx {
+    /// The run key of this run.
+    pub fn key(&self) -> Digest {
+        self.key
+    }
+
+    /// A directory private to this run key that survives a crash of the run (checkpoints go
+    /// here, so a re-run of the same key resumes). It is removed once the run is committed.
+    pub fn scratch_dir(&self) -> std::result::Result<&Path, BodyError> {
+        std::fs::create_dir_all(&self.scratch)
+            .map_err(|e| format!("creating scratch directory {}: {e}", self.scratch.display()))?;
+        Ok(&self.scratch)
+    }
+
     /// The read-only path of a named input.
     pub fn input(&self, name: &str) -> std::result::Result<&Path, BodyError> {
         self.inputs.get(name).map(PathBuf::as_path).ok_or_else(|| {
@@ -177,7 +192,10 @@ where
     }
     let work = store.temp_path(&format!("run-{}", def.name));
     std::fs::create_dir_all(&work).map_err(|e| Error::io("creating", &work, e))?;
+    let scratch = store.scratch_path(&key);
     let mut ctx = StageCtx {
+        key,
+        scratch: scratch.clone(),
         inputs: input_paths,
         out_dir: work.clone(),
         summary: serde_json::Value::Null,
@@ -253,6 +271,7 @@ where
     };
     store.write_manifest(&manifest)?;
     let _ = std::fs::remove_dir_all(&work);
+    let _ = std::fs::remove_dir_all(&scratch);
     Ok(RunOutcome {
         manifest,
         cached: false,

@@ -5,7 +5,8 @@
 //! - `runs/<key>.json`: one manifest per stage run, written last (the commit point);
 //! - `refs/<namespace>/<name>.json`: small mutable pointers (the driver's "last run of stage X");
 //! - `locks/<key>.lock`: advisory locks so two processes never compute one key at once;
-//! - `tmp/`: work directories and partial files, on the same filesystem so renames are atomic.
+//! - `tmp/`: work directories and partial files, on the same filesystem so renames are atomic;
+//! - `scratch/<key>/`: a run's checkpoints, kept across crashes so a re-run resumes.
 //!
 //! Every write goes to a temporary file, is fsynced and renamed into place, so readers on any
 //! machine sharing the directory see either nothing or the whole file. No state lives between
@@ -100,6 +101,11 @@ impl Store {
         self.root
             .join("tmp")
             .join(format!("{label}-{host}-{}-{nanos}-{n}", std::process::id()))
+    }
+
+    /// The crash-surviving scratch directory of a run key (created on demand by the stage).
+    pub fn scratch_path(&self, key: &Digest) -> PathBuf {
+        self.root.join("scratch").join(key.hex())
     }
 
     /// Stores bytes as a blob and returns their digest.
@@ -340,7 +346,9 @@ impl Store {
                 }
             }
         }
-        for entry in read_dir_sorted(&self.root.join("tmp"))? {
+        let mut leftovers = read_dir_sorted(&self.root.join("tmp"))?;
+        leftovers.extend(read_dir_sorted(&self.root.join("scratch"))?);
+        for entry in leftovers {
             let meta =
                 fs::symlink_metadata(&entry).map_err(|e| Error::io("inspecting", &entry, e))?;
             if !old_enough(&meta) {
