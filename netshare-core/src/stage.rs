@@ -313,6 +313,9 @@ pub struct StoreArgs {
     /// The stage config as inline JSON.
     #[arg(long)]
     pub config_json: Option<String>,
+    /// Print the run key, whether it is cached and the validated config, then exit without running.
+    #[arg(long)]
+    pub plan: bool,
 }
 
 impl StoreArgs {
@@ -366,6 +369,22 @@ where
     let store = args.open_store()?;
     let raw = args.raw_config()?;
     let inputs = args.resolve_inputs(&store)?;
+    if args.plan {
+        let (_, canonical) = validate_config::<C>(def.name, &raw)?;
+        let key = run_key(def, &canonical, &inputs);
+        let plan = serde_json::json!({
+            "plan": true,
+            "stage": def.name,
+            "stage_version": def.version,
+            "key": key.hex(),
+            "cached": committed(&store, &key)?.is_some(),
+            "config": canonical,
+            "inputs": inputs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.hex()))).collect::<serde_json::Map<_, _>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&plan).expect("a JSON value always serialises"));
+        // Plan mode is a dry run: the caller only wants the line above.
+        std::process::exit(0);
+    }
     let failpoint = match std::env::var("NETSHARE_FAILPOINT").as_deref() {
         Ok("before-manifest") => Some(Failpoint::BeforeManifest),
         _ => None,
