@@ -1,10 +1,88 @@
-//! DoppelGANger generator and critics in burn: training, checkpoints, sampling.
+//! DoppelGANger generator and critics in burn: training per chunk, checkpoints, resume and the
+//! sampling API used by `netshare-synth`.
+//!
+//! # Sampling API (stable)
+//!
+//! ```no_run
+//! use netshare_model::TrainedModel;
+//! # fn main() -> netshare_model::Result<()> {
+//! // A directory with model.json and weights-000.safetensors ...; in store mode use
+//! // `TrainedModel::from_inputs(ctx.inputs())` (inputs named after the model's file names).
+//! let model = TrainedModel::load("model-dir")?;
+//! for chunk in 0..model.n_chunks() {
+//!     // [n, A] row-major; softmax heads are probabilities, sigmoid / tanh heads their values,
+//!     // in the order of model.layout().attributes.
+//!     let attrs = model.sample_attributes(chunk, 1000, 7);
+//!     // Features [n, T, F] in the order of model.layout().features, zero after each flow's end,
+//!     // and the lengths (records up to and including the first gen_flag 'end').
+//!     let (features, lengths) = model.sample_features(chunk, &attrs, 8);
+//!     assert_eq!(features.len(), lengths.len() * model.max_len() * model.feat_dim());
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Both calls are deterministic in `(weights, chunk, n or attributes, seed)`, run in batches of
+//! the config's `batch_size` (batch norm uses batch statistics, so a row's value depends on the
+//! other rows of its batch, which is seeded too), and panic only on a chunk index out of range
+//! or an attribute buffer whose length is not a multiple of A (`try_*` variants return those as
+//! errors). `sample_features` conditions on attributes with softmax heads turned into hard
+//! one-hots, so it accepts both sampled probabilities and exact one-hots (e.g. a flow's
+//! attributes copied from an earlier chunk).
+//!
+//! # Training
+//!
+//! [`train`] trains chunk 0 from scratch, then every other chunk from chunk 0's weights for
+//! `fine_tune_fraction` of the budget, in parallel. The stage body [`run_stage_body`] adds
+//! checkpoints in the run's scratch directory, so a killed run resumes to the same bytes.
 #![deny(missing_docs)]
 
-use netshare_core::stage::StageDef;
+pub mod config;
+pub mod data;
+pub mod error;
+mod heads;
+mod nets;
+pub mod sample;
+pub mod train;
+pub mod weights;
+
+#[doc(hidden)]
+pub mod testing;
+
+use netshare_core::stage::{BodyError, StageCtx, StageDef};
+
+pub use config::{ModelConfig, Profile};
+pub use data::Encoded;
+pub use error::{Error, Result};
+pub use sample::TrainedModel;
+pub use train::{ModelFile, TrainOptions, Trained, train};
 
 /// This stage's identity in the artifact store.
 pub const STAGE: StageDef = StageDef {
     name: "model",
     version: 1,
 };
+
+/// The store-mode body: reads the encoder's outputs from the run's inputs, trains with
+/// checkpoints in the run's scratch directory, writes `model.json`, `weights-NNN.safetensors`
+/// and `train-log.csv`.
+pub fn run_stage_body(
+    config: &ModelConfig,
+    ctx: &mut StageCtx,
+    options: TrainOptions,
+) -> std::result::Result<(), BodyError> {
+    let encoded = Encoded::from_inputs(ctx.inputs())?;
+    let opts = TrainOptions {
+        checkpoint_dir: Some(ctx.scratch_dir()?.to_path_buf()),
+        ..options
+    };
+    let trained = train(config, &encoded, &opts)?.ok_or("training was stopped before the end")?;
+    let out = ctx.output("model.json");
+    let dir = out.parent().ok_or("the output directory has no parent")?;
+    trained.write(dir)?;
+    ctx.set_summary(serde_json::json!({
+        "chunks": trained.model.chunks.len(),
+        "iterations": trained.model.chunks.iter().map(|c| c.iterations).collect::<Vec<_>>(),
+        "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
+    }));
+    Ok(())
+}

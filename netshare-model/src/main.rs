@@ -1,18 +1,166 @@
 //! The `netshare-model` binary: a thin command line over the library.
 
-use clap::Parser;
+use std::path::PathBuf;
 
-/// DoppelGANger generator and critics in burn: training, checkpoints, sampling.
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use netshare_core::stage::{StoreArgs, run_from_args};
+use netshare_model::{Encoded, ModelConfig, Profile, TrainOptions, TrainedModel};
+
+/// DoppelGANger in burn: trains the generator on the encoder's tensors, samples from it.
 #[derive(Parser, Debug)]
-#[command(name = "netshare-model", version, about)]
-struct Cli {}
+#[command(
+    name = "netshare-model",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "netshare-model: stage {} v{} is not built yet; see the project's issues",
-        netshare_model::STAGE.name,
-        netshare_model::STAGE.version
-    );
-    std::process::exit(2);
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train on a directory of encoder outputs (layout.json, train-NNN.safetensors).
+    Train {
+        /// Directory with the encoder's outputs.
+        encoded: PathBuf,
+        /// Directory to write model.json, weights-NNN.safetensors and train-log.csv to.
+        #[arg(short, long)]
+        output: PathBuf,
+        /// Named hyperparameter set.
+        #[arg(long, value_enum, default_value = "default")]
+        profile: Profile,
+        /// Generator steps for chunk 0 (overrides the profile).
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// Seed (overrides the config).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// A JSON config file (a profile name plus overrides); --profile is then ignored.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Keep checkpoints here, so re-running the same command resumes.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "cpu")]
+        device: DeviceArg,
+    },
+    /// Print sampled attributes and features next to the real ones (for debugging).
+    Sample {
+        /// Directory with model.json and weights-NNN.safetensors.
+        model: PathBuf,
+        /// Directory with the encoder's outputs (for the real values).
+        encoded: PathBuf,
+        /// Chunk to sample.
+        #[arg(long, default_value_t = 0)]
+        chunk: usize,
+        /// Flows to sample.
+        #[arg(short, default_value_t = 10)]
+        n: usize,
+        /// Sampling seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
+    /// Store mode: run the stage in the artifact store (inputs: all encode outputs).
+    Store {
+        #[command(flatten)]
+        args: StoreArgs,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DeviceArg {
+    /// burn's Flex CPU backend.
+    Cpu,
+    /// burn's CUDA backend (needs the `cuda` feature).
+    Cuda,
+}
+
+fn device(d: DeviceArg) -> Result<burn::tensor::Device> {
+    match d {
+        DeviceArg::Cpu => Ok(burn::tensor::Device::flex()),
+        #[cfg(feature = "cuda")]
+        DeviceArg::Cuda => Ok(burn::tensor::Device::cuda(0)),
+        #[cfg(not(feature = "cuda"))]
+        DeviceArg::Cuda => bail!("this binary was built without the `cuda` feature"),
+    }
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Train {
+            encoded,
+            output,
+            profile,
+            iterations,
+            seed,
+            config,
+            checkpoints,
+            device: dev,
+        } => {
+            let mut cfg = match config {
+                Some(p) => {
+                    let text =
+                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                    serde_json::from_slice::<ModelConfig>(&text)
+                        .with_context(|| format!("config {}", p.display()))?
+                }
+                None => ModelConfig::profile(profile),
+            };
+            if let Some(i) = iterations {
+                cfg.iterations = i;
+            }
+            if let Some(s) = seed {
+                cfg.seed = s;
+            }
+            let enc = Encoded::from_dir(&encoded)
+                .with_context(|| format!("reading {}", encoded.display()))?;
+            let opts = TrainOptions {
+                device: device(dev)?,
+                progress: true,
+                checkpoint_dir: checkpoints,
+                stop_after: None,
+            };
+            let trained =
+                netshare_model::train(&cfg, &enc, &opts)?.context("training stopped early")?;
+            trained
+                .write(&output)
+                .with_context(|| format!("writing {}", output.display()))?;
+            eprintln!("wrote {}", output.display());
+        }
+        Command::Sample {
+            model,
+            encoded,
+            chunk,
+            n,
+            seed,
+        } => {
+            let m = TrainedModel::load(&model)
+                .with_context(|| format!("loading {}", model.display()))?;
+            let enc = Encoded::from_dir(&encoded)
+                .with_context(|| format!("reading {}", encoded.display()))?;
+            let Some(real) = enc.chunks.get(chunk) else {
+                bail!("chunk {chunk} not in {}", encoded.display());
+            };
+            let attrs = m.try_sample_attributes(chunk, n, seed)?;
+            let (feats, lengths) = m.try_sample_features(chunk, &attrs, seed.wrapping_add(1))?;
+            print!(
+                "{}",
+                netshare_model::testing::describe(m.layout(), real, &attrs, &feats, &lengths)
+            );
+        }
+        Command::Store { args } => {
+            run_from_args::<ModelConfig, _>(&args, &netshare_model::STAGE, |cfg, ctx| {
+                let opts = TrainOptions {
+                    progress: true,
+                    ..TrainOptions::default()
+                };
+                netshare_model::run_stage_body(cfg, ctx, opts)
+            })?;
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,262 @@
+//! The typed model configuration and its named profiles (`netshare`, `default`, `tiny`).
+//!
+//! A config is written as a profile name plus overrides, e.g. `{"profile": "tiny",
+//! "iterations": 300}`. Deserialising resolves it into a [`ModelConfig`] with every field
+//! filled in, so the canonical JSON that keys a store run names every hyperparameter.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A named set of hyperparameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Small networks that reach useful fidelity in minutes on two CPU cores for 1k-10k flows.
+    #[default]
+    Default,
+    /// The paper's sizes: 5x512 MLPs, LSTM 100, batch 100, lr 1e-4, 400k generator steps.
+    Netshare,
+    /// Very small and short: for continuous integration and smoke tests.
+    Tiny,
+}
+
+/// Every hyperparameter of DoppelGANger as this crate trains it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, try_from = "ConfigOverrides")]
+pub struct ModelConfig {
+    /// The profile the other values started from.
+    pub profile: Profile,
+    /// Seed of every random draw (initial weights, noise, batches, interpolation weights).
+    pub seed: u64,
+    /// Records emitted per LSTM step; the tensors' time length must be a multiple of it.
+    pub sample_len: usize,
+    /// Noise dimensions of the attribute generator.
+    pub attr_noise_dim: usize,
+    /// Noise dimensions per LSTM step of the feature generator.
+    pub feat_noise_dim: usize,
+    /// Hidden units per layer of the attribute generator.
+    pub gen_hidden: usize,
+    /// Hidden layers (linear, batch norm, ReLU) of the attribute generator.
+    pub gen_layers: usize,
+    /// LSTM units of the feature generator.
+    pub lstm_hidden: usize,
+    /// Hidden units per layer of both critics.
+    pub critic_hidden: usize,
+    /// Hidden layers of both critics.
+    pub critic_layers: usize,
+    /// Samples per batch.
+    pub batch_size: usize,
+    /// Critic updates per generator update.
+    pub critic_steps: usize,
+    /// Gradient penalty weight λ (both critics).
+    pub gp_lambda: f64,
+    /// Weight of the auxiliary (attribute) critic in the generator loss.
+    pub aux_weight: f64,
+    /// Adam learning rate (all three networks).
+    pub lr: f64,
+    /// Adam β1.
+    pub beta1: f64,
+    /// Adam β2.
+    pub beta2: f64,
+    /// Generator steps for chunk 0.
+    pub iterations: u64,
+    /// Fraction of `iterations` that every later chunk fine-tunes from chunk 0's weights.
+    pub fine_tune_fraction: f64,
+    /// Generator steps between checkpoints (0: no checkpoints).
+    pub checkpoint_every: u64,
+    /// Generator steps between rows of the training log.
+    pub log_every: u64,
+    /// Add a wall-clock `seconds` column to `train-log.csv` (makes that file differ run to run).
+    pub log_wall_time: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::profile(Profile::Default)
+    }
+}
+
+impl ModelConfig {
+    /// The full config of a profile.
+    pub fn profile(profile: Profile) -> Self {
+        let base = ModelConfig {
+            profile,
+            seed: 0,
+            sample_len: 1,
+            attr_noise_dim: 5,
+            feat_noise_dim: 5,
+            gen_hidden: 512,
+            gen_layers: 5,
+            lstm_hidden: 100,
+            critic_hidden: 512,
+            critic_layers: 5,
+            batch_size: 100,
+            critic_steps: 5,
+            gp_lambda: 10.0,
+            aux_weight: 1.0,
+            lr: 1e-4,
+            beta1: 0.5,
+            beta2: 0.999,
+            iterations: 400_000,
+            fine_tune_fraction: 0.25,
+            checkpoint_every: 1000,
+            log_every: 100,
+            log_wall_time: false,
+        };
+        match profile {
+            Profile::Netshare => base,
+            Profile::Default => ModelConfig {
+                gen_hidden: 128,
+                gen_layers: 2,
+                lstm_hidden: 64,
+                critic_hidden: 128,
+                critic_layers: 3,
+                batch_size: 64,
+                critic_steps: 3,
+                lr: 5e-4,
+                iterations: 3000,
+                checkpoint_every: 250,
+                log_every: 25,
+                ..base
+            },
+            Profile::Tiny => ModelConfig {
+                gen_hidden: 48,
+                gen_layers: 2,
+                lstm_hidden: 24,
+                critic_hidden: 48,
+                critic_layers: 2,
+                batch_size: 32,
+                critic_steps: 2,
+                lr: 1e-3,
+                iterations: 150,
+                checkpoint_every: 50,
+                log_every: 10,
+                ..base
+            },
+        }
+    }
+
+    /// Generator steps for a chunk: the full budget for chunk 0, the fine-tune fraction of it
+    /// (at least one step) for every other chunk.
+    pub fn iterations_for(&self, chunk: usize) -> u64 {
+        if chunk == 0 {
+            self.iterations
+        } else {
+            ((self.iterations as f64 * self.fine_tune_fraction).ceil() as u64).max(1)
+        }
+    }
+
+    /// Checks values that would make training meaningless or impossible.
+    pub fn validate(&self) -> Result<()> {
+        let positive = [
+            ("sample_len", self.sample_len),
+            ("attr_noise_dim", self.attr_noise_dim),
+            ("feat_noise_dim", self.feat_noise_dim),
+            ("gen_hidden", self.gen_hidden),
+            ("lstm_hidden", self.lstm_hidden),
+            ("critic_hidden", self.critic_hidden),
+            ("batch_size", self.batch_size),
+            ("critic_steps", self.critic_steps),
+        ];
+        for (name, v) in positive {
+            if v == 0 {
+                return Err(Error::Config(format!("{name} must be at least 1")));
+            }
+        }
+        if self.batch_size < 2 {
+            return Err(Error::Config(
+                "batch_size must be at least 2 (batch norm needs a batch)".into(),
+            ));
+        }
+        let finite = [
+            ("gp_lambda", self.gp_lambda),
+            ("aux_weight", self.aux_weight),
+            ("lr", self.lr),
+        ];
+        for (name, v) in finite {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Error::Config(format!(
+                    "{name} must be finite and non-negative, got {v}"
+                )));
+            }
+        }
+        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::Config(format!("{name} must be in [0, 1), got {b}")));
+            }
+        }
+        if !(self.fine_tune_fraction > 0.0 && self.fine_tune_fraction <= 1.0) {
+            return Err(Error::Config(format!(
+                "fine_tune_fraction must be in (0, 1], got {}",
+                self.fine_tune_fraction
+            )));
+        }
+        if self.log_every == 0 {
+            return Err(Error::Config("log_every must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The written form of a config: a profile and any fields that override it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ConfigOverrides {
+    profile: Profile,
+    seed: Option<u64>,
+    sample_len: Option<usize>,
+    attr_noise_dim: Option<usize>,
+    feat_noise_dim: Option<usize>,
+    gen_hidden: Option<usize>,
+    gen_layers: Option<usize>,
+    lstm_hidden: Option<usize>,
+    critic_hidden: Option<usize>,
+    critic_layers: Option<usize>,
+    batch_size: Option<usize>,
+    critic_steps: Option<usize>,
+    gp_lambda: Option<f64>,
+    aux_weight: Option<f64>,
+    lr: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    iterations: Option<u64>,
+    fine_tune_fraction: Option<f64>,
+    checkpoint_every: Option<u64>,
+    log_every: Option<u64>,
+    log_wall_time: Option<bool>,
+}
+
+impl TryFrom<ConfigOverrides> for ModelConfig {
+    type Error = Error;
+
+    fn try_from(o: ConfigOverrides) -> Result<Self> {
+        let b = ModelConfig::profile(o.profile);
+        let c = ModelConfig {
+            profile: o.profile,
+            seed: o.seed.unwrap_or(b.seed),
+            sample_len: o.sample_len.unwrap_or(b.sample_len),
+            attr_noise_dim: o.attr_noise_dim.unwrap_or(b.attr_noise_dim),
+            feat_noise_dim: o.feat_noise_dim.unwrap_or(b.feat_noise_dim),
+            gen_hidden: o.gen_hidden.unwrap_or(b.gen_hidden),
+            gen_layers: o.gen_layers.unwrap_or(b.gen_layers),
+            lstm_hidden: o.lstm_hidden.unwrap_or(b.lstm_hidden),
+            critic_hidden: o.critic_hidden.unwrap_or(b.critic_hidden),
+            critic_layers: o.critic_layers.unwrap_or(b.critic_layers),
+            batch_size: o.batch_size.unwrap_or(b.batch_size),
+            critic_steps: o.critic_steps.unwrap_or(b.critic_steps),
+            gp_lambda: o.gp_lambda.unwrap_or(b.gp_lambda),
+            aux_weight: o.aux_weight.unwrap_or(b.aux_weight),
+            lr: o.lr.unwrap_or(b.lr),
+            beta1: o.beta1.unwrap_or(b.beta1),
+            beta2: o.beta2.unwrap_or(b.beta2),
+            iterations: o.iterations.unwrap_or(b.iterations),
+            fine_tune_fraction: o.fine_tune_fraction.unwrap_or(b.fine_tune_fraction),
+            checkpoint_every: o.checkpoint_every.unwrap_or(b.checkpoint_every),
+            log_every: o.log_every.unwrap_or(b.log_every),
+            log_wall_time: o.log_wall_time.unwrap_or(b.log_wall_time),
+        };
+        c.validate()?;
+        Ok(c)
+    }
+}

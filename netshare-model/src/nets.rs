@@ -1,0 +1,468 @@
+//! The networks as tensor functions of a flat, named parameter set: the attribute generator
+//! (MLP with batch norm), the LSTM feature generator, the two MLP critics, and the critics'
+//! input gradient written out as forward ops (burn differentiates only once, so the gradient
+//! penalty's dependence on the critic weights has to be an ordinary graph).
+
+use std::collections::BTreeMap;
+
+use burn::tensor::{DType, Device, Element, Tensor, TensorCreationOptions, TensorData, activation};
+use netshare_core::layout::{Activation, Layout, Segment};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, StandardNormal};
+
+use crate::config::ModelConfig;
+use crate::heads::{Run, runs};
+
+/// Named parameters; every tensor is rank 2 (biases are `[1, n]`).
+pub(crate) type Params = BTreeMap<String, Tensor<2>>;
+
+/// Where tensors live and which float type they use.
+#[derive(Clone, Debug)]
+pub(crate) struct Ctx {
+    pub device: Device,
+    pub dtype: DType,
+}
+
+impl Ctx {
+    /// A tensor from host values.
+    pub fn tensor<const D: usize, E: Element>(
+        &self,
+        values: Vec<E>,
+        shape: [usize; D],
+    ) -> Tensor<D> {
+        Tensor::from_data(
+            TensorData::new(values, shape),
+            TensorCreationOptions::new(self.device.clone()).with_dtype(self.dtype),
+        )
+    }
+
+    /// Standard normal noise of a shape, from an explicit RNG.
+    pub fn normal<const D: usize>(&self, rng: &mut ChaCha8Rng, shape: [usize; D]) -> Tensor<D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| StandardNormal.sample(rng)).collect();
+        self.tensor(v, shape)
+    }
+
+    /// Uniform [0, 1) values of a shape.
+    pub fn uniform<const D: usize>(&self, rng: &mut ChaCha8Rng, shape: [usize; D]) -> Tensor<D> {
+        let n = shape.iter().product();
+        let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
+        self.tensor(v, shape)
+    }
+}
+
+/// Shapes of everything, derived from the config and the layout.
+#[derive(Clone, Debug)]
+pub(crate) struct Dims {
+    /// Attribute width A.
+    pub attr: usize,
+    /// Feature width F (without the two gen_flag columns).
+    pub feat: usize,
+    /// Records per flow T.
+    pub max_len: usize,
+    /// Records per LSTM step.
+    pub sample_len: usize,
+    /// LSTM steps T / sample_len.
+    pub steps: usize,
+    pub attr_noise: usize,
+    pub feat_noise: usize,
+    pub gen_hidden: usize,
+    pub gen_layers: usize,
+    pub lstm: usize,
+    pub critic_hidden: usize,
+    pub critic_layers: usize,
+    /// Attribute output runs.
+    pub attr_runs: Vec<Run>,
+    /// Feature output runs, the gen_flag softmax last.
+    pub feat_runs: Vec<Run>,
+}
+
+impl Dims {
+    /// Derives the shapes; `Err` text says what does not fit.
+    pub fn new(config: &ModelConfig, layout: &Layout, max_len: usize) -> Result<Dims, String> {
+        for s in layout.attributes.iter().chain(&layout.features) {
+            if s.dim == 0 {
+                return Err(format!("layout head {:?} has dim 0", s.field));
+            }
+        }
+        if layout.attributes.is_empty() {
+            return Err("layout has no attribute heads".into());
+        }
+        if max_len == 0 || max_len % config.sample_len != 0 {
+            return Err(format!(
+                "time length {max_len} is not a positive multiple of sample_len {}",
+                config.sample_len
+            ));
+        }
+        let mut feat_segs = layout.features.clone();
+        feat_segs.push(Segment {
+            field: "gen_flag".into(),
+            dim: 2,
+            activation: Activation::Softmax,
+        });
+        Ok(Dims {
+            attr: layout.attribute_dim(),
+            feat: layout.feature_dim(),
+            max_len,
+            sample_len: config.sample_len,
+            steps: max_len / config.sample_len,
+            attr_noise: config.attr_noise_dim,
+            feat_noise: config.feat_noise_dim,
+            gen_hidden: config.gen_hidden,
+            gen_layers: config.gen_layers,
+            lstm: config.lstm_hidden,
+            critic_hidden: config.critic_hidden,
+            critic_layers: config.critic_layers,
+            attr_runs: runs(&layout.attributes),
+            feat_runs: runs(&feat_segs),
+        })
+    }
+
+    /// Width of one record as the critic sees it: features plus the two gen_flag columns.
+    pub fn rec(&self) -> usize {
+        self.feat + 2
+    }
+
+    /// Input width of the main critic: flattened records plus attributes.
+    pub fn critic_in(&self) -> usize {
+        self.max_len * self.rec() + self.attr
+    }
+}
+
+/// How one parameter starts.
+#[derive(Clone, Copy, Debug)]
+enum Init {
+    Xavier,
+    Zeros,
+    Ones,
+    /// LSTM bias: zeros except the forget gate, which starts at one.
+    ForgetBias,
+}
+
+/// Which optimiser group a parameter belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Group {
+    Generator,
+    Critic,
+    AuxCritic,
+}
+
+/// One parameter's name, shape, group and initialiser.
+#[derive(Clone, Debug)]
+pub(crate) struct Spec {
+    pub name: String,
+    pub shape: [usize; 2],
+    pub group: Group,
+    init: Init,
+}
+
+fn mlp_specs(
+    out: &mut Vec<Spec>,
+    prefix: &str,
+    group: Group,
+    dims: (usize, usize, usize, usize),
+    batch_norm: bool,
+) {
+    let (input, hidden, layers, output) = dims;
+    let mut fan = input;
+    for l in 0..layers {
+        let p = format!("{prefix}.l{l}");
+        out.push(Spec {
+            name: format!("{p}.w"),
+            shape: [fan, hidden],
+            group,
+            init: Init::Xavier,
+        });
+        out.push(Spec {
+            name: format!("{p}.b"),
+            shape: [1, hidden],
+            group,
+            init: Init::Zeros,
+        });
+        if batch_norm {
+            out.push(Spec {
+                name: format!("{p}.gamma"),
+                shape: [1, hidden],
+                group,
+                init: Init::Ones,
+            });
+            out.push(Spec {
+                name: format!("{p}.beta"),
+                shape: [1, hidden],
+                group,
+                init: Init::Zeros,
+            });
+        }
+        fan = hidden;
+    }
+    out.push(Spec {
+        name: format!("{prefix}.out.w"),
+        shape: [fan, output],
+        group,
+        init: Init::Xavier,
+    });
+    out.push(Spec {
+        name: format!("{prefix}.out.b"),
+        shape: [1, output],
+        group,
+        init: Init::Zeros,
+    });
+}
+
+/// Every parameter of the model, in a fixed order.
+pub(crate) fn specs(d: &Dims) -> Vec<Spec> {
+    let mut s = Vec::new();
+    let g = Group::Generator;
+    mlp_specs(
+        &mut s,
+        "gen_attr",
+        g,
+        (d.attr_noise, d.gen_hidden, d.gen_layers, d.attr),
+        true,
+    );
+    let h4 = 4 * d.lstm;
+    s.push(Spec {
+        name: "gen_feat.lstm.wa".into(),
+        shape: [d.attr, h4],
+        group: g,
+        init: Init::Xavier,
+    });
+    s.push(Spec {
+        name: "gen_feat.lstm.wz".into(),
+        shape: [d.feat_noise, h4],
+        group: g,
+        init: Init::Xavier,
+    });
+    s.push(Spec {
+        name: "gen_feat.lstm.wh".into(),
+        shape: [d.lstm, h4],
+        group: g,
+        init: Init::Xavier,
+    });
+    s.push(Spec {
+        name: "gen_feat.lstm.b".into(),
+        shape: [1, h4],
+        group: g,
+        init: Init::ForgetBias,
+    });
+    s.push(Spec {
+        name: "gen_feat.out.w".into(),
+        shape: [d.lstm, d.sample_len * d.rec()],
+        group: g,
+        init: Init::Xavier,
+    });
+    s.push(Spec {
+        name: "gen_feat.out.b".into(),
+        shape: [1, d.sample_len * d.rec()],
+        group: g,
+        init: Init::Zeros,
+    });
+    mlp_specs(
+        &mut s,
+        "critic",
+        Group::Critic,
+        (d.critic_in(), d.critic_hidden, d.critic_layers, 1),
+        false,
+    );
+    mlp_specs(
+        &mut s,
+        "aux_critic",
+        Group::AuxCritic,
+        (d.attr, d.critic_hidden, d.critic_layers, 1),
+        false,
+    );
+    s
+}
+
+/// Fresh parameters drawn from `rng` (host values, in spec order).
+pub(crate) fn init_host(specs: &[Spec], rng: &mut ChaCha8Rng) -> BTreeMap<String, Vec<f32>> {
+    let mut out = BTreeMap::new();
+    for s in specs {
+        let [r, c] = s.shape;
+        let n = r * c;
+        let v: Vec<f32> = match s.init {
+            Init::Xavier => {
+                let k = (6.0 / (r + c) as f64).sqrt() as f32;
+                (0..n).map(|_| rng.random_range(-k..k)).collect()
+            }
+            Init::Zeros => vec![0.0; n],
+            Init::Ones => vec![1.0; n],
+            Init::ForgetBias => {
+                let h = c / 4;
+                (0..n)
+                    .map(|i| {
+                        if (h..2 * h).contains(&(i % c)) {
+                            1.0
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            }
+        };
+        out.insert(s.name.clone(), v);
+    }
+    out
+}
+
+fn p<'a>(params: &'a Params, name: &str) -> &'a Tensor<2> {
+    params.get(name).unwrap_or_else(|| {
+        panic!("parameter {name} exists: the parameter set is built from specs()")
+    })
+}
+
+fn linear(params: &Params, prefix: &str, x: Tensor<2>) -> Tensor<2> {
+    let w = p(params, &format!("{prefix}.w")).clone();
+    let b = p(params, &format!("{prefix}.b")).clone();
+    let [rows, _] = x.dims();
+    let [_, out] = w.dims();
+    x.matmul(w) + b.expand([rows, out])
+}
+
+/// Attribute generator: noise `[B, attr_noise]` → activated attributes `[B, A]`.
+/// Batch norm always uses the batch's own statistics (training and sampling alike).
+pub(crate) fn gen_attributes(params: &Params, d: &Dims, z: Tensor<2>) -> Tensor<2> {
+    let mut h = z;
+    for l in 0..d.gen_layers {
+        let pre = format!("gen_attr.l{l}");
+        let a = linear(params, &pre, h);
+        let [rows, width] = a.dims();
+        let mean = a.clone().mean_dim(0);
+        let centred = a - mean.expand([rows, width]);
+        let var = centred.clone().square().mean_dim(0);
+        let normed = centred / (var + 1e-5).sqrt().expand([rows, width]);
+        let gamma = p(params, &format!("{pre}.gamma"))
+            .clone()
+            .expand([rows, width]);
+        let beta = p(params, &format!("{pre}.beta"))
+            .clone()
+            .expand([rows, width]);
+        h = activation::relu(normed * gamma + beta);
+    }
+    crate::heads::activate(linear(params, "gen_attr.out", h), &d.attr_runs)
+}
+
+/// What the feature generator returns.
+pub(crate) struct Generated {
+    /// Records with gen_flag columns `[B, T, F + 2]`, zero after each flow's end.
+    pub records: Tensor<3>,
+    /// 1 for records up to and including the first 'end', 0 after `[B, T]` (no gradient).
+    pub mask: Tensor<2>,
+}
+
+/// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
+/// `z` is `[B, steps, feat_noise]`, `h0` and `c0` are the random initial state `[B, lstm]`.
+pub(crate) fn gen_features(
+    params: &Params,
+    d: &Dims,
+    attributes: Tensor<2>,
+    z: Tensor<3>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+) -> Generated {
+    let [b, _] = attributes.dims();
+    let hn = d.lstm;
+    let cond = crate::heads::harden(attributes, &d.attr_runs);
+    let fixed = cond.matmul(p(params, "gen_feat.lstm.wa").clone())
+        + p(params, "gen_feat.lstm.b").clone().expand([b, 4 * hn]);
+    let zg = z
+        .reshape([b * d.steps, d.feat_noise])
+        .matmul(p(params, "gen_feat.lstm.wz").clone())
+        .reshape([b, d.steps, 4 * hn]);
+    let wh = p(params, "gen_feat.lstm.wh").clone();
+    let (mut h, mut c) = (h0, c0);
+    let mut hs = Vec::with_capacity(d.steps);
+    for t in 0..d.steps {
+        let zt = zg
+            .clone()
+            .slice([0..b, t..t + 1, 0..4 * hn])
+            .reshape([b, 4 * hn]);
+        let gates = fixed.clone() + zt + h.matmul(wh.clone());
+        let i = activation::sigmoid(gates.clone().slice([0..b, 0..hn]));
+        let f = activation::sigmoid(gates.clone().slice([0..b, hn..2 * hn]));
+        let g = gates.clone().slice([0..b, 2 * hn..3 * hn]).tanh();
+        let o = activation::sigmoid(gates.slice([0..b, 3 * hn..4 * hn]));
+        c = f * c + i * g;
+        h = o * c.clone().tanh();
+        hs.push(h.clone());
+    }
+    let hs = Tensor::stack::<3>(hs, 1).reshape([b * d.steps, hn]);
+    let raw = linear(params, "gen_feat.out", hs).reshape([b * d.max_len, d.rec()]);
+    let act = crate::heads::activate(raw, &d.feat_runs);
+    // Continue while the flag's arg-max is 'continue'; a record is real when no earlier
+    // record said 'end' (the 'end' record itself is the flow's last record).
+    let flags = act
+        .clone()
+        .without_autodiff()
+        .slice([0..b * d.max_len, d.feat..d.feat + 2]);
+    let cont = flags
+        .clone()
+        .slice([0..b * d.max_len, 0..1])
+        .greater_equal(flags.slice([0..b * d.max_len, 1..2]))
+        .float()
+        .reshape([b, d.max_len]);
+    let mask = if d.max_len == 1 {
+        cont.ones_like()
+    } else {
+        let first = cont.clone().slice([0..b, 0..1]).ones_like();
+        let shifted = Tensor::cat(vec![first, cont.slice([0..b, 0..d.max_len - 1])], 1);
+        shifted.cumprod(1)
+    };
+    let records = act.reshape([b, d.max_len, d.rec()])
+        * mask
+            .clone()
+            .reshape([b, d.max_len, 1])
+            .expand([b, d.max_len, d.rec()]);
+    Generated { records, mask }
+}
+
+/// An MLP critic's output `[B, 1]`.
+pub(crate) fn critic(params: &Params, prefix: &str, layers: usize, x: Tensor<2>) -> Tensor<2> {
+    let mut h = x;
+    for l in 0..layers {
+        h = activation::relu(linear(params, &format!("{prefix}.l{l}"), h));
+    }
+    linear(params, &format!("{prefix}.out"), h)
+}
+
+/// The critic's gradient with respect to its input, `[B, in]`, as forward ops: backprop
+/// through the MLP by hand (`g ← (g ⊙ 1[a > 0]) Wᵀ`). The ReLU masks are constants (their
+/// derivative is zero almost everywhere), the weights stay in the graph, so differentiating a
+/// penalty on this gradient gives the penalty's gradient for the weights.
+pub(crate) fn critic_input_grad(
+    params: &Params,
+    prefix: &str,
+    layers: usize,
+    x: Tensor<2>,
+) -> Tensor<2> {
+    let [rows, _] = x.dims();
+    let mut h = x;
+    let mut masks = Vec::with_capacity(layers);
+    for l in 0..layers {
+        let a = linear(params, &format!("{prefix}.l{l}"), h);
+        masks.push(a.clone().without_autodiff().greater_elem(0.0).float());
+        h = activation::relu(a);
+    }
+    let wo = p(params, &format!("{prefix}.out.w")).clone();
+    let [fan, _] = wo.dims();
+    let mut g = wo.transpose().expand([rows, fan]);
+    for l in (0..layers).rev() {
+        let w = p(params, &format!("{prefix}.l{l}.w")).clone();
+        g = (g * masks[l].clone()).matmul(w.transpose());
+    }
+    g
+}
+
+/// λ · mean over the batch of (‖∇ₓ D(x)‖₂ − 1)².
+pub(crate) fn gradient_penalty(
+    params: &Params,
+    prefix: &str,
+    layers: usize,
+    x: Tensor<2>,
+    lambda: f64,
+) -> Tensor<1> {
+    let g = critic_input_grad(params, prefix, layers, x);
+    let norm = (g.square().sum_dim(1) + 1e-12).sqrt();
+    (norm - 1.0).square().mean().mul_scalar(lambda)
+}
