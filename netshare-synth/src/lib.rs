@@ -1,5 +1,17 @@
-//! Checkpoints and encoders to synthetic records: CSV, Parquet, pcap, pcapng.
+//! Checkpoints and encoders to synthetic records, and records to the formats tools read: Parquet
+//! (the ingest schema), CSV (NetShare's layout or the input's dialect), pcap and pcapng.
+//!
+//! - [`write`]: streaming writers, one module per format, and [`write::Sink`] over them;
+//! - [`merge`]: the cross-chunk merge and record clean-up of SPEC §5, as pure functions;
+//! - [`convert`]: any records table to any output format.
 #![deny(missing_docs)]
+
+pub mod convert;
+pub mod error;
+pub mod merge;
+pub mod write;
+
+pub use error::{Error, Result};
 
 use netshare_core::stage::StageDef;
 

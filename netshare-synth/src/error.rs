@@ -1,0 +1,67 @@
+//! The one error type of the synthesiser: every variant names the file, record or field involved.
+
+use std::path::PathBuf;
+
+/// Errors from sampling, decoding, merging and writing synthetic traces.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store, a records file or a tensor file failed (the core error names the path).
+    #[error(transparent)]
+    Core(#[from] netshare_core::Error),
+    /// An I/O operation failed on a path.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done ("writing", "creating", ...).
+        op: &'static str,
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The CSV writer failed.
+    #[error("CSV {path}: {source}")]
+    Csv {
+        /// The file involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: csv::Error,
+    },
+    /// One record cannot be represented in the output format.
+    #[error("{path}: record {record}: {message}")]
+    Record {
+        /// The output file.
+        path: PathBuf,
+        /// Zero-based record number in write order.
+        record: u64,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The requested output does not fit the records (e.g. flows into a pcap).
+    #[error("{path}: {message}")]
+    Format {
+        /// The output file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+    /// The layout, encoder or model outputs disagree with each other.
+    #[error("inconsistent inputs: {0}")]
+    Inconsistent(String),
+    /// A configuration value is out of range.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Result with the synthesiser's error.
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl Error {
+    /// Wraps an I/O error with the operation and the path.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            op,
+            path: path.into(),
+            source,
+        }
+    }
+}
