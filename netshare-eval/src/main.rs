@@ -1,18 +1,156 @@
 //! The `netshare-eval` binary: a thin command line over the library.
 
-use clap::Parser;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Real vs synthetic tables: fidelity metrics, downstream tasks, report.
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use netshare_core::stage::{StoreArgs, run_from_args};
+use netshare_eval::{Convention, EvalConfig, InputPaths};
+
+/// Judge synthetic network traces against the real one: NetShare's fidelity metrics, joint and
+/// flow-level metrics, detectability, downstream tasks, and a JSON + HTML report.
 #[derive(Parser, Debug)]
-#[command(name = "netshare-eval", version, about)]
-struct Cli {}
+#[command(
+    name = "netshare-eval",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    eprintln!(
-        "netshare-eval: stage {} v{} is not built yet; see the project's issues",
-        netshare_eval::STAGE.name,
-        netshare_eval::STAGE.version
-    );
-    std::process::exit(2);
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Write report.json and report.html comparing traces (records Parquet or flow CSV).
+    Report {
+        /// The real trace.
+        #[arg(long)]
+        real: PathBuf,
+        /// The synthetic trace.
+        #[arg(long)]
+        synthetic: Option<PathBuf>,
+        /// The independent-marginals baseline (from netshare-baseline --kind marginals).
+        #[arg(long)]
+        marginals: Option<PathBuf>,
+        /// First half of the real trace (real-vs-real floor; needs --half-b).
+        #[arg(long, requires = "half_b")]
+        half_a: Option<PathBuf>,
+        /// Second half of the real trace.
+        #[arg(long, requires = "half_a")]
+        half_b: Option<PathBuf>,
+        /// The model's train-log.csv (chunk,iteration,losses...) to plot.
+        #[arg(long)]
+        train_log: Option<PathBuf>,
+        /// Convention of the distributional metrics.
+        #[arg(long, value_enum, default_value_t = Convention::Netshare)]
+        convention: Convention,
+        /// Seed of splits, subsamples, forests and sketch hashes.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output directory.
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Exit non-zero, naming each metric, when a report is worse than committed bounds.
+    Check {
+        /// The report.json to check.
+        #[arg(long)]
+        report: PathBuf,
+        /// Bounds: {"max": {"metric.path": v}, "min": {...}}.
+        #[arg(long)]
+        expected: PathBuf,
+    },
+    /// Store mode: inputs real, synthetic and optionally marginals, half-a, half-b, train-log.
+    Store(StoreArgs),
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netshare-eval: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    match Cli::parse().cmd {
+        Cmd::Report {
+            real,
+            synthetic,
+            marginals,
+            half_a,
+            half_b,
+            train_log,
+            convention,
+            seed,
+            out,
+        } => {
+            let paths = InputPaths {
+                real,
+                synthetic,
+                marginals,
+                half_a,
+                half_b,
+                train_log,
+            };
+            let inputs = netshare_eval::load_inputs(&paths).context("reading the inputs")?;
+            let cfg = EvalConfig {
+                convention,
+                seed,
+                ..EvalConfig::default()
+            };
+            netshare_eval::evaluate(&inputs, &cfg, &out)
+                .with_context(|| format!("evaluating into {}", out.display()))?;
+            println!(
+                "wrote {} and {}",
+                out.join("report.json").display(),
+                out.join("report.html").display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check { report, expected } => {
+            let r = netshare_eval::report::read_json(&report).context("reading the report")?;
+            let b = netshare_eval::check::read_bounds(&expected).context("reading the bounds")?;
+            let bad = netshare_eval::check::check(&r, &b, &expected)?;
+            if bad.is_empty() {
+                println!("all {} bounds hold", b.max.len() + b.min.len());
+                return Ok(ExitCode::SUCCESS);
+            }
+            for v in &bad {
+                eprintln!("worse than bound: {v}");
+            }
+            Ok(ExitCode::from(1))
+        }
+        Cmd::Store(args) => {
+            run_from_args::<EvalConfig, _>(&args, &netshare_eval::STAGE, |cfg, ctx| {
+                let get = |name: &str| ctx.inputs().get(name).cloned();
+                let paths = InputPaths {
+                    real: ctx.input("real")?.to_path_buf(),
+                    synthetic: get("synthetic"),
+                    marginals: get("marginals"),
+                    half_a: get("half-a"),
+                    half_b: get("half-b"),
+                    train_log: get("train-log"),
+                };
+                let inputs = netshare_eval::load_inputs(&paths)?;
+                let dir = ctx
+                    .output("report.json")
+                    .parent()
+                    .map(PathBuf::from)
+                    .unwrap_or_default();
+                let r = netshare_eval::evaluate(&inputs, cfg, &dir)?;
+                ctx.set_summary(serde_json::json!({
+                    "comparisons": r.comparisons.keys().collect::<Vec<_>>(),
+                    "convention": cfg.convention.name(),
+                }));
+                Ok(())
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
