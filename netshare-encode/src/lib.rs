@@ -1,5 +1,34 @@
 //! Records to flows, time chunks, flow tags, fitted field encoders and training tensors.
+//!
+//! The encode stage (SPEC §2-§3) turns a records table into what the model trains on and what
+//! the synthesiser decodes with:
+//! - [`encode`] / [`encode_files`]: records → [`Encoded`] (encoder, chunk table, tensors, report);
+//! - [`FittedEncoder`] (`encoder.json`): [`FittedEncoder::layout`] and
+//!   [`FittedEncoder::decode_chunk`], the way back from generated activations to records;
+//! - [`ChunkInfo`] / [`read_chunks`] (`chunks.json`): each chunk's time range and counts;
+//! - [`TagHeads`]: where the flow tags sit in an attribute row.
+//!
+//! Tensors themselves are [`netshare_core::tensors::ChunkTensors`].
 #![deny(missing_docs)]
+
+pub mod chunks;
+pub mod config;
+pub mod encoder;
+pub mod error;
+pub mod fields;
+mod fit;
+pub mod ip2vec;
+pub mod pipeline;
+pub mod stage;
+pub mod table;
+
+pub use chunks::{ChunkInfo, ChunksFile, FlowTags, read_chunks, write_chunks};
+pub use config::EncodeConfig;
+pub use encoder::{EncodeCounts, FittedEncoder, FlowAttributes, TagHeads};
+pub use error::{Error, Result};
+pub use fit::EmbeddingReport;
+pub use pipeline::{EncodeReport, Encoded, encode, encode_files, names};
+pub use table::{FiveTuple, Table, Value};
 
 use netshare_core::stage::StageDef;
 
@@ -8,3 +37,8 @@ pub const STAGE: StageDef = StageDef {
     name: "encode",
     version: 1,
 };
+
+/// Reads a `layout.json` (as written by this stage).
+pub fn read_layout(path: &std::path::Path) -> Result<netshare_core::layout::Layout> {
+    chunks::read_json(path)
+}

@@ -1,0 +1,346 @@
+//! Time chunks, flows within a chunk and cross-chunk flow tags (SPEC §2.1-§2.4), plus the
+//! `chunks.json` artifact that tells the model and the synthesiser each chunk's time range.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Chunking;
+use crate::error::{Error, Result};
+use crate::table::FiveTuple;
+
+/// One chunk as recorded in `chunks.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkInfo {
+    /// Index among the non-empty chunks (0-based; the `tag/in_chunk/NNN` number).
+    pub index: usize,
+    /// Start of the chunk's time range in µs: `flow_start` 0 decodes to this.
+    pub t_min_us: i64,
+    /// End of the chunk's time range in µs: `flow_start` 1 decodes to this.
+    pub t_max_us: i64,
+    /// Flows (samples) in the chunk's tensors.
+    pub n_flows: usize,
+    /// Records in the chunk's tensors (after truncation or dropping of long flows).
+    pub n_records: usize,
+    /// Records of the input that fell in this chunk (before truncation or dropping).
+    pub n_input_records: usize,
+    /// The chunk's tensor file, e.g. `train-000.safetensors`.
+    pub train_file: String,
+}
+
+impl ChunkInfo {
+    /// The chunk's span in µs (at least 1, so normalisation never divides by zero).
+    pub fn span_us(&self) -> i64 {
+        (self.t_max_us - self.t_min_us).max(1)
+    }
+}
+
+/// The content of `chunks.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunksFile {
+    /// How the chunks were drawn.
+    pub chunking: Chunking,
+    /// The chunks in time order.
+    pub chunks: Vec<ChunkInfo>,
+}
+
+/// The tensor file name of chunk `i`.
+pub fn train_file_name(i: usize) -> String {
+    format!("train-{i:03}.safetensors")
+}
+
+/// Reads `chunks.json`.
+pub fn read_chunks(path: &Path) -> Result<ChunksFile> {
+    read_json(path)
+}
+
+/// Writes `chunks.json`.
+pub fn write_chunks(path: &Path, chunks: &ChunksFile) -> Result<()> {
+    write_json(path, chunks)
+}
+
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub(crate) fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.push('\n');
+    std::fs::write(path, text).map_err(|e| Error::io("writing", path, e))
+}
+
+/// The rows (indices into the table) of one non-empty chunk, in time order, and its range.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChunkRows {
+    /// Row indices, in time order.
+    pub rows: Vec<usize>,
+    /// Normalisation range start (µs).
+    pub t_min_us: i64,
+    /// Normalisation range end (µs).
+    pub t_max_us: i64,
+}
+
+/// Row indices sorted by time; equal times keep input order, so the result is deterministic.
+pub fn time_order(time: &[i64]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..time.len()).collect();
+    order.sort_by_key(|&i| time[i]);
+    order
+}
+
+/// Splits time-ordered rows into at most `n` non-empty chunks.
+///
+/// `fixed_time`: record `t` goes to slice `floor((t - lo) * n / (hi - lo))`, the last slice
+/// closed at `hi`. This is the SPEC's `linspace(lo, hi, n + 1)` edges with the last edge nudged
+/// so the last record is inside, computed in exact integer arithmetic instead of by a relative
+/// nudge (1e-5 of an epoch timestamp in µs would widen the last slice by hours). `range` fixes
+/// `[lo, hi]` (private mode) and then each chunk's normalisation range is its slice; otherwise
+/// `[lo, hi]` is the data's and each chunk normalises by its own first and last record.
+/// Rows outside a fixed range must have been removed by the caller.
+///
+/// `fixed_size`: `n` runs of equal record counts (the first `len % n` one longer).
+pub fn split_chunks(
+    time: &[i64],
+    order: &[usize],
+    n: usize,
+    chunking: Chunking,
+    range: Option<[i64; 2]>,
+) -> Vec<ChunkRows> {
+    let n = n.max(1);
+    let Some((&first, &last)) = order.first().zip(order.last()) else {
+        return Vec::new();
+    };
+    let mut buckets: Vec<Vec<usize>> = vec![Vec::new(); n];
+    match chunking {
+        Chunking::FixedTime => {
+            let [lo, hi] = range.unwrap_or([time[first], time[last]]);
+            let span = i128::from(hi) - i128::from(lo);
+            for &r in order {
+                let k = if span <= 0 {
+                    0
+                } else {
+                    let k = (i128::from(time[r]) - i128::from(lo)) * n as i128 / span;
+                    k.clamp(0, n as i128 - 1) as usize
+                };
+                buckets[k].push(r);
+            }
+            let mut out = Vec::new();
+            for (k, rows) in buckets.into_iter().enumerate() {
+                if rows.is_empty() {
+                    continue;
+                }
+                let (t_min_us, t_max_us) = match range {
+                    Some(_) => (edge(lo, span, n, k), edge(lo, span, n, k + 1)),
+                    None => (time[rows[0]], time[rows[rows.len() - 1]]),
+                };
+                out.push(ChunkRows {
+                    rows,
+                    t_min_us,
+                    t_max_us,
+                });
+            }
+            out
+        }
+        Chunking::FixedSize => {
+            let len = order.len();
+            let (base, extra) = (len / n, len % n);
+            let mut start = 0;
+            let mut out = Vec::new();
+            for k in 0..n {
+                let size = base + usize::from(k < extra);
+                let rows = order[start..start + size].to_vec();
+                start += size;
+                if let (Some(&a), Some(&b)) = (rows.first(), rows.last()) {
+                    out.push(ChunkRows {
+                        t_min_us: time[a],
+                        t_max_us: time[b],
+                        rows,
+                    });
+                }
+            }
+            out
+        }
+    }
+}
+
+fn edge(lo: i64, span: i128, n: usize, k: usize) -> i64 {
+    (i128::from(lo) + span * k as i128 / n as i128) as i64
+}
+
+/// One flow of a chunk: its five-tuple and its rows in time order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Flow {
+    /// The five-tuple.
+    pub key: FiveTuple,
+    /// Row indices, in time order.
+    pub rows: Vec<usize>,
+}
+
+/// Groups a chunk's rows by five-tuple; flows come in the order of their first record.
+pub fn group_flows(rows: &[usize], keys: &[FiveTuple]) -> Vec<Flow> {
+    let mut index: HashMap<FiveTuple, usize> = HashMap::new();
+    let mut flows: Vec<Flow> = Vec::new();
+    for &r in rows {
+        let key = keys[r];
+        let i = *index.entry(key).or_insert_with(|| {
+            flows.push(Flow {
+                key,
+                rows: Vec::new(),
+            });
+            flows.len() - 1
+        });
+        flows[i].rows.push(r);
+    }
+    flows
+}
+
+/// Cross-chunk tags of one flow sample (SPEC §2.4).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowTags {
+    /// This chunk is the first one the five-tuple appears in.
+    pub starts_here: bool,
+    /// Whether the five-tuple appears in chunk i, for every chunk.
+    pub in_chunk: Vec<bool>,
+}
+
+/// Tags for every flow of every chunk: `flows[c][j]` gets `tags[c][j]`.
+pub fn flow_tags(flows: &[Vec<Flow>]) -> Vec<Vec<FlowTags>> {
+    let n = flows.len();
+    let mut seen: HashMap<FiveTuple, Vec<bool>> = HashMap::new();
+    for (c, chunk) in flows.iter().enumerate() {
+        for f in chunk {
+            seen.entry(f.key).or_insert_with(|| vec![false; n])[c] = true;
+        }
+    }
+    flows
+        .iter()
+        .enumerate()
+        .map(|(c, chunk)| {
+            chunk
+                .iter()
+                .map(|f| {
+                    let in_chunk = seen[&f.key].clone();
+                    let first = in_chunk.iter().position(|&b| b);
+                    FlowTags {
+                        starts_here: first == Some(c),
+                        in_chunk,
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(srcip: u32) -> FiveTuple {
+        FiveTuple {
+            srcip,
+            dstip: 1,
+            srcport: 2,
+            dstport: 3,
+            proto: 6,
+        }
+    }
+
+    #[test]
+    fn fixed_time_puts_the_last_record_in_the_last_chunk_and_drops_empty_slices() {
+        // Span 0..100 in 4 slices [0,25) [25,50) [50,75) [75,100]; nothing in [50,75).
+        let time = vec![0, 10, 25, 49, 75, 100];
+        let order = time_order(&time);
+        let chunks = split_chunks(&time, &order, 4, Chunking::FixedTime, None);
+        let rows: Vec<Vec<usize>> = chunks.iter().map(|c| c.rows.clone()).collect();
+        assert_eq!(rows, vec![vec![0, 1], vec![2, 3], vec![4, 5]]);
+        assert_eq!((chunks[1].t_min_us, chunks[1].t_max_us), (25, 49));
+    }
+
+    #[test]
+    fn fixed_range_chunks_normalise_by_their_slice() {
+        let time = vec![5, 60];
+        let order = time_order(&time);
+        let chunks = split_chunks(&time, &order, 2, Chunking::FixedTime, Some([0, 100]));
+        assert_eq!(
+            chunks
+                .iter()
+                .map(|c| (c.t_min_us, c.t_max_us))
+                .collect::<Vec<_>>(),
+            vec![(0, 50), (50, 100)]
+        );
+    }
+
+    #[test]
+    fn fixed_size_splits_by_count_in_time_order() {
+        let time = vec![9, 1, 5, 3, 7];
+        let order = time_order(&time);
+        let chunks = split_chunks(&time, &order, 2, Chunking::FixedSize, None);
+        assert_eq!(chunks[0].rows, vec![1, 3, 2]);
+        assert_eq!(chunks[1].rows, vec![4, 0]);
+        let total: usize = chunks.iter().map(|c| c.rows.len()).sum();
+        assert_eq!(total, time.len());
+    }
+
+    #[test]
+    fn a_flow_in_chunks_0_2_and_3_gets_exactly_those_bits() {
+        let keys = vec![key(7), key(8), key(7), key(7), key(9)];
+        // Chunk 0: rows 0,1; chunk 1: row 4; chunk 2: row 2; chunk 3: row 3.
+        let flows = vec![
+            group_flows(&[0, 1], &keys),
+            group_flows(&[4], &keys),
+            group_flows(&[2], &keys),
+            group_flows(&[3], &keys),
+        ];
+        let tags = flow_tags(&flows);
+        let want = vec![true, false, true, true];
+        assert_eq!(flows[0][0].key, key(7));
+        assert_eq!(
+            tags[0][0],
+            FlowTags {
+                starts_here: true,
+                in_chunk: want.clone()
+            }
+        );
+        assert_eq!(
+            tags[2][0],
+            FlowTags {
+                starts_here: false,
+                in_chunk: want.clone()
+            }
+        );
+        assert_eq!(
+            tags[3][0],
+            FlowTags {
+                starts_here: false,
+                in_chunk: want
+            }
+        );
+        assert_eq!(
+            tags[1][0],
+            FlowTags {
+                starts_here: true,
+                in_chunk: vec![false, true, false, false]
+            }
+        );
+    }
+
+    #[test]
+    fn flows_group_by_five_tuple_in_first_seen_order() {
+        let keys = vec![key(2), key(1), key(2), key(3), key(1)];
+        let flows = group_flows(&[0, 1, 2, 3, 4], &keys);
+        let got: Vec<(u32, Vec<usize>)> = flows
+            .iter()
+            .map(|f| (f.key.srcip, f.rows.clone()))
+            .collect();
+        assert_eq!(got, vec![(2, vec![0, 2]), (1, vec![1, 4]), (3, vec![3])]);
+    }
+}

@@ -1,0 +1,431 @@
+//! Invertible field codecs (SPEC §3): bits for IPs (and optionally ports and protocol),
+//! IP2Vec embeddings or one-hots for ports and protocol, min-max (with optional log1p) for
+//! continuous fields, sorted one-hots for categories. Each codec knows its output heads, writes
+//! its dims into a tensor row, and reads generated activations back into a value.
+
+use netshare_core::layout::{Activation, Segment};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Range;
+
+/// Writes `value`'s low `nbits` bits, most significant first, as two-way one-hots
+/// (`[1, 0]` = bit clear, `[0, 1]` = bit set) into `out[..2 * nbits]`.
+pub fn encode_bits(value: u32, nbits: u32, out: &mut [f32]) {
+    for b in 0..nbits {
+        let set = (value >> (nbits - 1 - b)) & 1 == 1;
+        let i = 2 * b as usize;
+        out[i] = if set { 0.0 } else { 1.0 };
+        out[i + 1] = if set { 1.0 } else { 0.0 };
+    }
+}
+
+/// Reads bits written by [`encode_bits`] (or generated softmax pairs): a bit is set when its
+/// second value is the larger.
+pub fn decode_bits(inp: &[f32], nbits: u32) -> u32 {
+    let mut v = 0u32;
+    for b in 0..nbits as usize {
+        v = (v << 1) | u32::from(inp[2 * b + 1] > inp[2 * b]);
+    }
+    v
+}
+
+/// The two-way heads of a bit encoding: `name/bit00` … .
+pub fn bit_segments(name: &str, nbits: u32) -> Vec<Segment> {
+    (0..nbits)
+        .map(|b| Segment {
+            field: format!("{name}/bit{b:02}"),
+            dim: 2,
+            activation: Activation::Softmax,
+        })
+        .collect()
+}
+
+/// Index of the largest value (the first one on ties; NaN never wins).
+pub fn argmax(v: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] || v[best].is_nan() {
+            best = i;
+        }
+    }
+    best
+}
+
+/// A fitted codec for a port or the protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DiscreteCodec {
+    /// IP2Vec embedding: one L2-normalised vector per value seen in training, values sorted.
+    Embedding {
+        /// The values seen, ascending.
+        values: Vec<u32>,
+        /// Vector width.
+        dim: usize,
+        /// One vector per value, in `values` order.
+        vectors: Vec<Vec<f32>>,
+    },
+    /// One-hot over the values seen, ascending.
+    OneHot {
+        /// The values seen, ascending.
+        values: Vec<u32>,
+    },
+    /// The value's bits, two-way one-hot each.
+    Bits {
+        /// Number of bits (16 for ports, 8 for the protocol).
+        bits: u32,
+    },
+}
+
+impl DiscreteCodec {
+    /// Total dims.
+    pub fn dim(&self) -> usize {
+        match self {
+            DiscreteCodec::Embedding { dim, .. } => *dim,
+            DiscreteCodec::OneHot { values } => values.len(),
+            DiscreteCodec::Bits { bits } => 2 * *bits as usize,
+        }
+    }
+
+    /// The output heads for a field of this codec.
+    pub fn segments(&self, name: &str) -> Vec<Segment> {
+        match self {
+            DiscreteCodec::Embedding { dim, .. } => vec![Segment {
+                field: name.to_string(),
+                dim: *dim,
+                activation: Activation::Tanh,
+            }],
+            DiscreteCodec::OneHot { values } => vec![Segment {
+                field: name.to_string(),
+                dim: values.len(),
+                activation: Activation::Softmax,
+            }],
+            DiscreteCodec::Bits { bits } => bit_segments(name, *bits),
+        }
+    }
+
+    /// Index into `values` of `v`, or of the numerically nearest value (lower on a tie) when
+    /// `v` was not seen. The flag says whether `v` itself was seen.
+    fn lookup(values: &[u32], v: u32) -> (usize, bool) {
+        match values.binary_search(&v) {
+            Ok(i) => (i, true),
+            Err(i) => {
+                if i == 0 {
+                    (0, false)
+                } else if i == values.len() || v - values[i - 1] <= values[i] - v {
+                    (i - 1, false)
+                } else {
+                    (i, false)
+                }
+            }
+        }
+    }
+
+    /// Writes the encoding of `v` into `out[..self.dim()]`; returns false when `v` was not
+    /// seen in training and its nearest seen neighbour was encoded instead.
+    pub fn encode(&self, v: u32, out: &mut [f32]) -> bool {
+        match self {
+            DiscreteCodec::Embedding {
+                values, vectors, ..
+            } => {
+                if values.is_empty() {
+                    return false;
+                }
+                let (i, seen) = Self::lookup(values, v);
+                out[..vectors[i].len()].copy_from_slice(&vectors[i]);
+                seen
+            }
+            DiscreteCodec::OneHot { values } => {
+                if values.is_empty() {
+                    return false;
+                }
+                let (i, seen) = Self::lookup(values, v);
+                out[..values.len()].fill(0.0);
+                out[i] = 1.0;
+                seen
+            }
+            DiscreteCodec::Bits { bits } => {
+                encode_bits(v, *bits, out);
+                u64::from(v) < (1u64 << *bits)
+            }
+        }
+    }
+
+    /// A decoder ready for many rows (the embedding matrix flattened once).
+    pub fn decoder(&self) -> DiscreteDecoder<'_> {
+        let flat = match self {
+            DiscreteCodec::Embedding { vectors, .. } => {
+                vectors.iter().flat_map(|v| v.iter().copied()).collect()
+            }
+            _ => Vec::new(),
+        };
+        DiscreteDecoder { codec: self, flat }
+    }
+}
+
+/// Decodes generated activations of one [`DiscreteCodec`].
+pub struct DiscreteDecoder<'a> {
+    codec: &'a DiscreteCodec,
+    flat: Vec<f32>,
+}
+
+impl DiscreteDecoder<'_> {
+    /// The value whose encoding is nearest `inp` (cosine for embeddings, argmax for one-hots,
+    /// per-bit argmax for bits).
+    pub fn decode(&self, inp: &[f32]) -> u32 {
+        match self.codec {
+            DiscreteCodec::Embedding { values, dim, .. } => {
+                // Cosine to unit-norm rows = dot / |inp|, and |inp| is common to all rows, so
+                // the largest dot product is the nearest by cosine.
+                let mut best = 0usize;
+                let mut best_dot = f32::NEG_INFINITY;
+                for (i, row) in self.flat.chunks_exact(*dim).enumerate() {
+                    let d: f32 = row.iter().zip(inp).map(|(a, b)| a * b).sum();
+                    if d > best_dot {
+                        best_dot = d;
+                        best = i;
+                    }
+                }
+                values.get(best).copied().unwrap_or(0)
+            }
+            DiscreteCodec::OneHot { values } => values
+                .get(argmax(&inp[..values.len()]))
+                .copied()
+                .unwrap_or(0),
+            DiscreteCodec::Bits { bits } => decode_bits(inp, *bits),
+        }
+    }
+}
+
+/// A fitted continuous field: optional log1p, then min-max from `[lo, hi]` (in the transformed
+/// space) to the range.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuousCodec {
+    /// log1p before scaling, expm1 after.
+    pub log1p: bool,
+    /// Output range.
+    pub range: Range,
+    /// Lower bound, after log1p.
+    pub lo: f64,
+    /// Upper bound, after log1p.
+    pub hi: f64,
+    /// Round decoded values to integers.
+    pub integer: bool,
+}
+
+impl ContinuousCodec {
+    /// Fits bounds: the fixed ones when given, else the finite min and max of `values`.
+    pub fn fit(
+        values: &[f64],
+        log1p: bool,
+        range: Range,
+        bounds: Option<[f64; 2]>,
+        integer: bool,
+    ) -> Self {
+        let f = |x: f64| if log1p { x.max(0.0).ln_1p() } else { x };
+        let (lo, hi) = match bounds {
+            Some([a, b]) => (f(a.min(b)), f(a.max(b))),
+            None => {
+                let mut lo = f64::INFINITY;
+                let mut hi = f64::NEG_INFINITY;
+                for &x in values.iter().filter(|x| x.is_finite()) {
+                    let y = f(x);
+                    lo = lo.min(y);
+                    hi = hi.max(y);
+                }
+                if lo > hi { (0.0, 0.0) } else { (lo, hi) }
+            }
+        };
+        ContinuousCodec {
+            log1p,
+            range,
+            lo,
+            hi,
+            integer,
+        }
+    }
+
+    /// The activation of this field's head.
+    pub fn activation(&self) -> Activation {
+        match self.range {
+            Range::Unit => Activation::Sigmoid,
+            Range::Symmetric => Activation::Tanh,
+        }
+    }
+
+    /// Encodes a value; the flag is true when it lay outside the bounds (or was not finite)
+    /// and was clamped.
+    pub fn encode(&self, x: f64) -> (f32, bool) {
+        if !x.is_finite() {
+            return (self.to_range(0.0), true);
+        }
+        let y = if self.log1p { x.max(0.0).ln_1p() } else { x };
+        let span = self.hi - self.lo;
+        let u = if span > 0.0 {
+            (y - self.lo) / span
+        } else {
+            0.0
+        };
+        let clamped = !(0.0..=1.0).contains(&u) || (self.log1p && x < 0.0);
+        (self.to_range(u.clamp(0.0, 1.0)), clamped)
+    }
+
+    fn to_range(&self, u: f64) -> f32 {
+        (match self.range {
+            Range::Unit => u,
+            Range::Symmetric => 2.0 * u - 1.0,
+        }) as f32
+    }
+
+    /// Decodes a generated value (clamped into the range first) in f64.
+    pub fn decode(&self, v: f32) -> f64 {
+        let v = if v.is_nan() { 0.0 } else { f64::from(v) };
+        let u = match self.range {
+            Range::Unit => v.clamp(0.0, 1.0),
+            Range::Symmetric => (v.clamp(-1.0, 1.0) + 1.0) / 2.0,
+        };
+        let y = self.lo + u * (self.hi - self.lo);
+        let x = if self.log1p { y.exp_m1() } else { y };
+        if self.integer { x.round() } else { x }
+    }
+}
+
+/// A fitted categorical field: one-hot over `categories` (sorted unless given by config).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CategoricalCodec {
+    /// The categories in one-hot order.
+    pub categories: Vec<String>,
+}
+
+impl CategoricalCodec {
+    /// Writes the one-hot of `s` into `out[..n]`; an unknown category is written as the first
+    /// one and reported with `false`.
+    pub fn encode(&self, s: &str, out: &mut [f32]) -> bool {
+        let n = self.categories.len();
+        out[..n].fill(0.0);
+        match self.categories.iter().position(|c| c == s) {
+            Some(i) => {
+                out[i] = 1.0;
+                true
+            }
+            None => {
+                if n > 0 {
+                    out[0] = 1.0;
+                }
+                false
+            }
+        }
+    }
+
+    /// The category with the largest activation.
+    pub fn decode(&self, inp: &[f32]) -> String {
+        let n = self.categories.len();
+        if n == 0 {
+            return String::new();
+        }
+        self.categories[argmax(&inp[..n])].clone()
+    }
+}
+
+/// The codec of one non-key field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum FieldCodec {
+    /// A continuous field.
+    Continuous(ContinuousCodec),
+    /// A categorical field.
+    Categorical(CategoricalCodec),
+}
+
+impl FieldCodec {
+    /// Total dims.
+    pub fn dim(&self) -> usize {
+        match self {
+            FieldCodec::Continuous(_) => 1,
+            FieldCodec::Categorical(c) => c.categories.len(),
+        }
+    }
+
+    /// The output head.
+    pub fn segment(&self, name: &str) -> Segment {
+        match self {
+            FieldCodec::Continuous(c) => Segment {
+                field: name.to_string(),
+                dim: 1,
+                activation: c.activation(),
+            },
+            FieldCodec::Categorical(c) => Segment {
+                field: name.to_string(),
+                dim: c.categories.len(),
+                activation: Activation::Softmax,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bits_are_most_significant_first_and_index_one_means_set() {
+        let mut out = [9.0f32; 8];
+        encode_bits(0b1010, 4, &mut out);
+        assert_eq!(out, [0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 0.0]);
+        assert_eq!(decode_bits(&out, 4), 0b1010);
+        // Soft values decode by the larger of each pair.
+        assert_eq!(decode_bits(&[0.4, 0.6, 0.9, 0.1], 2), 0b10);
+    }
+
+    #[test]
+    fn unseen_values_map_to_the_numerically_nearest_seen_one() {
+        let values = vec![22, 80, 443];
+        assert_eq!(DiscreteCodec::lookup(&values, 80), (1, true));
+        assert_eq!(DiscreteCodec::lookup(&values, 0), (0, false));
+        assert_eq!(DiscreteCodec::lookup(&values, 51), (0, false)); // tie 22/80 → lower
+        assert_eq!(DiscreteCodec::lookup(&values, 52), (1, false));
+        assert_eq!(DiscreteCodec::lookup(&values, 9999), (2, false));
+    }
+
+    #[test]
+    fn embedding_decodes_by_cosine_not_by_length() {
+        let c = DiscreteCodec::Embedding {
+            values: vec![1, 2],
+            dim: 2,
+            vectors: vec![vec![1.0, 0.0], vec![0.6, 0.8]],
+        };
+        // Long vector pointing near value 2's direction.
+        assert_eq!(c.decoder().decode(&[3.0, 5.0]), 2);
+        assert_eq!(c.decoder().decode(&[0.2, -0.1]), 1);
+    }
+
+    #[test]
+    fn continuous_round_trip_with_log1p_and_symmetric_range() {
+        let c = ContinuousCodec::fit(&[0.0, 5.0, 1000.0], true, Range::Symmetric, None, true);
+        for x in [0.0, 5.0, 17.0, 1000.0] {
+            let (y, clamped) = c.encode(x);
+            assert!(!clamped && (-1.0..=1.0).contains(&y));
+            assert_eq!(c.decode(y), x);
+        }
+        assert!(c.encode(2000.0).1, "above the fitted range is clamped");
+        assert_eq!(
+            c.decode(5.0),
+            1000.0,
+            "generated values are clamped into the range"
+        );
+    }
+
+    #[test]
+    fn categorical_unknown_is_reported_and_encoded_as_first() {
+        let c = CategoricalCodec {
+            categories: vec!["a".into(), "b".into()],
+        };
+        let mut out = [0.0; 2];
+        assert!(c.encode("b", &mut out));
+        assert_eq!(out, [0.0, 1.0]);
+        assert!(!c.encode("zzz", &mut out));
+        assert_eq!(out, [1.0, 0.0]);
+        assert_eq!(c.decode(&[0.2, 0.7]), "b");
+    }
+}
