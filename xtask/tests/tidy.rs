@@ -1,0 +1,151 @@
+//! Architecture invariants, enforced on the real dependency graph (`cargo metadata`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Command;
+
+struct Graph {
+    /// package name -> names of its normal (non-dev, non-build) dependencies
+    normal: BTreeMap<String, BTreeSet<String>>,
+    ids: BTreeMap<String, String>,
+}
+
+fn graph() -> Graph {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root");
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--offline"])
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).expect("metadata JSON");
+    let mut ids = BTreeMap::new();
+    for p in meta["packages"].as_array().expect("packages") {
+        ids.insert(
+            p["id"].as_str().expect("id").to_string(),
+            p["name"].as_str().expect("name").to_string(),
+        );
+    }
+    let mut normal = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().expect("resolve nodes") {
+        let name = ids[node["id"].as_str().expect("node id")].clone();
+        let mut deps = BTreeSet::new();
+        for d in node["deps"].as_array().expect("deps") {
+            let is_normal = d["dep_kinds"]
+                .as_array()
+                .expect("dep_kinds")
+                .iter()
+                .any(|k| k["kind"].is_null());
+            if is_normal {
+                deps.insert(ids[d["pkg"].as_str().expect("pkg")].clone());
+            }
+        }
+        normal
+            .entry(name)
+            .or_insert_with(BTreeSet::new)
+            .extend(deps);
+    }
+    Graph { normal, ids }
+}
+
+impl Graph {
+    fn closure(&self, from: &str) -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![from.to_string()];
+        while let Some(p) = stack.pop() {
+            for d in self.normal.get(&p).into_iter().flatten() {
+                if seen.insert(d.clone()) {
+                    stack.push(d.clone());
+                }
+            }
+        }
+        seen
+    }
+}
+
+const OURS: [&str; 9] = [
+    "netshare-core",
+    "netshare-ingest",
+    "netshare-encode",
+    "netshare-model",
+    "netshare-privacy",
+    "netshare-synth",
+    "netshare-eval",
+    "fixtures",
+    "xtask",
+];
+
+#[test]
+fn our_crates_depend_only_in_the_allowed_direction() {
+    let allowed: BTreeMap<&str, &[&str]> = BTreeMap::from([
+        ("netshare-core", &[][..]),
+        ("netshare-ingest", &["netshare-core"][..]),
+        ("netshare-encode", &["netshare-core"][..]),
+        ("netshare-model", &["netshare-core", "netshare-encode"][..]),
+        (
+            "netshare-privacy",
+            &["netshare-core", "netshare-model", "netshare-encode"][..],
+        ),
+        (
+            "netshare-synth",
+            &[
+                "netshare-core",
+                "netshare-ingest",
+                "netshare-encode",
+                "netshare-model",
+                "netshare-privacy",
+            ][..],
+        ),
+        ("netshare-eval", &["netshare-core", "netshare-ingest"][..]),
+        ("fixtures", &["netshare-core"][..]),
+        ("xtask", &["netshare-core"][..]),
+    ]);
+    let g = graph();
+    assert!(
+        g.ids.len() > OURS.len(),
+        "metadata lists our crates and their dependencies"
+    );
+    let mut violations = Vec::new();
+    for (krate, ok) in &allowed {
+        for dep in g.normal.get(*krate).expect("our crate is in the graph") {
+            if OURS.contains(&dep.as_str()) && !ok.contains(&dep.as_str()) {
+                violations.push(format!("{krate} depends on {dep}"));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "dependencies against the allowed direction: {violations:?}"
+    );
+}
+
+#[test]
+fn only_model_privacy_and_synth_link_the_deep_learning_crate() {
+    let g = graph();
+    for krate in [
+        "netshare-core",
+        "netshare-ingest",
+        "netshare-encode",
+        "netshare-eval",
+        "fixtures",
+        "xtask",
+    ] {
+        let ml: Vec<String> = g
+            .closure(krate)
+            .into_iter()
+            .filter(|d| {
+                d == "burn" || d.starts_with("burn-") || d.starts_with("cubecl") || d == "tch"
+            })
+            .collect();
+        assert!(ml.is_empty(), "{krate} links ML crates: {ml:?}");
+    }
+    assert!(
+        !g.closure("netshare-eval").contains("netshare-model"),
+        "eval judges tables and must not depend on the model"
+    );
+}
