@@ -1,0 +1,239 @@
+//! Records → encode → decode gives the records back: exactly for IPs, seen ports, protocols and
+//! categories; within the f32 tolerance stated in [`assert_round_trip`] for times and
+//! continuous fields (and then exactly for integer fields whose tolerance is below 0.5).
+
+use netshare_core::records::{FlowColumns, FlowRecord, PacketColumns, PacketRecord, Records};
+use netshare_encode::config::{Chunking, DiscreteEncoding};
+use netshare_encode::fields::FieldCodec;
+use netshare_encode::{EncodeConfig, Encoded, Value};
+use proptest::prelude::*;
+
+use crate::common::{decode_all, encode_with, groups, ugr16_1k};
+
+/// One f32 unit in the last place at 1.0, doubled for slack: every encoded value lies in
+/// [-1, 1], so storing it as f32 moves it by at most 2^-25.
+const EPS: f64 = 1.0 / (1u64 << 24) as f64;
+
+/// Checks the round trip of `input` through `e`.
+///
+/// Tolerances, from the f32 error EPS of each stored value:
+/// - time of the k-th record of a five-tuple (k from 0): 1 µs of rounding + S·EPS for
+///   flow_start + (k+1)·(1+S)·ln(1+S)·EPS for the gaps, S = the largest chunk span (a gap g
+///   decoded from log1p(g)/log1p(S) moves by (1+g)·ln(1+S)·EPS, and g ≤ S);
+/// - a continuous field with bounds [lo, hi] (after log1p): (hi-lo)·EPS, times (1+x) under
+///   log1p; integer fields whose tolerance is below 0.5 must come back exactly.
+pub fn assert_round_trip(input: &Records, e: &Encoded) {
+    let decoded = decode_all(e);
+    let total: usize = decoded.iter().map(Records::len).sum();
+    assert_eq!(total, e.report.encoded_records);
+    let want = groups(std::slice::from_ref(input));
+    let got = groups(&decoded);
+    assert_eq!(
+        want.keys().collect::<Vec<_>>(),
+        got.keys().collect::<Vec<_>>(),
+        "five-tuples (IPs, ports, protocols) must come back exactly"
+    );
+    let s = e
+        .chunks
+        .chunks
+        .iter()
+        .map(|c| c.span_us() as f64)
+        .fold(1.0, f64::max);
+    for (key, w) in &want {
+        let g = &got[key];
+        assert_eq!(w.len(), g.len(), "record count of {key:?}");
+        for (k, ((wt, wv), (gt, gv))) in w.iter().zip(g).enumerate() {
+            let tol_t = 1.0 + s * EPS + (k as f64 + 1.0) * (1.0 + s) * s.ln_1p() * EPS;
+            assert!(
+                ((wt - gt) as f64).abs() <= tol_t,
+                "{key:?} record {k}: time {gt} vs {wt} (tolerance {tol_t})"
+            );
+            for ((f, a), b) in e.encoder.fields.iter().zip(wv).zip(gv) {
+                match (&f.codec, a, b) {
+                    (FieldCodec::Categorical(_), a, b) => {
+                        assert_eq!(cat(a), cat(b), "{key:?} record {k} field {}", f.name)
+                    }
+                    (FieldCodec::Continuous(c), Value::Num(x), Value::Num(y)) => {
+                        let scale = if c.log1p { 1.0 + x.abs() } else { 1.0 };
+                        let tol = scale * (c.hi - c.lo) * EPS;
+                        if c.integer && tol < 0.5 {
+                            assert_eq!(
+                                x, y,
+                                "{key:?} record {k} field {} (tolerance {tol})",
+                                f.name
+                            );
+                        } else {
+                            let tol = tol + if c.integer { 0.5 } else { 0.0 };
+                            assert!(
+                                (x - y).abs() <= tol,
+                                "{key:?} record {k} field {}: {y} vs {x} (tolerance {tol})",
+                                f.name
+                            );
+                        }
+                    }
+                    other => panic!("field {}: unexpected values {other:?}", f.name),
+                }
+            }
+        }
+    }
+}
+
+fn cat(v: &Value) -> String {
+    match v {
+        Value::Cat(s) => s.clone(),
+        Value::Num(x) => x.to_string(),
+    }
+}
+
+#[test]
+fn real_ugr16_flows_round_trip_with_default_config() {
+    let input = Records::Flows(ugr16_1k());
+    let e = encode_with(&input, &EncodeConfig::default());
+    assert_eq!(e.report.encoded_records, 1000);
+    assert_eq!(e.report.n_chunks, 1, "1k records get one automatic chunk");
+    assert_round_trip(&input, &e);
+}
+
+#[test]
+fn real_ugr16_flows_round_trip_in_ten_chunks_with_one_hot_and_bits() {
+    let input = Records::Flows(ugr16_1k());
+    for (ports, proto) in [
+        (DiscreteEncoding::OneHot, DiscreteEncoding::OneHot),
+        (DiscreteEncoding::Bits, DiscreteEncoding::Bits),
+        (DiscreteEncoding::Embedding, DiscreteEncoding::OneHot),
+    ] {
+        let cfg = EncodeConfig {
+            n_chunks: Some(10),
+            ports,
+            proto,
+            ..EncodeConfig::default()
+        };
+        let e = encode_with(&input, &cfg);
+        assert_eq!(e.report.n_chunks, 10);
+        let sum: usize = e.chunks.chunks.iter().map(|c| c.n_records).sum();
+        assert_eq!(sum, 1000, "chunk record counts add up to the input");
+        assert_round_trip(&input, &e);
+    }
+}
+
+fn flow_strategy() -> impl Strategy<Value = Vec<FlowRecord>> {
+    // Few distinct keys so flows have several records and span several chunks.
+    let rec = (
+        0u32..4,
+        prop::sample::select(vec![0u32, 1, 0xC0A8_0001, u32::MAX]),
+        prop::sample::select(vec![0u16, 53, 80, 443, 65535]),
+        prop::sample::select(vec![6u8, 17, 1]),
+        0i64..5_000_000,
+        0.0f64..1000.0,
+        1u64..100_000,
+        prop::sample::select(vec!["background", "dos", "scan"]),
+    );
+    prop::collection::vec(rec, 1..60).prop_map(|v| {
+        v.into_iter()
+            .map(|(a, dst, port, proto, t, td, pkt, label)| FlowRecord {
+                srcip: 0x0A00_0000 + a,
+                dstip: dst,
+                srcport: port,
+                dstport: port.wrapping_add(a as u16),
+                proto,
+                ts_us: 1_458_298_072_364_000 + t,
+                td: (td * 1000.0).round() / 1000.0,
+                pkt,
+                byt: pkt * 40 + pkt % 7,
+                label: label.to_string(),
+            })
+            .collect()
+    })
+}
+
+fn packet_strategy() -> impl Strategy<Value = Vec<PacketRecord>> {
+    let rec = (
+        0u32..3,
+        0u16..3,
+        prop::sample::select(vec![6u8, 17]),
+        0i64..2_000_000,
+        20u16..1500,
+        any::<u8>(),
+        any::<u16>(),
+        0u8..3,
+        0u16..8192,
+        any::<u8>(),
+    );
+    prop::collection::vec(rec, 1..80).prop_map(|v| {
+        v.into_iter()
+            .map(
+                |(a, p, proto, t, len, tos, id, flag, off, ttl)| PacketRecord {
+                    srcip: a,
+                    dstip: 7,
+                    srcport: 1000 + p,
+                    dstport: 80,
+                    proto,
+                    time_us: t,
+                    pkt_len: len,
+                    tos,
+                    id,
+                    flag,
+                    off,
+                    ttl,
+                },
+            )
+            .collect()
+    })
+}
+
+fn config_strategy() -> impl Strategy<Value = EncodeConfig> {
+    (
+        1usize..5,
+        prop::bool::ANY,
+        1usize..4,
+        prop::sample::select(vec![
+            DiscreteEncoding::Embedding,
+            DiscreteEncoding::OneHot,
+            DiscreteEncoding::Bits,
+        ]),
+        prop::bool::ANY,
+        any::<u64>(),
+    )
+        .prop_map(
+            |(n, fixed_size, sample_len, ports, log_gaps, seed)| EncodeConfig {
+                n_chunks: Some(n),
+                chunking: if fixed_size {
+                    Chunking::FixedSize
+                } else {
+                    Chunking::FixedTime
+                },
+                sample_len,
+                ports,
+                proto: ports,
+                interarrival_log1p: log_gaps,
+                seed,
+                ..EncodeConfig::default()
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_flow_records_round_trip(rows in flow_strategy(), cfg in config_strategy()) {
+        let mut t = FlowColumns::default();
+        rows.into_iter().for_each(|r| t.push(r));
+        let input = Records::Flows(t);
+        let e = encode_with(&input, &cfg);
+        prop_assert_eq!(e.report.encoded_records, input.len());
+        prop_assert_eq!(e.encoder.max_len % cfg.sample_len, 0);
+        assert_round_trip(&input, &e);
+    }
+
+    #[test]
+    fn random_packet_records_round_trip(rows in packet_strategy(), cfg in config_strategy()) {
+        let mut t = PacketColumns::default();
+        rows.into_iter().for_each(|r| t.push(r));
+        let input = Records::Packets(t);
+        let e = encode_with(&input, &cfg);
+        let sum: usize = e.chunks.chunks.iter().map(|c| c.n_input_records).sum();
+        prop_assert_eq!(sum, input.len());
+        assert_round_trip(&input, &e);
+    }
+}
