@@ -6,6 +6,7 @@
 //! - [`convert`]: any records table to any output format.
 #![deny(missing_docs)]
 
+pub mod baseline;
 pub mod convert;
 pub mod error;
 pub mod merge;
