@@ -67,7 +67,8 @@ fn apply(x: Tensor<2>, runs: &[Run], hard: bool) -> Tensor<2> {
                 let z = seg.reshape([rows, k, d]);
                 let z = if hard {
                     let max = z.clone().max_dim(2).expand([rows, k, d]);
-                    z.greater_equal(max).float()
+                    let dtype = z.dtype();
+                    z.greater_equal(max).float().cast(dtype)
                 } else {
                     activation::softmax(z, 2)
                 };
@@ -158,7 +159,7 @@ mod tests {
         ];
         let r = runs(&segs);
         let x = Tensor::<2>::from_floats([[0.0, 1.0, 2.0, 0.0, -1.0, 0.0, 0.5]], &device);
-        let y: Vec<f32> = activate(x, &r).into_data().to_vec().expect("f32");
+        let y: Vec<f32> = activate(x, &r).try_into_vec_as().expect("f32");
         let e = 1.0f32.exp();
         let close = |a: f32, b: f32| (a - b).abs() < 1e-6;
         assert!(
@@ -168,10 +169,8 @@ mod tests {
         let s3 = 2f32.exp() + 1.0 + (-1f32).exp();
         assert!(close(y[2], 2f32.exp() / s3), "{y:?}");
         assert!(close(y[5], 0.5) && close(y[6], 0.5f32.tanh()), "{y:?}");
-        let h: Vec<f32> = harden(Tensor::<2>::from_floats([y.as_slice()], &device), &r)
-            .into_data()
-            .to_vec()
-            .expect("f32");
+        let yt = Tensor::<2>::from_data(burn::tensor::TensorData::new(y.clone(), [1, 7]), &device);
+        let h: Vec<f32> = harden(yt, &r).try_into_vec_as().expect("f32");
         assert_eq!(&h[..5], &[0.0, 1.0, 1.0, 0.0, 0.0]);
         assert!(close(h[5], 0.5) && close(h[6], 0.5f32.tanh()));
     }

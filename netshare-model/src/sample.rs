@@ -229,7 +229,7 @@ impl TrainedModel {
         seed: u64,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
         let d = &self.dims;
-        if attributes.len() % d.attr != 0 {
+        if !attributes.len().is_multiple_of(d.attr) {
             return Err(Error::Argument(format!(
                 "attributes hold {} values, not a multiple of the attribute width {}",
                 attributes.len(),

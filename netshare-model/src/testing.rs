@@ -193,3 +193,18 @@ pub fn describe(
     ));
     s
 }
+
+/// Writes `layout.json` and `train-NNN.safetensors` into `dir`, as the encoder would.
+pub fn write_encoded(enc: &Encoded, dir: &std::path::Path) -> crate::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| crate::Error::io("creating", dir, e))?;
+    let p = dir.join("layout.json");
+    let json = serde_json::to_string_pretty(&enc.layout).map_err(|source| crate::Error::Json {
+        path: p.clone(),
+        source,
+    })?;
+    std::fs::write(&p, json).map_err(|e| crate::Error::io("writing", &p, e))?;
+    for (i, c) in enc.chunks.iter().enumerate() {
+        c.write(&dir.join(format!("train-{i:03}.safetensors")))?;
+    }
+    Ok(())
+}

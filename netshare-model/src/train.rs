@@ -29,15 +29,15 @@ pub const MODEL_FORMAT: &str = "netshare.model.v1";
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Losses {
     /// Critic Wasserstein term: mean D(fake) − mean D(real).
-    pub d_loss: f64,
+    pub d_loss: f32,
     /// Critic gradient penalty (λ included).
-    pub d_gp: f64,
+    pub d_gp: f32,
     /// Auxiliary critic Wasserstein term.
-    pub aux_loss: f64,
+    pub aux_loss: f32,
     /// Auxiliary critic gradient penalty (λ included).
-    pub aux_gp: f64,
+    pub aux_gp: f32,
     /// Generator loss −D(fake) − aux_weight · D_aux(fake).
-    pub g_loss: f64,
+    pub g_loss: f32,
 }
 
 /// One row of `train-log.csv`.
@@ -155,12 +155,12 @@ fn to_host(params: &Params) -> Result<HostTensors> {
     Ok(out)
 }
 
-fn scalar(t: Tensor<1>, what: &str) -> Result<f64> {
+fn scalar(t: Tensor<1>, what: &str) -> Result<f32> {
     let v = t
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Backend(format!("reading {what}: {e:?}")))?;
     v.first()
-        .map(|x| *x as f64)
+        .copied()
         .ok_or_else(|| Error::Backend(format!("{what} is empty")))
 }
 
@@ -436,23 +436,65 @@ fn read_checkpoint(path: &Path, fp: &str) -> Result<Option<(HostTensors, u64, Ve
         .get("iteration")
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| bad("metadata lacks a numeric 'iteration'"))?;
-    let log: Vec<LogRow> = meta
-        .get("log")
-        .map(|s| serde_json::from_str(s))
-        .transpose()
-        .map_err(|e| bad(&format!("metadata 'log': {e}")))?
-        .unwrap_or_default();
+    let log = log_from_meta(meta.get("log").map(String::as_str).unwrap_or(""))
+        .ok_or_else(|| bad("metadata 'log' is malformed"))?;
     Ok(Some((t, it, log)))
+}
+
+/// Log rows as text with every float as its bit pattern, so a resumed run's log is exact.
+fn log_to_meta(log: &[LogRow]) -> String {
+    let mut s = String::new();
+    for r in log {
+        let l = &r.losses;
+        let secs = r
+            .seconds
+            .map_or("-".to_string(), |x| x.to_bits().to_string());
+        s.push_str(&format!(
+            "{} {} {} {} {} {} {} {secs}\n",
+            r.chunk,
+            r.iteration,
+            l.d_loss.to_bits(),
+            l.d_gp.to_bits(),
+            l.aux_loss.to_bits(),
+            l.aux_gp.to_bits(),
+            l.g_loss.to_bits()
+        ));
+    }
+    s
+}
+
+fn log_from_meta(text: &str) -> Option<Vec<LogRow>> {
+    text.lines()
+        .map(|line| {
+            let w: Vec<&str> = line.split(' ').collect();
+            if w.len() != 8 {
+                return None;
+            }
+            let f = |i: usize| w[i].parse::<u32>().ok().map(f32::from_bits);
+            Some(LogRow {
+                chunk: w[0].parse().ok()?,
+                iteration: w[1].parse().ok()?,
+                losses: Losses {
+                    d_loss: f(2)?,
+                    d_gp: f(3)?,
+                    aux_loss: f(4)?,
+                    aux_gp: f(5)?,
+                    g_loss: f(6)?,
+                },
+                seconds: match w[7] {
+                    "-" => None,
+                    x => Some(f64::from_bits(x.parse().ok()?)),
+                },
+            })
+        })
+        .collect()
 }
 
 fn write_checkpoint(path: &Path, fp: &str, t: &HostTensors, it: u64, log: &[LogRow]) -> Result<()> {
     let mut meta = BTreeMap::new();
     meta.insert("fingerprint".to_string(), fp.to_string());
     meta.insert("iteration".to_string(), it.to_string());
-    meta.insert(
-        "log".to_string(),
-        serde_json::to_string(log).expect("log rows always serialise"),
-    );
+    meta.insert("log".to_string(), log_to_meta(log));
     weights::write(path, t, Some(meta))
 }
 

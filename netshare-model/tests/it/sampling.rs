@@ -1,0 +1,78 @@
+//! The sampling API's contract: shapes, activation ranges, lengths, zero padding after the
+//! end, determinism in the seed, errors for bad arguments.
+
+use netshare_model::testing::two_flow_types;
+use netshare_model::{TrainOptions, TrainedModel};
+
+fn model() -> (tempfile::TempDir, TrainedModel) {
+    let enc = two_flow_types(64, 2, 4);
+    let t = netshare_model::train(&crate::tiny(5, 2), &enc, &TrainOptions::default())
+        .expect("train")
+        .expect("not stopped");
+    let dir = tempfile::tempdir().expect("tempdir");
+    t.write(dir.path()).expect("write");
+    let m = TrainedModel::load(dir.path()).expect("load");
+    (dir, m)
+}
+
+#[test]
+fn samples_have_the_documented_shapes_ranges_and_padding() {
+    let (_dir, m) = model();
+    assert_eq!(
+        (m.n_chunks(), m.attr_dim(), m.feat_dim(), m.max_len()),
+        (2, 4, 2, 6)
+    );
+    let n = 77; // not a multiple of the batch size
+    let a = m.sample_attributes(1, n, 3);
+    assert_eq!(a.len(), n * 4);
+    for row in a.chunks_exact(4) {
+        assert!(
+            (row[0] + row[1] - 1.0).abs() < 1e-5,
+            "softmax head sums to one: {row:?}"
+        );
+        assert!(
+            (-1.0..=1.0).contains(&row[2]) && (0.0..=1.0).contains(&row[3]),
+            "{row:?}"
+        );
+    }
+    let (f, lengths) = m.sample_features(1, &a, 4);
+    assert_eq!((f.len(), lengths.len()), (n * 6 * 2, n));
+    for (i, &len) in lengths.iter().enumerate() {
+        assert!((1..=6).contains(&len));
+        let after = &f[(i * 6 + len) * 2..(i + 1) * 6 * 2];
+        assert!(
+            after.iter().all(|x| *x == 0.0),
+            "records after the end are zero"
+        );
+    }
+    assert_eq!(m.sample_attributes(1, n, 3), a, "same seed, same samples");
+    assert_ne!(m.sample_attributes(1, n, 4), a);
+    assert_eq!(m.sample_features(1, &a, 4), (f, lengths));
+}
+
+#[test]
+fn bad_arguments_are_errors_in_the_try_variants() {
+    let (_dir, m) = model();
+    let e = m.try_sample_attributes(2, 3, 0).expect_err("chunk 2 of 2");
+    assert!(e.to_string().contains("chunk 2 does not exist"), "{e}");
+    let e = m
+        .try_sample_features(0, &[0.0; 5], 0)
+        .expect_err("5 is not a multiple of 4");
+    assert!(
+        e.to_string()
+            .contains("not a multiple of the attribute width 4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn missing_or_mismatched_weights_are_reported_with_the_file() {
+    let (dir, _m) = model();
+    std::fs::remove_file(dir.path().join("weights-001.safetensors")).expect("rm");
+    let e = TrainedModel::load(dir.path()).expect_err("one weights file short");
+    assert!(
+        e.to_string()
+            .contains("describes 2 chunks but 1 weights files"),
+        "{e}"
+    );
+}

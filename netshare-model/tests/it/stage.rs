@@ -1,0 +1,96 @@
+//! Store mode: the stage reads the encoder's outputs by name, writes the documented outputs,
+//! is cached on a second run, and its outputs load through `TrainedModel::from_inputs`.
+
+use std::collections::BTreeMap;
+
+use netshare_core::Store;
+use netshare_core::stage::run_stage;
+use netshare_model::testing::{two_flow_types, write_encoded};
+use netshare_model::{ModelConfig, TrainOptions, TrainedModel};
+
+#[test]
+fn the_stage_writes_model_weights_and_log_and_is_cached_the_second_time() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let enc_dir = tmp.path().join("enc");
+    write_encoded(&two_flow_types(80, 2, 4), &enc_dir).expect("write encoded");
+    std::fs::write(enc_dir.join("chunks.json"), "{}").expect("chunks.json");
+    let store = Store::open(tmp.path().join("store")).expect("store");
+    let mut inputs = BTreeMap::new();
+    for name in [
+        "layout.json",
+        "chunks.json",
+        "train-000.safetensors",
+        "train-001.safetensors",
+    ] {
+        inputs.insert(
+            name.to_string(),
+            store.put_file(&enc_dir.join(name)).expect("put"),
+        );
+    }
+    let config = serde_json::json!({"profile": "tiny", "iterations": 12, "seed": 4});
+    let body = |c: &ModelConfig, ctx: &mut netshare_core::stage::StageCtx| {
+        netshare_model::run_stage_body(c, ctx, TrainOptions::default())
+    };
+    let first = run_stage(&store, &netshare_model::STAGE, &config, &inputs, body).expect("run");
+    assert!(!first.cached);
+    let names: Vec<&String> = first.manifest.outputs.keys().collect();
+    assert_eq!(
+        names,
+        [
+            "model.json",
+            "train-log.csv",
+            "weights-000.safetensors",
+            "weights-001.safetensors"
+        ]
+    );
+    assert_eq!(
+        first.manifest.config["critic_hidden"], 48,
+        "the key holds the resolved config"
+    );
+    let second = run_stage(&store, &netshare_model::STAGE, &config, &inputs, body).expect("run");
+    assert!(second.cached);
+    let files: BTreeMap<String, std::path::PathBuf> = first
+        .manifest
+        .outputs
+        .iter()
+        .map(|(k, o)| (k.clone(), store.blob_path(&o.digest)))
+        .collect();
+    let m = TrainedModel::from_inputs(&files).expect("load from store blobs");
+    assert_eq!(m.n_chunks(), 2);
+    let log = std::fs::read_to_string(&files["train-log.csv"]).expect("log");
+    assert!(
+        log.starts_with("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss\n"),
+        "{log}"
+    );
+    assert!(
+        log.contains("\n1,3,"),
+        "chunk 1 logs its last iteration: {log}"
+    );
+}
+
+#[test]
+fn configs_are_a_profile_plus_overrides_and_unknown_fields_are_refused() {
+    let c: ModelConfig =
+        serde_json::from_str(r#"{"profile":"netshare","iterations":7}"#).expect("parse");
+    assert_eq!(
+        (
+            c.critic_hidden,
+            c.critic_layers,
+            c.lstm_hidden,
+            c.batch_size
+        ),
+        (512, 5, 100, 100)
+    );
+    assert_eq!(
+        (c.iterations, c.lr, c.beta1, c.beta2, c.gp_lambda),
+        (7, 1e-4, 0.5, 0.999, 10.0)
+    );
+    let round: ModelConfig =
+        serde_json::from_value(serde_json::to_value(&c).expect("ser")).expect("de");
+    assert_eq!(round, c);
+    let e =
+        serde_json::from_str::<ModelConfig>(r#"{"learning_rate":1}"#).expect_err("unknown field");
+    assert!(e.to_string().contains("unknown field"), "{e}");
+    let e = serde_json::from_str::<ModelConfig>(r#"{"batch_size":1}"#).expect_err("batch of one");
+    assert!(e.to_string().contains("batch_size"), "{e}");
+}
