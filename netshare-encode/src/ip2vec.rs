@@ -59,42 +59,41 @@ pub fn train(
     let sampler = UnigramSampler::new(&counts);
 
     let window = cfg.window.max(1);
-    let pairs_per_epoch: u64 = sentences
-        .iter()
-        .map(|s| {
-            let n = s.len();
-            (0..n)
-                .map(|i| (i.saturating_sub(window)..(i + window + 1).min(n)).count() as u64 - 1)
-                .sum::<u64>()
-        })
-        .sum();
-    let total = (pairs_per_epoch * cfg.epochs as u64).max(1);
+    let total_tokens: u64 = counts.iter().sum();
+    let keep = keep_probabilities(&counts, total_tokens, cfg.sample);
+    let total = (sentences.len() as u64 * cfg.epochs as u64).max(1);
     let mut done = 0u64;
     let mut grad = vec![0.0f32; dim];
     let mut last_epoch_loss = 0.0;
+    let mut pairs_per_epoch = 0u64;
+    let mut kept: Vec<u32> = Vec::new();
 
     for _epoch in 0..cfg.epochs {
         let mut loss = 0.0f64;
+        let mut pairs = 0u64;
         for s in sentences {
-            let n = s.len();
-            for i in 0..n {
-                let centre = s[i] as usize;
-                if centre >= vocab {
-                    continue;
+            // word2vec's learning rate decays linearly with progress through the corpus.
+            let progress = done as f32 / total as f32;
+            let lr = (cfg.lr - (cfg.lr - cfg.min_lr) * progress).max(cfg.min_lr);
+            done += 1;
+            kept.clear();
+            for &t in s {
+                let p = keep.get(t as usize).copied().unwrap_or(0.0);
+                if p >= 1.0 || rng.random::<f64>() < p {
+                    kept.push(t);
                 }
+            }
+            let n = kept.len();
+            for i in 0..n {
+                let centre = kept[i] as usize;
                 let lo = i.saturating_sub(window);
                 let hi = (i + window + 1).min(n);
-                for (j, &ctx_token) in s.iter().enumerate().take(hi).skip(lo) {
+                for (j, &ctx_token) in kept.iter().enumerate().take(hi).skip(lo) {
                     if j == i {
                         continue;
                     }
                     let context = ctx_token as usize;
-                    if context >= vocab {
-                        continue;
-                    }
-                    let progress = done as f32 / total as f32;
-                    let lr = (cfg.lr - (cfg.lr - cfg.min_lr) * progress).max(cfg.min_lr);
-                    done += 1;
+                    pairs += 1;
                     grad.fill(0.0);
                     let c = &mut w_in[centre * dim..(centre + 1) * dim];
                     for d in 0..=cfg.negative {
@@ -126,11 +125,8 @@ pub fn train(
                 }
             }
         }
-        last_epoch_loss = if pairs_per_epoch > 0 {
-            loss / pairs_per_epoch as f64
-        } else {
-            0.0
-        };
+        pairs_per_epoch = pairs;
+        last_epoch_loss = if pairs > 0 { loss / pairs as f64 } else { 0.0 };
     }
 
     for row in w_in.chunks_exact_mut(dim) {
@@ -142,6 +138,22 @@ pub fn train(
         last_epoch_loss,
         pairs_per_epoch,
     }
+}
+
+/// word2vec's frequent-token subsampling: a token with frequency f = count / total is kept
+/// with probability (sqrt(f / s) + 1) · s / f (s = `sample`; 0 keeps every token). Tokens
+/// outside the vocabulary get probability 0.
+fn keep_probabilities(counts: &[u64], total: u64, sample: f64) -> Vec<f64> {
+    counts
+        .iter()
+        .map(|&c| {
+            if sample <= 0.0 || c == 0 {
+                return 1.0;
+            }
+            let f = c as f64 / total as f64;
+            ((f / sample).sqrt() + 1.0) * sample / f
+        })
+        .collect()
 }
 
 fn sigmoid(x: f32) -> f32 {
@@ -233,7 +245,10 @@ mod tests {
         let sentences: Vec<Vec<u32>> = (0..200)
             .map(|i| vec![i % 7, (i * 3) % 7, 7 + i % 2])
             .collect();
-        let cfg = EmbeddingConfig::default();
+        let cfg = EmbeddingConfig {
+            sample: 0.0,
+            ..EmbeddingConfig::default()
+        };
         let a = train(&sentences, 9, &cfg, &mut ChaCha8Rng::seed_from_u64(1));
         let b = train(&sentences, 9, &cfg, &mut ChaCha8Rng::seed_from_u64(1));
         let c = train(&sentences, 9, &cfg, &mut ChaCha8Rng::seed_from_u64(2));
