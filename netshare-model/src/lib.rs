@@ -54,7 +54,7 @@ pub use config::{ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
 pub use sample::TrainedModel;
-pub use train::{ModelFile, TrainOptions, Trained, train};
+pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train};
 
 /// This stage's identity in the artifact store.
 pub const STAGE: StageDef = StageDef {

@@ -745,3 +745,85 @@ impl Trained {
             .map_err(|e| Error::io("writing", &p, e))
     }
 }
+
+/// Seconds per generator iteration (with its critic steps), measured on chunk 0 of `encoded`.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepTiming {
+    /// Iterations timed.
+    pub iterations: u64,
+    /// Mean seconds per iteration.
+    pub mean_seconds: f64,
+    /// Fastest single iteration.
+    pub min_seconds: f64,
+}
+
+/// Runs `warmup` untimed then `iterations` timed generator iterations on chunk 0 (a benchmark
+/// of the training step; no checkpoints, no log).
+pub fn measure_steps(
+    cfg: &ModelConfig,
+    encoded: &Encoded,
+    device: Device,
+    warmup: u64,
+    iterations: u64,
+) -> Result<StepTiming> {
+    cfg.validate()?;
+    encoded.check()?;
+    let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
+    let specs = nets::specs(&d);
+    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[0]));
+    let init = nets::init_host(&specs, &mut rng);
+    let host: HostTensors = specs
+        .iter()
+        .map(|s| (s.name.clone(), (s.shape.to_vec(), init[&s.name].clone())))
+        .collect();
+    let ctx = Ctx {
+        device: device.clone(),
+        dtype: DType::F32,
+    };
+    let data = encoded
+        .chunks
+        .first()
+        .ok_or_else(|| Error::Input("no chunks".into()))?;
+    let names = |g: &dyn Fn(Group) -> bool| -> Vec<String> {
+        specs
+            .iter()
+            .filter(|s| g(s.group))
+            .map(|s| s.name.clone())
+            .collect()
+    };
+    let generator = names(&|g| g == Group::Generator);
+    let critics = names(&|g| g != Group::Generator);
+    let params = to_device(&ctx, &host);
+    let mut run = ChunkRun {
+        cfg,
+        d: &d,
+        adam_gen: Adam::new(&params, &generator),
+        adam_critic: Adam::new(&params, &critics),
+        ctx: ctx.clone(),
+        chunk: 0,
+        params,
+        generator,
+        critics,
+    };
+    let real = Real {
+        records: ctx.tensor(critic_records(data), [data.n, d.max_len * d.rec()]),
+        attributes: ctx.tensor(data.attributes.clone(), [data.n, d.attr]),
+        n: data.n,
+    };
+    // Reading a loss back forces the device to finish the iteration's work.
+    for it in 0..warmup {
+        run.iteration(&real, it, true)?;
+    }
+    let mut times = Vec::with_capacity(iterations as usize);
+    for it in 0..iterations {
+        let t0 = Instant::now();
+        run.iteration(&real, warmup + it, true)?;
+        times.push(t0.elapsed().as_secs_f64());
+    }
+    let n = times.len().max(1) as f64;
+    Ok(StepTiming {
+        iterations,
+        mean_seconds: times.iter().sum::<f64>() / n,
+        min_seconds: times.iter().copied().fold(f64::INFINITY, f64::min),
+    })
+}
