@@ -5,7 +5,8 @@
 //! filled deterministically: fixed locally-administered MAC addresses, TCP sequence numbers that
 //! advance by the payload length per direction (starting from a hash of the five-tuple, so two
 //! runs agree), ACK set with the peer direction's next sequence number, window 65535, ICMP echo
-//! requests. The payload is zero-filled to the generated IP total length; with
+//! requests, IGMP membership queries, an empty IPsec AH, and for IP-in-IP an inner IPv4 or IPv6 header carrying "no
+//! next header", so dissectors find what the protocol number promises. The payload is zero-filled to the generated IP total length; with
 //! [`PacketOptions::headers_only`] only the headers are captured and the wire length is kept,
 //! as in header-only traces such as CAIDA's.
 
@@ -28,6 +29,14 @@ pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 /// IANA protocol number of UDP.
 pub const PROTO_UDP: u8 = 17;
+/// IANA protocol number of IGMP.
+pub const PROTO_IGMP: u8 = 2;
+/// IANA protocol number of IPv4-in-IPv4.
+pub const PROTO_IPIP: u8 = 4;
+/// IANA protocol number of IPv6-in-IPv4.
+pub const PROTO_IPV6: u8 = 41;
+/// IANA protocol number of the IPsec Authentication Header.
+pub const PROTO_AH: u8 = 51;
 
 /// Length of an IPv4 header without options.
 pub const IPV4_HEADER: usize = 20;
@@ -37,6 +46,12 @@ pub const TCP_HEADER: usize = 20;
 pub const UDP_HEADER: usize = 8;
 /// Length of an ICMP echo header.
 pub const ICMP_HEADER: usize = 8;
+/// Length of an IGMP message.
+pub const IGMP_HEADER: usize = 8;
+/// Length of an IPv6 header.
+pub const IPV6_HEADER: usize = 40;
+/// Length of an Authentication Header without integrity check value.
+pub const AH_HEADER: usize = 12;
 /// Length of an Ethernet II header.
 pub const ETHERNET_HEADER: usize = 14;
 
@@ -107,7 +122,9 @@ pub struct PacketStats {
     pub pkt_len_raised: u64,
     /// Non-first fragments (offset > 0): no transport header, ports not written.
     pub fragments_without_l4: u64,
-    /// Packets of protocols other than TCP, UDP and ICMP: zero payload after the IP header.
+    /// Packets of protocols we build no header for (all but TCP, UDP, ICMP, IGMP, IPIP,
+    /// IPv6, AH): zero payload after the IP header, which some dissectors (SCTP, VRRP, ICMPv6
+    /// over IPv4) flag as malformed.
     pub other_protocol: u64,
     /// Packets captured shorter than their wire length (snaplen or header-only).
     pub truncated: u64,
@@ -152,8 +169,34 @@ fn l4_header_len(proto: u8, off: u16) -> usize {
         PROTO_TCP => TCP_HEADER,
         PROTO_UDP => UDP_HEADER,
         PROTO_ICMP => ICMP_HEADER,
+        PROTO_IGMP => IGMP_HEADER,
+        PROTO_IPIP => IPV4_HEADER,
+        PROTO_IPV6 => IPV6_HEADER,
+        PROTO_AH => AH_HEADER,
         _ => 0,
     }
+}
+
+/// Protocols whose header [`PacketBuilder`] writes.
+fn has_header(proto: u8) -> bool {
+    matches!(
+        proto,
+        PROTO_TCP | PROTO_UDP | PROTO_ICMP | PROTO_IGMP | PROTO_IPIP | PROTO_IPV6 | PROTO_AH
+    )
+}
+
+/// Writes a minimal IPv4 header (no options, "no next header" inside) with a valid checksum.
+fn write_ipv4_header(buf: &mut [u8], total: usize, src: Ipv4Addr, dst: Ipv4Addr, proto: u8) {
+    let mut ip = MutableIpv4Packet::new(buf).expect("the buffer holds an IPv4 header");
+    ip.set_version(4);
+    ip.set_header_length((IPV4_HEADER / 4) as u8);
+    ip.set_total_length(total as u16);
+    ip.set_ttl(64);
+    ip.set_next_level_protocol(IpNextHeaderProtocol::new(proto));
+    ip.set_source(src);
+    ip.set_destination(dst);
+    let c = ipv4::checksum(&ip.to_immutable());
+    ip.set_checksum(c);
 }
 
 /// A deterministic initial sequence number for one direction of a TCP connection.
@@ -204,10 +247,10 @@ impl PacketBuilder {
             total = min_total;
             self.stats.pkt_len_raised += 1;
         }
-        if off != 0 && matches!(r.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP) {
+        if off != 0 && has_header(r.proto) {
             self.stats.fragments_without_l4 += 1;
         }
-        if !matches!(r.proto, PROTO_TCP | PROTO_UDP | PROTO_ICMP) {
+        if !has_header(r.proto) {
             self.stats.other_protocol += 1;
         }
         let wire = link + total;
@@ -275,6 +318,30 @@ impl PacketBuilder {
                     payload[2..4].copy_from_slice(&r.id.to_be_bytes());
                     let c = icmp::checksum(&m.to_immutable());
                     m.set_checksum(c);
+                }
+                (PROTO_IGMP, IGMP_HEADER) => {
+                    // A general membership query; the checksum covers the whole message.
+                    l4_bytes[0] = 0x11;
+                    let c = pnet_packet::util::checksum(l4_bytes, 1);
+                    l4_bytes[2..4].copy_from_slice(&c.to_be_bytes());
+                }
+                (PROTO_IPIP, IPV4_HEADER) => {
+                    let inner = total - IPV4_HEADER;
+                    write_ipv4_header(l4_bytes, inner, src, dst, 59);
+                }
+                (PROTO_IPV6, IPV6_HEADER) => {
+                    // Version 6, payload length, next header 59 ("no next header"), hop
+                    // limit 64, unspecified addresses.
+                    let payload = (total - IPV4_HEADER - IPV6_HEADER) as u16;
+                    l4_bytes[0] = 0x60;
+                    l4_bytes[4..6].copy_from_slice(&payload.to_be_bytes());
+                    l4_bytes[6] = 59;
+                    l4_bytes[7] = 64;
+                }
+                (PROTO_AH, AH_HEADER) => {
+                    // Next header 59 ("no next header"), length 1 (three words: no ICV).
+                    l4_bytes[0] = 59;
+                    l4_bytes[1] = 1;
                 }
                 _ => {}
             }
@@ -486,5 +553,22 @@ mod tests {
         assert_eq!(built.wire, 74);
         assert!(b.bytes()[34..].iter().all(|&x| x == 0));
         assert_eq!(b.stats().other_protocol, 1);
+    }
+
+    #[test]
+    fn igmp_and_ip_in_ip_get_valid_inner_headers() {
+        let mut b = PacketBuilder::new(PacketOptions::default());
+        b.build(&rec(PROTO_IGMP, 28));
+        assert_eq!(b.bytes()[34], 0x11);
+        assert_eq!(ones_sum(&[&b.bytes()[34..]]), 0xffff);
+        let built = b.build(&rec(PROTO_IPIP, 30));
+        assert_eq!(built.wire, 14 + 40, "raised to fit the inner header");
+        let inner = Ipv4Packet::new(&b.bytes()[34..]).expect("inner");
+        assert_eq!(inner.get_total_length(), 20);
+        assert_eq!(ones_sum(&[&b.bytes()[34..54]]), 0xffff);
+        b.build(&rec(PROTO_IPV6, 100));
+        assert_eq!(b.bytes()[34] >> 4, 6);
+        assert_eq!(u16::from_be_bytes([b.bytes()[38], b.bytes()[39]]), 40);
+        assert_eq!(b.stats().other_protocol, 0);
     }
 }

@@ -1,0 +1,1 @@
+//! pandas / pyarrow read the outputs.
