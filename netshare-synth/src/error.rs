@@ -8,6 +8,12 @@ pub enum Error {
     /// The store, a records file or a tensor file failed (the core error names the path).
     #[error(transparent)]
     Core(#[from] netshare_core::Error),
+    /// The fitted encoder or the chunk table failed (the encode error names the file).
+    #[error(transparent)]
+    Encode(#[from] netshare_encode::Error),
+    /// The trained model failed to load or sample.
+    #[error(transparent)]
+    Model(#[from] netshare_model::Error),
     /// An I/O operation failed on a path.
     #[error("{op} {path}: {source}")]
     Io {

@@ -3,13 +3,17 @@
 //!
 //! - [`write`]: streaming writers, one module per format, and [`write::Sink`] over them;
 //! - [`merge`]: the cross-chunk merge and record clean-up of SPEC §5, as pure functions;
+//! - [`generate`]: the synthesis itself (sample, merge, decode, clean, write) and its report;
+//! - [`stage`]: the store-mode body;
 //! - [`convert`]: any records table to any output format.
 #![deny(missing_docs)]
 
 pub mod baseline;
 pub mod convert;
 pub mod error;
+pub mod generate;
 pub mod merge;
+pub mod stage;
 pub mod write;
 
 pub use error::{Error, Result};

@@ -4,25 +4,74 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use netshare_core::stage::{StoreArgs, run_from_args};
+use netshare_synth::STAGE;
 use netshare_synth::convert::{ConvertOptions, convert};
-use netshare_synth::write::{CsvDialect, LinkType, OutputFormat, PacketOptions};
+use netshare_synth::generate::{SynthConfig, SynthInputs, synthesize};
+use netshare_synth::stage::run_stage_body;
+use netshare_synth::write::{CaptureFormat, CsvDialect, LinkType, OutputFormat, PacketOptions};
 
-/// Samples a trained NetShare model and writes synthetic traces, or converts records tables to
-/// CSV / pcap / pcapng.
+/// Samples a trained NetShare model and writes a synthetic trace (Parquet plus CSV for flows
+/// or pcap/pcapng for packets, and synth-report.json), or converts records tables to CSV /
+/// pcap / pcapng.
+///
+/// Examples:
+///   netshare-synth encoded/ model/ -o out/ --seed 7
+///   netshare-synth convert records.parquet -o trace.pcapng --link raw --headers-only
+///   netshare-synth store --input encoder.json=@encoded/encoder.json ... --config-json '{"scale":1.25}'
 #[derive(Parser, Debug)]
 #[command(
     name = "netshare-synth",
     version,
     about,
+    verbatim_doc_comment,
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    #[command(flatten)]
+    generate: GenerateArgs,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
+/// Standalone synthesis from the encode and model stages' output directories.
+#[derive(clap::Args, Debug)]
+struct GenerateArgs {
+    /// The encode stage's outputs (encoder.json, chunks.json, layout.json, ...).
+    encoded_dir: Option<PathBuf>,
+    /// The model stage's outputs (model.json, weights-NNN.safetensors).
+    model_dir: Option<PathBuf>,
+    /// Output directory (created if missing).
+    #[arg(short, long)]
+    out: Option<PathBuf>,
+    /// Seed of every draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Flows sampled per real flow of each chunk.
+    #[arg(long, default_value_t = 1.0)]
+    scale: f64,
+    /// Output formats besides Parquet (repeatable; default: csv for flows, --capture for packets).
+    #[arg(long = "format", value_enum)]
+    formats: Vec<OutputFormat>,
+    /// Capture format of packet traces when no --format is given.
+    #[arg(long, value_enum, default_value_t = CaptureFormat::Pcap)]
+    capture: CaptureFormat,
+    /// CSV dialect of flow CSV (default: NetShare's layout).
+    #[arg(long, value_enum)]
+    dialect: Option<CsvDialect>,
+    /// Flows per feature-sampling batch.
+    #[arg(long, default_value_t = 4096)]
+    batch_size: usize,
+    #[command(flatten)]
+    packets: PacketArgs,
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Store mode: inputs are the encode and model outputs named after their files
+    /// (encoder.json, layout.json, chunks.json, train-NNN.safetensors, model.json,
+    /// weights-NNN.safetensors, train-log.csv; optionally records for the CSV dialect).
+    Store(StoreArgs),
     /// Converts a records table (real or synthetic, `.parquet`) to `.pcap`, `.pcapng`, `.csv`
     /// or `.parquet`, streaming.
     Convert(ConvertArgs),
@@ -69,6 +118,41 @@ struct ConvertArgs {
     packets: PacketArgs,
 }
 
+fn generate(g: GenerateArgs) -> Result<()> {
+    let (Some(enc), Some(model), Some(out)) = (g.encoded_dir, g.model_dir, g.out) else {
+        anyhow::bail!(
+            "give ENCODED_DIR MODEL_DIR -o OUT_DIR, or a command (convert, store); see --help"
+        );
+    };
+    let cfg = SynthConfig {
+        seed: g.seed,
+        scale: g.scale,
+        batch_size: g.batch_size,
+        formats: (!g.formats.is_empty()).then_some(g.formats),
+        capture: g.capture,
+        csv_dialect: g.dialect,
+        link: g.packets.link,
+        snaplen: g.packets.snaplen,
+        headers_only: g.packets.headers_only,
+    };
+    let inputs = SynthInputs::from_dirs(&enc, &model)
+        .with_context(|| format!("reading {} and {}", enc.display(), model.display()))?;
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let (report, timings) = synthesize(&inputs, &cfg, &out)
+        .with_context(|| format!("writing into {}", out.display()))?;
+    eprintln!(
+        "{} records in {} chunks; sampling {:.1}s + {:.1}s, decode {:.1}s, write {:.1}s",
+        report.clean.kept_records,
+        report.chunks.len(),
+        timings.sample_attributes_s,
+        timings.sample_features_s,
+        timings.decode_s,
+        timings.write_s
+    );
+    println!("{}", serde_json::to_string_pretty(&report.outputs)?);
+    Ok(())
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
@@ -83,9 +167,10 @@ fn main() -> Result<()> {
             })?;
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
-        None => {
-            anyhow::bail!("give a command; see --help");
+        Some(Command::Store(args)) => {
+            run_from_args(&args, &STAGE, run_stage_body).context("synth stage")?;
         }
+        None => generate(cli.generate)?,
     }
     Ok(())
 }

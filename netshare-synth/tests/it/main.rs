@@ -5,6 +5,7 @@ mod capture;
 mod flows_csv;
 mod merge;
 mod pychecks;
+mod stage;
 mod tshark;
 
 use std::path::{Path, PathBuf};

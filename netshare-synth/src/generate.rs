@@ -1,0 +1,482 @@
+//! Synthesis (SPEC §5): per chunk, sample attributes, plan the chunk's flows across chunks,
+//! sample features in batches, decode with the fitted encoder, clean, and stream the records
+//! into every output. Only one chunk's records are in memory at a time.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use netshare_core::records::{META_DIALECT, Records, TraceKind, read_metadata};
+use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
+use netshare_model::TrainedModel;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::merge::{CleanCounts, MergeCounts, Merger, TagHeads, clean_chunk};
+use crate::write::{
+    CaptureFormat, CsvDialect, LinkType, OutputFormat, PacketOptions, Sink, SinkSummary,
+    WriteOptions,
+};
+
+/// Name of the synthesis report output.
+pub const REPORT_OUTPUT: &str = "synth-report.json";
+/// Base name of the record outputs (`synthetic.parquet`, `synthetic.csv`, ...).
+pub const OUTPUT_STEM: &str = "synthetic";
+
+/// The synth stage's configuration.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SynthConfig {
+    /// Seed of every draw (attribute and feature noise).
+    pub seed: u64,
+    /// Attribute rows sampled per real flow of each chunk (the reference uses 1.25 for NetFlow).
+    pub scale: f64,
+    /// Flows per feature-sampling and decoding batch (bounds memory; changes the draws).
+    pub batch_size: usize,
+    /// Outputs besides Parquet; `None`: CSV for flows, the capture format for packets.
+    pub formats: Option<Vec<OutputFormat>>,
+    /// Capture format of packet outputs when `formats` is not given.
+    pub capture: CaptureFormat,
+    /// CSV dialect of flow CSV; `None`: the input's (from a `records` input), else NetShare's.
+    pub csv_dialect: Option<CsvDialect>,
+    /// Link layer of packets.
+    pub link: LinkType,
+    /// Bytes captured per packet at most.
+    pub snaplen: u32,
+    /// Capture only headers, keeping wire lengths.
+    pub headers_only: bool,
+}
+
+impl Default for SynthConfig {
+    fn default() -> Self {
+        SynthConfig {
+            seed: 0,
+            scale: 1.0,
+            batch_size: 4096,
+            formats: None,
+            capture: CaptureFormat::Pcap,
+            csv_dialect: None,
+            link: LinkType::Ethernet,
+            snaplen: 65_535,
+            headers_only: false,
+        }
+    }
+}
+
+impl SynthConfig {
+    /// Checks the values.
+    pub fn validate(&self) -> Result<()> {
+        if !(self.scale.is_finite() && self.scale > 0.0 && self.scale <= 1000.0) {
+            return Err(Error::Config(format!(
+                "scale must be in (0, 1000], is {}",
+                self.scale
+            )));
+        }
+        if self.batch_size == 0 {
+            return Err(Error::Config("batch_size must be at least 1".into()));
+        }
+        if self.snaplen < 64 {
+            return Err(Error::Config(format!(
+                "snaplen must be at least 64 bytes, is {}",
+                self.snaplen
+            )));
+        }
+        Ok(())
+    }
+
+    /// The packet framing options.
+    pub fn packet_options(&self) -> PacketOptions {
+        PacketOptions {
+            link: self.link,
+            snaplen: self.snaplen,
+            headers_only: self.headers_only,
+        }
+    }
+
+    /// The output formats for a trace kind: Parquet first, then the others, no repeats.
+    pub fn formats_for(&self, kind: TraceKind) -> Result<Vec<OutputFormat>> {
+        let extra = match &self.formats {
+            Some(f) => f.clone(),
+            None => vec![match (kind, self.capture) {
+                (TraceKind::Flows, _) => OutputFormat::Csv,
+                (TraceKind::Packets, CaptureFormat::Pcap) => OutputFormat::Pcap,
+                (TraceKind::Packets, CaptureFormat::PcapNs) => OutputFormat::PcapNs,
+                (TraceKind::Packets, CaptureFormat::Pcapng) => OutputFormat::Pcapng,
+            }],
+        };
+        let mut out = vec![OutputFormat::Parquet];
+        for f in extra {
+            if out.iter().any(|o| o.extension() == f.extension()) {
+                if out.contains(&f) {
+                    continue;
+                }
+                return Err(Error::Config(format!(
+                    "formats {f:?} and another both write synthetic.{}",
+                    f.extension()
+                )));
+            }
+            if kind == TraceKind::Flows && !matches!(f, OutputFormat::Csv | OutputFormat::Parquet) {
+                return Err(Error::Config(format!(
+                    "{f:?} holds packets; this model generates flows (use csv or parquet)"
+                )));
+            }
+            out.push(f);
+        }
+        Ok(out)
+    }
+}
+
+/// Everything synthesis reads: the encoder's outputs and the trained model.
+pub struct SynthInputs {
+    /// The fitted encoder (`encoder.json`).
+    pub encoder: FittedEncoder,
+    /// The chunk table (`chunks.json`).
+    pub chunks: ChunksFile,
+    /// The trained model (`model.json`, `weights-NNN.safetensors`).
+    pub model: TrainedModel,
+    /// The input's CSV dialect name, when a records file was given.
+    pub dialect: Option<String>,
+}
+
+fn need<'a>(inputs: &'a BTreeMap<String, PathBuf>, name: &str) -> Result<&'a Path> {
+    inputs.get(name).map(PathBuf::as_path).ok_or_else(|| {
+        Error::Inconsistent(format!(
+            "no {name} among the inputs {:?}",
+            inputs.keys().collect::<Vec<_>>()
+        ))
+    })
+}
+
+impl SynthInputs {
+    /// Reads from named files (store inputs are named after the upstream file names):
+    /// `encoder.json`, `chunks.json`, `model.json`, `weights-NNN.safetensors`, and optionally
+    /// `records` / `records.parquet` (only its dialect metadata is read). Others are ignored.
+    pub fn from_named(inputs: &BTreeMap<String, PathBuf>) -> Result<Self> {
+        let encoder = FittedEncoder::read(need(inputs, "encoder.json")?)?;
+        let chunks = netshare_encode::read_chunks(need(inputs, "chunks.json")?)?;
+        let model = TrainedModel::from_inputs(inputs)?;
+        let dialect = match inputs
+            .get("records")
+            .or_else(|| inputs.get("records.parquet"))
+        {
+            Some(p) => read_metadata(p)?.1.get(META_DIALECT).cloned(),
+            None => None,
+        };
+        let s = SynthInputs {
+            encoder,
+            chunks,
+            model,
+            dialect,
+        };
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Reads from the encode stage's output directory and the model stage's.
+    pub fn from_dirs(encoded: &Path, model: &Path) -> Result<Self> {
+        let mut inputs = BTreeMap::new();
+        for dir in [encoded, model] {
+            let entries = std::fs::read_dir(dir).map_err(|e| Error::io("listing", dir, e))?;
+            for e in entries {
+                let e = e.map_err(|e| Error::io("listing", dir, e))?;
+                if let Some(name) = e.file_name().to_str() {
+                    inputs.insert(name.to_string(), e.path());
+                }
+            }
+        }
+        SynthInputs::from_named(&inputs)
+    }
+
+    /// Checks that the encoder, the chunk table and the model agree.
+    pub fn check(&self) -> Result<()> {
+        let n = self.encoder.n_chunks;
+        if self.chunks.chunks.len() != n || self.model.n_chunks() != n {
+            return Err(Error::Inconsistent(format!(
+                "encoder.json has {n} chunks, chunks.json {}, the model {}",
+                self.chunks.chunks.len(),
+                self.model.n_chunks()
+            )));
+        }
+        if self.model.layout() != &self.encoder.layout() {
+            return Err(Error::Inconsistent(
+                "the model's layout differs from encoder.json's (trained on another encoding?)"
+                    .into(),
+            ));
+        }
+        if self.model.max_len() != self.encoder.max_len {
+            return Err(Error::Inconsistent(format!(
+                "the model generates {} steps per flow, the encoder decodes {}",
+                self.model.max_len(),
+                self.encoder.max_len
+            )));
+        }
+        for (i, c) in self.chunks.chunks.iter().enumerate() {
+            if c.index != i {
+                return Err(Error::Inconsistent(format!(
+                    "chunks.json lists chunk {} at position {i}",
+                    c.index
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What happened in one chunk.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkReport {
+    /// Chunk index.
+    pub index: usize,
+    /// Its time range, µs.
+    pub t_min_us: i64,
+    /// Its time range end, µs (inclusive).
+    pub t_max_us: i64,
+    /// Flows the real chunk had.
+    pub real_flows: usize,
+    /// Attribute rows sampled (real flows × scale).
+    pub sampled: u64,
+    /// Flows generated in this chunk: carried in plus started here.
+    pub flows: u64,
+    /// Of those, carried from earlier chunks.
+    pub carried: u64,
+    /// The record-level clean-up of this chunk.
+    pub clean: CleanCounts,
+}
+
+/// The `synth-report.json` artifact: counts of everything generated, kept and dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SynthReport {
+    /// The trace kind generated.
+    pub kind: TraceKind,
+    /// The seed used.
+    pub seed: u64,
+    /// The scale used.
+    pub scale: f64,
+    /// Per chunk.
+    pub chunks: Vec<ChunkReport>,
+    /// The attribute-level merge, summed over chunks.
+    pub merge: MergeCounts,
+    /// The record-level clean-up, summed over chunks.
+    pub clean: CleanCounts,
+    /// Records written before an earlier one in time (nonzero only if chunk ranges overlap).
+    pub out_of_order_records: u64,
+    /// What each output received.
+    pub outputs: Vec<SinkSummary>,
+}
+
+/// Wall-clock seconds spent in each phase (not part of any artifact: they vary run to run).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Sampling attributes (the model).
+    pub sample_attributes_s: f64,
+    /// Sampling features (the model).
+    pub sample_features_s: f64,
+    /// Decoding and cleaning records.
+    pub decode_s: f64,
+    /// Writing outputs.
+    pub write_s: f64,
+}
+
+/// A seed for one draw, derived from the config seed and a path (splitmix64 steps).
+pub fn derive_seed(seed: u64, path: &[u64]) -> u64 {
+    let mut z = seed ^ 0x5eed_5eed_5eed_5eed;
+    for &p in path {
+        z = z.wrapping_add(p).wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+    }
+    z
+}
+
+/// Decodes one batch of generated flows and appends its records to `out`, with the flow index
+/// (`first_flow + i`) of each record in `flow_of`.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_batch(
+    encoder: &FittedEncoder,
+    chunk: &ChunkInfo,
+    attributes: &[f32],
+    features: &[f32],
+    lengths: &[usize],
+    first_flow: usize,
+    out: &mut Records,
+    flow_of: &mut Vec<usize>,
+) -> Result<()> {
+    let recs = encoder.decode_chunk(chunk, attributes, features, lengths)?;
+    let expected: usize = lengths.iter().sum();
+    if recs.len() != expected {
+        return Err(Error::Inconsistent(format!(
+            "chunk {}: the encoder decoded {} records for flows of total length {expected}",
+            chunk.index,
+            recs.len()
+        )));
+    }
+    for (i, &l) in lengths.iter().enumerate() {
+        flow_of.extend(std::iter::repeat_n(first_flow + i, l));
+    }
+    match (out, recs) {
+        (Records::Packets(o), Records::Packets(r)) => o.extend(&r),
+        (Records::Flows(o), Records::Flows(r)) => o.extend(&r),
+        _ => {
+            return Err(Error::Inconsistent(
+                "the encoder decoded records of another kind".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn empty(kind: TraceKind) -> Records {
+    match kind {
+        TraceKind::Packets => Records::Packets(Default::default()),
+        TraceKind::Flows => Records::Flows(Default::default()),
+    }
+}
+
+fn first_last_time(r: &Records) -> Option<(i64, i64)> {
+    let t = match r {
+        Records::Packets(t) => &t.time_us,
+        Records::Flows(t) => &t.ts_us,
+    };
+    Some((*t.first()?, *t.last()?))
+}
+
+/// Generates the synthetic trace into `out_dir`: `synthetic.parquet`, the other formats of
+/// the config, and `synth-report.json`. Returns the report and the phase timings.
+pub fn synthesize(
+    inputs: &SynthInputs,
+    cfg: &SynthConfig,
+    out_dir: &Path,
+) -> Result<(SynthReport, Timings)> {
+    cfg.validate()?;
+    let enc = &inputs.encoder;
+    let kind = enc.kind;
+    let formats = cfg.formats_for(kind)?;
+    let dialect = cfg
+        .csv_dialect
+        .or_else(|| inputs.dialect.as_deref().and_then(CsvDialect::from_name))
+        .unwrap_or_default();
+    let wopts = WriteOptions {
+        dialect,
+        dialect_meta: inputs.dialect.clone(),
+        packets: cfg.packet_options(),
+    };
+    let mut sinks = Vec::with_capacity(formats.len());
+    for f in &formats {
+        let path = out_dir.join(format!("{OUTPUT_STEM}.{}", f.extension()));
+        sinks.push(Sink::create(&path, *f, kind, &wopts)?);
+    }
+
+    let n_chunks = enc.n_chunks;
+    let heads = TagHeads::from_layout(inputs.model.layout(), n_chunks)?;
+    let a = heads.attr_dim;
+    let mut merger = Merger::new(heads, n_chunks);
+    let mut timings = Timings::default();
+    let mut chunk_reports = Vec::with_capacity(n_chunks);
+    let mut clean_total = CleanCounts::default();
+    let mut last_time = i64::MIN;
+    let mut out_of_order = 0u64;
+
+    for info in &inputs.chunks.chunks {
+        let c = info.index;
+        let n = (info.n_flows as f64 * cfg.scale).round() as usize;
+        let t0 = Instant::now();
+        let sampled =
+            inputs
+                .model
+                .try_sample_attributes(c, n, derive_seed(cfg.seed, &[c as u64, 0]))?;
+        timings.sample_attributes_s += t0.elapsed().as_secs_f64();
+        let before = merger.counts().clone();
+        let plan = merger.plan_chunk(c, &sampled)?;
+        drop(sampled);
+
+        let mut records = empty(kind);
+        let mut flow_of = Vec::new();
+        for (b, start) in (0..plan.len()).step_by(cfg.batch_size).enumerate() {
+            let rows = cfg.batch_size.min(plan.len() - start);
+            let attrs = &plan.attributes[start * a..(start + rows) * a];
+            let t0 = Instant::now();
+            let (features, lengths) = inputs.model.try_sample_features(
+                c,
+                attrs,
+                derive_seed(cfg.seed, &[c as u64, 1, b as u64]),
+            )?;
+            timings.sample_features_s += t0.elapsed().as_secs_f64();
+            let t0 = Instant::now();
+            decode_batch(
+                enc,
+                info,
+                attrs,
+                &features,
+                &lengths,
+                start,
+                &mut records,
+                &mut flow_of,
+            )?;
+            timings.decode_s += t0.elapsed().as_secs_f64();
+        }
+        let t0 = Instant::now();
+        let mut clean = CleanCounts::default();
+        let kept = clean_chunk(&records, &flow_of, info.t_min_us, info.t_max_us, &mut clean)?;
+        drop(records);
+        timings.decode_s += t0.elapsed().as_secs_f64();
+
+        let t0 = Instant::now();
+        if let Some((first, last)) = first_last_time(&kept) {
+            if first < last_time {
+                // Count the records of this chunk that precede the last one written.
+                out_of_order += match &kept {
+                    Records::Packets(t) => t.time_us.iter().filter(|&&x| x < last_time).count(),
+                    Records::Flows(t) => t.ts_us.iter().filter(|&&x| x < last_time).count(),
+                } as u64;
+            }
+            last_time = last_time.max(last);
+        }
+        for s in &mut sinks {
+            s.write(&kept)?;
+        }
+        timings.write_s += t0.elapsed().as_secs_f64();
+
+        let after = merger.counts();
+        chunk_reports.push(ChunkReport {
+            index: c,
+            t_min_us: info.t_min_us,
+            t_max_us: info.t_max_us,
+            real_flows: info.n_flows,
+            sampled: after.sampled - before.sampled,
+            flows: plan.len() as u64,
+            carried: plan.carried as u64,
+            clean: clean.clone(),
+        });
+        add_clean(&mut clean_total, &clean);
+    }
+
+    let t0 = Instant::now();
+    let mut outputs = Vec::with_capacity(sinks.len());
+    for s in sinks {
+        outputs.push(s.finish()?);
+    }
+    timings.write_s += t0.elapsed().as_secs_f64();
+    let report = SynthReport {
+        kind,
+        seed: cfg.seed,
+        scale: cfg.scale,
+        chunks: chunk_reports,
+        merge: merger.counts().clone(),
+        clean: clean_total,
+        out_of_order_records: out_of_order,
+        outputs,
+    };
+    let path = out_dir.join(REPORT_OUTPUT);
+    let text = serde_json::to_string_pretty(&report).expect("the report always serialises");
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io("writing", &path, e))?;
+    Ok((report, timings))
+}
+
+fn add_clean(total: &mut CleanCounts, c: &CleanCounts) {
+    total.decoded_records += c.decoded_records;
+    total.duplicate_flows += c.duplicate_flows;
+    total.duplicate_flow_records += c.duplicate_flow_records;
+    total.outside_time_range += c.outside_time_range;
+    total.kept_records += c.kept_records;
+}

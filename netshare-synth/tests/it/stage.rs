@@ -1,0 +1,235 @@
+//! Synthesis end to end on real traces: encode, a tiny trained model, synthesize; read the
+//! outputs back; determinism; store mode.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use netshare_core::records::{Records, read_records, write_records};
+use netshare_core::stage::run_stage;
+use netshare_core::{Digest, Store};
+use netshare_encode::EncodeConfig;
+use netshare_model::{ModelConfig, Profile, TrainOptions};
+use netshare_synth::generate::{SynthConfig, SynthInputs, SynthReport, synthesize};
+use netshare_synth::write::{LinkType, OutputFormat};
+
+use crate::{skype_packets, ugr16_flows, with_min_lengths};
+
+/// Encoded and model directories of one real trace (built once per test binary).
+struct Trained {
+    _dir: tempfile::TempDir,
+    encoded: PathBuf,
+    model: PathBuf,
+}
+
+fn train(records: Records, n_chunks: usize) -> Trained {
+    let dir = crate::tmp();
+    let encoded = dir.path().join("encoded");
+    let model = dir.path().join("model");
+    std::fs::create_dir_all(&encoded).expect("mkdir");
+    std::fs::create_dir_all(&model).expect("mkdir");
+    let cfg = EncodeConfig {
+        n_chunks: Some(n_chunks),
+        max_flow_len: Some(8),
+        ..EncodeConfig::default()
+    };
+    let e = netshare_encode::encode(&records, None, &cfg).expect("encode");
+    e.write(&encoded).expect("write encoded");
+    let m = netshare_model::Encoded::from_dir(&encoded).expect("read encoded");
+    let mcfg = ModelConfig {
+        iterations: 20,
+        checkpoint_every: 0,
+        ..ModelConfig::profile(Profile::Tiny)
+    };
+    let t = netshare_model::train(&mcfg, &m, &TrainOptions::default())
+        .expect("train")
+        .expect("not stopped");
+    t.write(&model).expect("write model");
+    Trained {
+        _dir: dir,
+        encoded,
+        model,
+    }
+}
+
+fn flows_model() -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| train(Records::Flows(ugr16_flows()), 3))
+}
+
+fn packets_model() -> &'static Trained {
+    static T: OnceLock<Trained> = OnceLock::new();
+    T.get_or_init(|| train(Records::Packets(skype_packets()), 2))
+}
+
+fn run(t: &Trained, cfg: &SynthConfig, out: &Path) -> SynthReport {
+    let inputs = SynthInputs::from_dirs(&t.encoded, &t.model).expect("inputs");
+    synthesize(&inputs, cfg, out).expect("synthesize").0
+}
+
+fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("list")
+        .map(|e| {
+            let e = e.expect("entry");
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn same_inputs_and_seed_give_the_same_bytes_and_another_seed_differs() {
+    let t = flows_model();
+    let dir = crate::tmp();
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+    for d in [&a, &b, &c] {
+        std::fs::create_dir_all(d).expect("mkdir");
+    }
+    let cfg = SynthConfig {
+        seed: 11,
+        batch_size: 100,
+        ..SynthConfig::default()
+    };
+    run(t, &cfg, &a);
+    run(t, &cfg, &b);
+    run(t, &SynthConfig { seed: 12, ..cfg }, &c);
+    let (fa, fb, fc) = (files(&a), files(&b), files(&c));
+    assert_eq!(
+        fa.keys().collect::<Vec<_>>(),
+        ["synth-report.json", "synthetic.csv", "synthetic.parquet"]
+    );
+    assert_eq!(fa, fb);
+    assert_ne!(fa["synthetic.parquet"], fc["synthetic.parquet"]);
+}
+
+#[test]
+fn flow_outputs_agree_with_each_other_and_the_report_adds_up() {
+    let t = flows_model();
+    let dir = crate::tmp();
+    let report = run(t, &SynthConfig::default(), dir.path());
+    let Records::Flows(table) = read_records(&dir.path().join("synthetic.parquet")).expect("read")
+    else {
+        panic!("flows expected")
+    };
+    assert!(!table.is_empty());
+    assert_eq!(table.len() as u64, report.clean.kept_records);
+    assert!(
+        table.ts_us.windows(2).all(|w| w[0] <= w[1]),
+        "sorted by time"
+    );
+    assert_eq!(report.out_of_order_records, 0);
+    let lo = report.chunks.first().expect("chunks").t_min_us;
+    let hi = report.chunks.last().expect("chunks").t_max_us;
+    assert!(table.ts_us.iter().all(|t| (lo..=hi).contains(t)));
+    let csv = std::fs::read(dir.path().join("synthetic.csv")).expect("csv");
+    let (from_csv, _) =
+        netshare_ingest::parse_flows_csv(&csv, &Default::default()).expect("ingest reads it");
+    assert_eq!(from_csv, table);
+    assert_eq!(report.chunks.len(), 3);
+    for c in &report.chunks {
+        let k = &c.clean;
+        assert_eq!(
+            k.decoded_records,
+            k.duplicate_flow_records + k.outside_time_range + k.kept_records,
+            "chunk {}",
+            c.index
+        );
+        assert_eq!(c.sampled, (c.real_flows as f64).round() as u64);
+    }
+    assert_eq!(
+        report.merge.sampled,
+        report.chunks.iter().map(|c| c.sampled).sum::<u64>()
+    );
+    let on_disk: SynthReport = serde_json::from_slice(
+        &std::fs::read(dir.path().join("synth-report.json")).expect("report"),
+    )
+    .expect("report parses");
+    assert_eq!(on_disk, report);
+}
+
+#[test]
+fn packet_synthesis_writes_a_capture_our_ingest_reads_back() {
+    let t = packets_model();
+    let dir = crate::tmp();
+    let cfg = SynthConfig {
+        formats: Some(vec![OutputFormat::Pcapng, OutputFormat::Csv]),
+        link: LinkType::Raw,
+        ..SynthConfig::default()
+    };
+    let report = run(t, &cfg, dir.path());
+    let Records::Packets(table) =
+        read_records(&dir.path().join("synthetic.parquet")).expect("read")
+    else {
+        panic!("packets expected")
+    };
+    assert!(!table.is_empty());
+    let pcap = std::fs::read(dir.path().join("synthetic.pcapng")).expect("pcapng");
+    let (back, _) = netshare_ingest::read_packets_from_bytes(&pcap).expect("ingest");
+    // What a reader sees: lengths raised to fit headers, ports 0 where no L4 header is written.
+    let mut want = with_min_lengths(&table);
+    for i in 0..want.len() {
+        if want.off[i] != 0 || !matches!(want.proto[i], 6 | 17) {
+            want.srcport[i] = 0;
+            want.dstport[i] = 0;
+        }
+    }
+    assert_eq!(back, want);
+    let packets = report
+        .outputs
+        .iter()
+        .find_map(|o| o.packets.clone())
+        .expect("stats");
+    assert_eq!(packets.packets, table.len() as u64);
+    assert!(dir.path().join("synthetic.csv").is_file());
+}
+
+#[test]
+fn store_mode_writes_the_named_outputs_and_caches_the_run() {
+    let t = flows_model();
+    let dir = crate::tmp();
+    let store = Store::open(dir.path().join("store")).expect("store");
+    let mut inputs: BTreeMap<String, Digest> = BTreeMap::new();
+    for d in [&t.encoded, &t.model] {
+        for e in std::fs::read_dir(d).expect("list") {
+            let e = e.expect("entry");
+            let name = e.file_name().to_string_lossy().into_owned();
+            inputs.insert(name, store.put_file(&e.path()).expect("put"));
+        }
+    }
+    // A records input only lends its dialect to the CSV.
+    let rec = dir.path().join("records.parquet");
+    write_records(
+        &rec,
+        &Records::Flows(ugr16_flows()),
+        &[(netshare_core::records::META_DIALECT, "ugr16")],
+    )
+    .expect("records");
+    inputs.insert("records".into(), store.put_file(&rec).expect("put"));
+    let raw = serde_json::json!({"seed": 3, "scale": 0.5});
+    let body = netshare_synth::stage::run_stage_body;
+    let first = run_stage(&store, &netshare_synth::STAGE, &raw, &inputs, body).expect("run");
+    assert!(!first.cached);
+    let names: Vec<&String> = first.manifest.outputs.keys().collect();
+    assert_eq!(
+        names,
+        ["synth-report.json", "synthetic.csv", "synthetic.parquet"]
+    );
+    let csv = store.blob_path(&first.manifest.outputs["synthetic.csv"].digest);
+    let head = std::fs::read_to_string(csv).expect("csv");
+    assert!(
+        head.starts_with("te,td,sa,da,"),
+        "ugr16 dialect: {}",
+        &head[..40]
+    );
+    let again = run_stage(&store, &netshare_synth::STAGE, &raw, &inputs, body).expect("rerun");
+    assert!(again.cached);
+    let bad = serde_json::json!({"scael": 1.0});
+    assert!(run_stage(&store, &netshare_synth::STAGE, &bad, &inputs, body).is_err());
+}
