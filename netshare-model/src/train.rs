@@ -317,12 +317,17 @@ impl ChunkRun<'_> {
             let a_mix = mix(real_attr.clone(), fake_attr.clone(), d.attr);
             let tp = track(&self.params, &self.critics);
             let l = d.critic_layers;
-            let d_loss = nets::critic(&tp, "critic", l, x_fake).mean()
-                - nets::critic(&tp, "critic", l, x_real).mean();
-            let d_gp = nets::gradient_penalty(&tp, "critic", l, x_mix, cfg.gp_lambda);
-            let aux_loss = nets::critic(&tp, "aux_critic", l, fake_attr).mean()
-                - nets::critic(&tp, "aux_critic", l, real_attr).mean();
-            let aux_gp = nets::gradient_penalty(&tp, "aux_critic", l, a_mix, cfg.gp_lambda);
+            let (d_loss, d_gp) =
+                nets::critic_loss_terms(&tp, "critic", l, x_real, x_fake, x_mix, cfg.gp_lambda);
+            let (aux_loss, aux_gp) = nets::critic_loss_terms(
+                &tp,
+                "aux_critic",
+                l,
+                real_attr,
+                fake_attr,
+                a_mix,
+                cfg.gp_lambda,
+            );
             let total = d_loss.clone() + d_gp.clone() + aux_loss.clone() + aux_gp.clone();
             let grads = total.backward();
             let g = grads_of(&tp, &self.critics, &grads)?;

@@ -88,3 +88,86 @@ fn a_run_stopped_after_a_checkpoint_resumes_to_the_same_bytes() {
     assert!(ckpt.path().join("final-002.safetensors").exists());
     assert!(run(&cfg, &resumed) == whole);
 }
+
+/// Runs the binary in store mode; returns its child process.
+fn store_run(
+    store: &std::path::Path,
+    enc: &std::path::Path,
+    config: &str,
+) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_netshare-model"));
+    c.arg("store")
+        .arg("--store")
+        .arg(store)
+        .args(["--config-json", config]);
+    for name in [
+        "layout.json",
+        "train-000.safetensors",
+        "train-001.safetensors",
+    ] {
+        c.arg("--input")
+            .arg(format!("{name}=@{}", enc.join(name).display()));
+    }
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    c
+}
+
+fn find(dir: &std::path::Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let p = e.path();
+            p.file_name().is_some_and(|n| n == name) || (p.is_dir() && find(&p, name))
+        })
+}
+
+fn outputs(stdout: &[u8]) -> serde_json::Value {
+    let v: serde_json::Value = serde_json::from_slice(stdout).expect("manifest JSON on stdout");
+    v["outputs"].clone()
+}
+
+#[test]
+fn store_mode_killed_with_sigkill_resumes_to_the_same_outputs() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let enc = tmp.path().join("enc");
+    netshare_model::testing::write_encoded(&two_flow_types(100, 2, 3), &enc).expect("encoded");
+    let config = r#"{"profile":"tiny","iterations":300,"checkpoint_every":10,"seed":2}"#;
+    let whole = store_run(&tmp.path().join("a"), &enc, config)
+        .output()
+        .expect("run a");
+    assert!(whole.status.success());
+
+    let store_b = tmp.path().join("b");
+    let mut child = store_run(&store_b, &enc, config).spawn().expect("spawn b");
+    let t0 = std::time::Instant::now();
+    while !find(&store_b, "ckpt-000.safetensors") {
+        assert!(t0.elapsed().as_secs() < 120, "no checkpoint appeared");
+        assert!(
+            child.try_wait().expect("poll").is_none(),
+            "finished before a checkpoint"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert!(
+        find(&store_b, "ckpt-000.safetensors"),
+        "the checkpoint survives the kill"
+    );
+    let resumed = store_run(&store_b, &enc, config)
+        .output()
+        .expect("run b again");
+    assert!(resumed.status.success());
+    assert_eq!(
+        outputs(&resumed.stdout),
+        outputs(&whole.stdout),
+        "same output digests"
+    );
+    assert!(
+        !find(&store_b, "ckpt-000.safetensors"),
+        "scratch removed after commit"
+    );
+}
