@@ -62,6 +62,17 @@ fn packets_model() -> &'static Trained {
     T.get_or_init(|| train(Records::Packets(skype_packets()), 2))
 }
 
+/// A directory holding synthetic.parquet and synthetic.csv from the flows model (seed 0).
+pub fn synthetic_flow_outputs() -> &'static Path {
+    static D: OnceLock<tempfile::TempDir> = OnceLock::new();
+    D.get_or_init(|| {
+        let d = crate::tmp();
+        run(flows_model(), &SynthConfig::default(), d.path());
+        d
+    })
+    .path()
+}
+
 fn run(t: &Trained, cfg: &SynthConfig, out: &Path) -> SynthReport {
     let inputs = SynthInputs::from_dirs(&t.encoded, &t.model).expect("inputs");
     synthesize(&inputs, cfg, out).expect("synthesize").0
@@ -188,6 +199,10 @@ fn packet_synthesis_writes_a_capture_our_ingest_reads_back() {
         .expect("stats");
     assert_eq!(packets.packets, table.len() as u64);
     assert!(dir.path().join("synthetic.csv").is_file());
+    if crate::tshark::have("tshark") && crate::tshark::have("capinfos") {
+        let path = dir.path().join("synthetic.pcapng");
+        crate::tshark::assert_clean_capture(&path, table.len() as u64, "synthetic pcapng");
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use netshare_synth::write::{LinkType, OutputFormat, PacketOptions, WriteOptions,
 
 use crate::{at, edge_case_packets, skype_packets, tmp};
 
-fn have(tool: &str) -> bool {
+pub fn have(tool: &str) -> bool {
     let ok = Command::new(tool)
         .arg("-v")
         .output()
@@ -81,6 +81,19 @@ fn tshark_count(path: &Path) -> u64 {
         .output()
         .expect("run tshark");
     String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+/// Asserts that tshark finds nothing malformed and no bad checksum in `path`, and that
+/// capinfos and tshark count `n` packets. Keeps the file on failure.
+pub fn assert_clean_capture(path: &Path, n: u64, what: &str) {
+    let problems = expert_problems(path);
+    assert!(
+        problems.is_empty(),
+        "{what}: tshark reports {problems:#?} in {}",
+        path.display()
+    );
+    assert_eq!(capinfos_count(path), n, "{what}: capinfos count");
+    assert_eq!(tshark_count(path), n, "{what}: tshark count");
 }
 
 fn check(t: &PacketColumns, format: OutputFormat, packets: PacketOptions) {
