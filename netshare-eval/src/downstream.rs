@@ -88,9 +88,11 @@ pub struct ClassifierScore {
     pub candidate_trained: f64,
 }
 
-/// Traffic-type classification: train on the candidate, test on real.
+/// Traffic-type classification: train on the candidate, test on real rows held out of training.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Classification {
+    /// What is predicted: `label` (traffic type) or `proto`.
+    pub target: String,
     /// Why the task did not run (e.g. the real trace has fewer than two labels); else null.
     pub skipped: Option<String>,
     /// The label classes (from the real trace).
@@ -106,9 +108,46 @@ pub struct Classification {
     pub mean_accuracy_gap: Metric,
 }
 
-/// Runs the classification task.
+/// What the classification task predicts.
+fn target(t: &Table, use_label: bool) -> Vec<String> {
+    if use_label {
+        t.label.clone()
+    } else {
+        t.proto
+            .iter()
+            .map(|&p| netshare_core::records::proto_name(p))
+            .collect()
+    }
+}
+
+/// The feature matrix without column `drop` (the target's own column, if it is a feature).
+fn without_column(m: &Matrix, drop: Option<usize>) -> Matrix {
+    let Some(d) = drop else { return m.clone() };
+    let mut data = Vec::with_capacity(m.rows * (m.cols - 1));
+    for i in 0..m.rows {
+        let r = m.row(i);
+        data.extend_from_slice(&r[..d]);
+        data.extend_from_slice(&r[d + 1..]);
+    }
+    Matrix::new(m.rows, m.cols - 1, data)
+}
+
+/// Rows a label class needs in the real trace for the label to be the classification target.
+pub const MIN_LABEL_ROWS: usize = 10;
+
+/// Runs the classification task. The target is the traffic-type label when the real trace has
+/// at least two labels with [`MIN_LABEL_ROWS`] rows each; otherwise (packet traces, or UGR16
+/// samples that are almost all `background`) it is the protocol, predicted from the other
+/// features.
 pub fn classification(real: &Table, cand: &Table, s: &TaskSettings) -> Classification {
+    let label_counts = stats::counts(&real.label.iter().map(String::as_str).collect::<Vec<_>>());
+    let use_label = label_counts
+        .values()
+        .filter(|&&c| c >= MIN_LABEL_ROWS as f64)
+        .count()
+        >= 2;
     let mut out = Classification {
+        target: if use_label { "label" } else { "proto" }.to_string(),
         skipped: None,
         classes: Vec::new(),
         rows: BTreeMap::new(),
@@ -124,47 +163,49 @@ pub fn classification(real: &Table, cand: &Table, s: &TaskSettings) -> Classific
             "mean |accuracy real-trained - accuracy candidate-trained| on real test rows",
         ),
     };
-    let mut classes: Vec<String> = real.label.clone();
+    let (yr_all, yc_all) = (target(real, use_label), target(cand, use_label));
+    let mut classes: Vec<String> = yr_all.clone();
     classes.sort();
     classes.dedup();
-    if real.label.is_empty() || classes.len() < 2 {
+    if classes.len() < 2 {
         out.skipped = Some(format!(
-            "the real trace has {} label class(es); classification needs two",
-            classes.len()
+            "the real trace has {} class(es) of {}; classification needs two",
+            classes.len(),
+            out.target
         ));
         return out;
     }
     let class_of = |l: &String| classes.binary_search(l).ok();
     let mut rng = ChaCha8Rng::seed_from_u64(s.seed ^ 0xc1a5);
-    let (fr, _) = features(real);
-    let (fc, _) = features(cand);
+    let drop = if use_label { None } else { Some(4) };
+    let fr = without_column(&features(real).0, drop);
+    let fc = without_column(&features(cand).0, drop);
     let order = shuffled(real.len(), &mut rng);
     let cut = order.len() * 7 / 10;
     let train: Vec<usize> = order[..cut].iter().copied().take(s.max_rows).collect();
     let test: Vec<usize> = order[cut..].to_vec();
     let cand_rows: Vec<usize> = shuffled(cand.len(), &mut rng)
         .into_iter()
-        .filter(|&i| cand.label.get(i).and_then(class_of).is_some())
+        .filter(|&i| yc_all.get(i).and_then(class_of).is_some())
         .take(s.max_rows)
         .collect();
     out.rows.insert("real_train".into(), train.len());
     out.rows.insert("real_test".into(), test.len());
     out.rows.insert("candidate_train".into(), cand_rows.len());
     if test.is_empty() || cand_rows.is_empty() {
-        out.skipped = Some(
-            "no real test rows, or no candidate rows carry a label seen in the real trace".into(),
-        );
+        out.skipped = Some(format!(
+            "no real test rows, or no candidate rows carry a {} seen in the real trace",
+            out.target
+        ));
         out.classes = classes;
         return out;
     }
-    let label_idx = |t: &Table, rows: &[usize]| -> Vec<usize> {
-        rows.iter()
-            .map(|&i| class_of(&t.label[i]).unwrap_or(0))
-            .collect()
+    let label_idx = |y: &[String], rows: &[usize]| -> Vec<usize> {
+        rows.iter().map(|&i| class_of(&y[i]).unwrap_or(0)).collect()
     };
-    let (xr, yr) = (fr.take(&train), label_idx(real, &train));
-    let (xt, yt) = (fr.take(&test), label_idx(real, &test));
-    let (xc, yc) = (fc.take(&cand_rows), label_idx(cand, &cand_rows));
+    let (xr, yr) = (fr.take(&train), label_idx(&yr_all, &train));
+    let (xt, yt) = (fr.take(&test), label_idx(&yr_all, &test));
+    let (xc, yc) = (fc.take(&cand_rows), label_idx(&yc_all, &cand_rows));
     let k = classes.len();
     for (mut a, mut b) in ml::downstream_classifiers(s.seed)
         .into_iter()

@@ -186,7 +186,8 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         }
         let _ = write!(
             h,
-            "<p class=\"note\">Classes: {}. Rows: {:?}.</p>",
+            "<p class=\"note\">Target: <b>{}</b>. Classes: {}. Rows: {:?}.</p>",
+            esc(&cl.target),
             esc(&cl.classes.join(", ")),
             cl.rows
         );

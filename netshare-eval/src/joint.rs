@@ -125,11 +125,13 @@ fn rank_size_codes(t: &Table) -> Vec<u64> {
 
 /// Joint-distribution metrics: squared JSDs of field pairs and the mean MI difference.
 pub fn joint(real: &Table, syn: &Table, mi: &[MiPair]) -> BTreeMap<String, Metric> {
+    // Port codes, not raw ports: two samples of the same traffic share few ephemeral ports, so
+    // exact-port joints would measure sampling noise rather than dependence.
     let dp = |t: &Table| -> Vec<u32> {
         t.dstport
             .iter()
             .zip(&t.proto)
-            .map(|(&p, &q)| (u32::from(p) << 8) | u32::from(q))
+            .map(|(&p, &q)| ((port_code(p) as u32) << 8) | u32::from(q))
             .collect()
     };
     let sp = |t: &Table| -> Vec<u32> {
@@ -145,7 +147,7 @@ pub fn joint(real: &Table, syn: &Table, mi: &[MiPair]) -> BTreeMap<String, Metri
         Metric::lower(
             stats::exact_jsd(&dp(real), &dp(syn)),
             OWN_CONVENTION,
-            "squared JSD (ln) of the joint (dstport, proto) frequencies",
+            "squared JSD (ln) of joint (dstport code, proto); codes keep ports < 1024, else 16 ranges",
         ),
     );
     m.insert(
