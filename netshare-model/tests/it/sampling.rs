@@ -76,3 +76,24 @@ fn missing_or_mismatched_weights_are_reported_with_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn a_trained_model_can_be_shared_across_threads() {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<TrainedModel>();
+    let (_dir, m) = model();
+    let results: Vec<Vec<f32>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..2)
+            .map(|c| {
+                let m = &m;
+                s.spawn(move || m.sample_attributes(c, 10, 1))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect()
+    });
+    assert_eq!(results[0], m.sample_attributes(0, 10, 1));
+    assert_eq!(results[1], m.sample_attributes(1, 10, 1));
+}
