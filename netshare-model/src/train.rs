@@ -387,19 +387,33 @@ impl ChunkRun<'_> {
         Ok(out)
     }
 
-    fn restore(&mut self, t: &HostTensors, it: u64) {
-        let pick = |prefix: &str| -> HostTensors {
-            t.iter()
+    fn restore(&mut self, path: &Path, t: &HostTensors, it: u64) -> Result<()> {
+        let pick = |prefix: &str, like: &Params| -> Result<Params> {
+            let part: HostTensors = t
+                .iter()
                 .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v.clone())))
-                .collect()
+                .collect();
+            let fits = part.len() == like.len()
+                && like.iter().all(|(k, v)| {
+                    part.get(k)
+                        .is_some_and(|(shape, _)| shape.as_slice() == v.dims().as_slice())
+                });
+            if !fits {
+                return Err(Error::Weights {
+                    path: path.to_path_buf(),
+                    message: format!("checkpoint tensors under {prefix:?} do not match the model"),
+                });
+            }
+            Ok(to_device(&self.ctx, &part))
         };
-        self.params = to_device(&self.ctx, &pick("param/"));
-        self.adam_gen.m = to_device(&self.ctx, &pick("adam_m/gen/"));
-        self.adam_gen.v = to_device(&self.ctx, &pick("adam_v/gen/"));
-        self.adam_critic.m = to_device(&self.ctx, &pick("adam_m/critic/"));
-        self.adam_critic.v = to_device(&self.ctx, &pick("adam_v/critic/"));
+        self.params = pick("param/", &self.params)?;
+        self.adam_gen.m = pick("adam_m/gen/", &self.adam_gen.m)?;
+        self.adam_gen.v = pick("adam_v/gen/", &self.adam_gen.v)?;
+        self.adam_critic.m = pick("adam_m/critic/", &self.adam_critic.m)?;
+        self.adam_critic.v = pick("adam_v/critic/", &self.adam_critic.v)?;
         self.adam_gen.t = it;
         self.adam_critic.t = it * self.cfg.critic_steps as u64;
+        Ok(())
     }
 }
 
@@ -572,7 +586,7 @@ fn train_chunk(
     if let Some(p) = &ckpt_path
         && let Some((t, it, rows)) = read_checkpoint(p, &fp)?
     {
-        run.restore(&t, it);
+        run.restore(p, &t, it)?;
         first = it;
         log = rows;
     }
