@@ -233,6 +233,38 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         );
     }
 
+    h.push_str(
+        "<h2>Downstream: anomaly detection (fit on candidate normal rows, score real rows)</h2>",
+    );
+    for c in &comps {
+        let a = &report.comparisons[*c].anomaly;
+        let _ = write!(h, "<h3>{}</h3>", esc(c));
+        if let Some(why) = &a.skipped {
+            let _ = write!(h, "<p class=\"note\">Skipped: {}</p>", esc(why));
+            continue;
+        }
+        let _ = write!(
+            h,
+            "<p class=\"note\">Normal label: {}. Rows: {:?}.</p><table><tr><th class=\"l\">detector</th><th>AUC, real-fitted</th><th>AUC, candidate-fitted</th></tr>",
+            esc(a.normal_label.as_deref().unwrap_or("")),
+            a.rows
+        );
+        for d in &a.scores {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&d.detector),
+                metric_cell(d.real_fitted_auc),
+                metric_cell(d.candidate_fitted_auc)
+            );
+        }
+        let _ = write!(
+            h,
+            "<tr><td class=\"l\">Spearman of detector order</td><td colspan=\"2\">{}</td></tr></table>",
+            metric_cell(a.rank_correlation.value)
+        );
+    }
+
     let rs = roles(inputs);
     h.push_str("<h2>CDFs</h2><div class=\"plots\">");
     for field in emd_fields(report.kind) {

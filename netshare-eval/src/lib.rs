@@ -1,11 +1,13 @@
 //! Real vs synthetic tables: fidelity metrics (NetShare's and NetDPSyn's conventions), joint and
-//! flow-level metrics, detectability, downstream tasks (classification, sketch telemetry), a JSON
+//! flow-level metrics, detectability, downstream tasks (classification, sketch telemetry, anomaly
+//! detection), a JSON
 //! and a self-contained HTML report, and the regression check CI runs.
 //!
 //! Eval judges tables only: a synthetic trace, the independent-marginals baseline and the
 //! real-vs-real split are all read the same way, so they are judged by the same code.
 #![deny(missing_docs)]
 
+pub mod anomaly;
 pub mod check;
 pub mod downstream;
 pub mod error;

@@ -74,6 +74,8 @@ pub struct Comparison {
     pub classification: Classification,
     /// Heavy-hitter telemetry.
     pub telemetry: Telemetry,
+    /// Anomaly detection fitted on the candidate, tested on the reference.
+    pub anomaly: crate::anomaly::AnomalyTask,
 }
 
 /// A whole evaluation.
@@ -167,6 +169,7 @@ pub fn compare(
         detectability: downstream::detectability(reference, cand, &s),
         classification: downstream::classification(reference, cand, &s),
         telemetry: downstream::telemetry(reference, cand, &s),
+        anomaly: crate::anomaly::anomaly(reference, cand, &s),
     })
 }
 
@@ -265,6 +268,14 @@ pub fn flatten(r: &Report) -> BTreeMap<String, FlatMetric> {
         put(
             format!("{name}.classification.mean_accuracy_gap"),
             &c.classification.mean_accuracy_gap,
+        );
+        put(
+            format!("{name}.anomaly.rank_correlation"),
+            &c.anomaly.rank_correlation,
+        );
+        put(
+            format!("{name}.anomaly.mean_auc_gap"),
+            &c.anomaly.mean_auc_gap,
         );
         put(
             format!("{name}.telemetry.rank_correlation"),
