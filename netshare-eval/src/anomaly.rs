@@ -223,8 +223,8 @@ pub fn anomaly(real: &Table, cand: &Table, s: &TaskSettings) -> AnomalyTask {
     let counts = stats::counts(&real.label.iter().map(String::as_str).collect::<Vec<_>>());
     let mut by_count: Vec<(&str, f64)> = counts.into_iter().collect();
     by_count.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-    let anomalies: f64 = by_count.iter().skip(1).map(|x| x.1).sum();
-    if by_count.len() < 2 || anomalies < MIN_LABEL_ROWS as f64 {
+    let anomalies = by_count.iter().skip(1).map(|x| x.1 as usize).sum::<usize>();
+    if by_count.len() < 2 || anomalies < MIN_LABEL_ROWS {
         out.skipped = Some(format!(
             "the real trace has {anomalies} rows outside its majority label; anomaly detection needs {MIN_LABEL_ROWS}"
         ));

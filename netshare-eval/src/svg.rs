@@ -104,6 +104,18 @@ fn ticks(scale: Scale, lo: f64, hi: f64) -> Vec<(f64, String)> {
                 }
                 e += 1;
             }
+            if out.len() < 2 {
+                // The range lies within one decade: label round values instead.
+                let inv = |p: f64| match scale {
+                    Scale::Log1p => 10f64.powf(p) - 1.0,
+                    _ => 10f64.powf(p),
+                };
+                out = ticks(Scale::Linear, inv(lo), inv(hi))
+                    .into_iter()
+                    .filter(|(v, _)| *v > 0.0 || scale == Scale::Log1p)
+                    .map(|(v, label)| (scale.map(v), label))
+                    .collect();
+            }
             out
         }
     }
@@ -344,4 +356,24 @@ pub fn bar_chart(
     }
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_axes_get_decade_ticks_or_round_values_within_one_decade() {
+        let t = ticks(Scale::Log1p, 0.0, 2.5);
+        let labels: Vec<&str> = t.iter().map(|x| x.1.as_str()).collect();
+        assert_eq!(labels, ["0", "1", "10", "100"]);
+        // 150..300 lies inside one decade.
+        let t = ticks(
+            Scale::Log1p,
+            Scale::Log1p.map(150.0),
+            Scale::Log1p.map(300.0),
+        );
+        assert!(t.len() >= 2, "{t:?}");
+        assert!(t.iter().all(|(p, _)| *p >= Scale::Log1p.map(150.0) - 1e-9));
+    }
 }
