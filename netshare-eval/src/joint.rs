@@ -252,8 +252,10 @@ pub fn flow_level(real: &Table, syn: &Table) -> BTreeMap<String, Metric> {
     m
 }
 
-/// Per-row numeric features for the classifiers: IP popularity-rank bins, ports, protocol, time
-/// as a fraction of the trace's span, and log(1 + v) of each numeric field.
+/// Per-row numeric features for the classifiers: IP popularity ranks (log2), port codes (see
+/// [`port_code`]; raw ephemeral ports would identify individual flows, so a classifier could tell
+/// two halves of one real trace apart by memorising them), protocol, time as a fraction of the
+/// trace's span, and log(1 + v) of each numeric field.
 pub fn features(t: &Table) -> (crate::ml::Matrix, Vec<String>) {
     let sr = ip_ranks(&t.srcip);
     let dr = ip_ranks(&t.dstip);
@@ -263,8 +265,8 @@ pub fn features(t: &Table) -> (crate::ml::Matrix, Vec<String>) {
     let mut names: Vec<String> = [
         "srcip_rank_log2",
         "dstip_rank_log2",
-        "srcport",
-        "dstport",
+        "srcport_code",
+        "dstport_code",
         "proto",
         "time_frac",
     ]
@@ -277,8 +279,8 @@ pub fn features(t: &Table) -> (crate::ml::Matrix, Vec<String>) {
     for i in 0..t.len() {
         data.push((sr[i] as f64).log2());
         data.push((dr[i] as f64).log2());
-        data.push(f64::from(t.srcport[i]));
-        data.push(f64::from(t.dstport[i]));
+        data.push(port_code(t.srcport[i]) as f64);
+        data.push(port_code(t.dstport[i]) as f64);
         data.push(f64::from(t.proto[i]));
         data.push((t.time_us[i] - lo) / span);
         for c in &t.values {

@@ -233,7 +233,8 @@ def features(t):
     lo, hi = t["ts"].min(), t["ts"].max()
     span = hi - lo if hi > lo else 1.0
     cols = [np.log2(ip_rank(t["srcip"].to_numpy())), np.log2(ip_rank(t["dstip"].to_numpy())),
-            t["srcport"].to_numpy(float), t["dstport"].to_numpy(float), t["proto"].to_numpy(float),
+            port_code(t["srcport"]).astype(float), port_code(t["dstport"]).astype(float),
+            t["proto"].to_numpy(float),
             (t["ts"].to_numpy() - lo) / span]
     cols += [np.log1p(np.maximum(t[f].to_numpy(), 0.0)) for f in ["td", "pkt", "byt"]]
     return np.column_stack(cols)
