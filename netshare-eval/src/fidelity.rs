@@ -7,7 +7,7 @@
 //!   exact identity; EMD after mapping both samples affinely from the pooled `[min, max]` onto
 //!   `[0.1, 0.9]`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use netshare_core::records::TraceKind;
 use rayon::prelude::*;
@@ -111,7 +111,8 @@ pub fn emd_sample(t: &Table, field: &str) -> Vec<f64> {
 
 /// Records per five-tuple, one value per five-tuple.
 pub fn flow_sizes(t: &Table) -> Vec<f64> {
-    let mut m: HashMap<(u32, u32, u16, u16, u8), f64> = HashMap::with_capacity(t.len() / 2);
+    let mut m: crate::stats::FxHashMap<(u32, u32, u16, u16, u8), f64> =
+        crate::stats::FxHashMap::with_capacity_and_hasher(t.len() / 2, Default::default());
     for i in 0..t.len() {
         *m.entry(t.five_tuple(i)).or_insert(0.0) += 1.0;
     }

@@ -2,7 +2,7 @@
 //! matches every marginal: joint JSDs of field pairs, mutual-information differences, flow-level
 //! distributions (records per flow, flow duration, inter-arrival within flows).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use netshare_core::records::TraceKind;
 use serde::{Deserialize, Serialize};
@@ -16,7 +16,7 @@ pub fn ip_ranks(ips: &[u32]) -> Vec<u64> {
     let c = stats::counts(ips);
     let mut order: Vec<(u32, f64)> = c.into_iter().collect();
     order.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let rank: HashMap<u32, u64> = order
+    let rank: crate::stats::FxHashMap<u32, u64> = order
         .iter()
         .enumerate()
         .map(|(i, (ip, _))| (*ip, i as u64 + 1))

@@ -2,7 +2,6 @@
 //! and the trace's numeric fields as `f64` (so synthetic outputs with fractional counts, such as
 //! the reference implementation's CSV, are judged on their raw values).
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use netshare_core::records::{self, Records, TraceKind};
@@ -182,7 +181,8 @@ impl Table {
     /// Row indices grouped by five-tuple; each group in time order (ties by row order), groups
     /// ordered by their first row.
     pub fn flows(&self) -> Vec<Vec<usize>> {
-        let mut index: HashMap<(u32, u32, u16, u16, u8), usize> = HashMap::new();
+        let mut index: crate::stats::FxHashMap<(u32, u32, u16, u16, u8), usize> =
+            crate::stats::FxHashMap::default();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for i in 0..self.len() {
             let g = *index.entry(self.five_tuple(i)).or_insert_with(|| {
