@@ -433,6 +433,55 @@ fn parse_datetime_us(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netshare_core::records::{PacketColumns, PacketRecord};
+
+    #[test]
+    fn packet_parquet_files_read_as_packet_tables_and_get_packet_metrics() {
+        let mut p = PacketColumns::default();
+        for i in 0..6u16 {
+            p.push(PacketRecord {
+                srcip: 1,
+                dstip: 2,
+                srcport: 1000 + i % 2,
+                dstport: 443,
+                proto: 6,
+                time_us: 1_000 + i64::from(i) * 10,
+                pkt_len: 60 + i,
+                ttl: 64,
+                ..PacketRecord::default()
+            });
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("blob-without-extension");
+        records::write_records(&path, &Records::Packets(p), &[]).expect("write");
+        let t = Table::read(&path).expect("read");
+        assert_eq!(t.kind, TraceKind::Packets);
+        assert_eq!(
+            t.value("pkt_len"),
+            Some(&[60.0, 61.0, 62.0, 63.0, 64.0, 65.0][..])
+        );
+        assert!(t.label.is_empty());
+        assert_eq!(t.flows(), vec![vec![0, 2, 4], vec![1, 3, 5]]);
+        let mut sizes = crate::fidelity::flow_sizes(&t);
+        sizes.sort_by(f64::total_cmp);
+        assert_eq!(sizes, vec![3.0, 3.0]);
+        let m = crate::fidelity::distributional(&t, &t, crate::Convention::Netshare);
+        let names: Vec<&str> = m.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "emd_flow_size",
+                "emd_pkt_len",
+                "emd_time",
+                "jsd_dstip",
+                "jsd_dstport",
+                "jsd_proto",
+                "jsd_srcip",
+                "jsd_srcport"
+            ]
+        );
+        assert!(m.values().all(|v| v.value == Some(0.0)));
+    }
 
     #[test]
     fn civil_dates_convert_to_unix_microseconds() {
