@@ -9,7 +9,7 @@ use crate::helpers::{halves, marginals, read, reference_dir};
 
 fn small_config() -> EvalConfig {
     EvalConfig {
-        max_rows: 600,
+        max_rows: 300,
         ..EvalConfig::default()
     }
 }

@@ -10,7 +10,7 @@ use crate::helpers::{halves, marginals, read};
 fn joint_metrics_separate_the_marginals_baseline_from_the_real_vs_real_floor() {
     let real = read("netflow/ugr16-day1-host-a.csv");
     let cfg = EvalConfig {
-        max_rows: 1000,
+        max_rows: 600,
         ..EvalConfig::default()
     };
     let (a, b) = halves(&real);
