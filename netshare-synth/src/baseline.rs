@@ -10,6 +10,8 @@
 //!   cover the whole capture period with the same traffic mix; splitting by time instead would
 //!   compare different hours (diurnal drift) and cut flows at the boundary. The distance between
 //!   the halves is the floor: what sampling noise alone costs.
+//!   The price of whole flows: in a capture dominated by a few long flows (e.g. one call), each
+//!   of them lands in one half, so the halves differ more than two random row samples would.
 //!
 //! Randomness comes from a seeded SplitMix64 stream with Lemire's unbiased bounded draws, so
 //! equal inputs, config and seed give equal bytes.
