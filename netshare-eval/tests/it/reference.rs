@@ -2,7 +2,7 @@
 //! scikit-learn (tests/reference/metrics_reference.py → metrics_expected.json).
 
 use netshare_eval::fidelity::{self, Convention};
-use netshare_eval::ml::{self, Classifier, GaussianNb, Matrix};
+use netshare_eval::ml::{self, Classifier, GaussianNb, Knn, Matrix};
 use netshare_eval::{Table, joint, stats};
 use serde_json::Value;
 
@@ -162,7 +162,7 @@ fn without_proto(m: &Matrix) -> Matrix {
     Matrix::new(m.rows, m.cols - 1, data)
 }
 
-fn nb_accuracy(train: &Table, test: &Table) -> f64 {
+fn proto_accuracy(train: &Table, test: &Table, model: &mut dyn Classifier) -> f64 {
     let mut classes: Vec<u8> = train.proto.iter().chain(&test.proto).copied().collect();
     classes.sort_unstable();
     classes.dedup();
@@ -172,16 +172,19 @@ fn nb_accuracy(train: &Table, test: &Table) -> f64 {
             .map(|p| classes.binary_search(p).expect("class"))
             .collect()
     };
-    let mut nb = GaussianNb::default();
-    nb.fit(
+    model.fit(
         &without_proto(&joint::features(train).0),
         &y(train),
         classes.len(),
     );
     ml::accuracy(
-        &nb.predict(&without_proto(&joint::features(test).0)),
+        &model.predict(&without_proto(&joint::features(test).0)),
         &y(test),
     )
+}
+
+fn nb_accuracy(train: &Table, test: &Table) -> f64 {
+    proto_accuracy(train, test, &mut GaussianNb::default())
 }
 
 #[test]
@@ -197,6 +200,23 @@ fn gaussian_naive_bayes_predicts_like_sklearn_on_real_features() {
     close(
         "nb host-a halves",
         Some(nb_accuracy(&a, &b)),
+        &exp["train_host_a_first_test_second"],
+    );
+}
+
+#[test]
+fn five_nearest_neighbours_predict_like_sklearn_on_real_features() {
+    let exp = &expected()["knn5_proto_accuracy"];
+    let (r, s) = tables("1k_vs_reference");
+    close(
+        "knn reference→1k",
+        Some(proto_accuracy(&s, &r, &mut Knn::new(5, true))),
+        &exp["train_reference_test_1k"],
+    );
+    let (a, b) = tables("host_a_first_vs_second_half");
+    close(
+        "knn host-a halves",
+        Some(proto_accuracy(&a, &b, &mut Knn::new(5, true))),
         &exp["train_host_a_first_test_second"],
     );
 }
