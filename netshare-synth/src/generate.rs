@@ -480,3 +480,61 @@ fn add_clean(total: &mut CleanCounts, c: &CleanCounts) {
     total.outside_time_range += c.outside_time_range;
     total.kept_records += c.kept_records;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_json_uses_the_command_line_spellings_and_refuses_unknown_fields() {
+        let c: SynthConfig = serde_json::from_value(serde_json::json!({
+            "formats": ["pcap-ns"], "capture": "pcapng", "link": "raw", "csv_dialect": "ugr16"
+        }))
+        .expect("valid config");
+        assert_eq!(c.formats, Some(vec![OutputFormat::PcapNs]));
+        assert_eq!(c.link, LinkType::Raw);
+        assert_eq!(c.scale, 1.0, "defaults fill the rest");
+        assert!(serde_json::from_value::<SynthConfig>(serde_json::json!({"scael": 1})).is_err());
+    }
+
+    #[test]
+    fn formats_default_by_kind_and_conflicts_are_refused() {
+        let d = SynthConfig::default();
+        assert_eq!(
+            d.formats_for(TraceKind::Flows).expect("flows"),
+            [OutputFormat::Parquet, OutputFormat::Csv]
+        );
+        let ng = SynthConfig {
+            capture: CaptureFormat::Pcapng,
+            ..SynthConfig::default()
+        };
+        assert_eq!(
+            ng.formats_for(TraceKind::Packets).expect("packets"),
+            [OutputFormat::Parquet, OutputFormat::Pcapng]
+        );
+        let both = SynthConfig {
+            formats: Some(vec![OutputFormat::Pcap, OutputFormat::PcapNs]),
+            ..SynthConfig::default()
+        };
+        assert!(both.formats_for(TraceKind::Packets).is_err());
+        let pcap_of_flows = SynthConfig {
+            formats: Some(vec![OutputFormat::Pcap]),
+            ..SynthConfig::default()
+        };
+        assert!(pcap_of_flows.formats_for(TraceKind::Flows).is_err());
+        for bad in [0.0, -1.0, f64::NAN] {
+            let c = SynthConfig {
+                scale: bad,
+                ..SynthConfig::default()
+            };
+            assert!(c.validate().is_err(), "scale {bad}");
+        }
+    }
+
+    #[test]
+    fn derived_seeds_differ_by_path_and_are_stable() {
+        assert_ne!(derive_seed(0, &[0, 0]), derive_seed(0, &[0, 1]));
+        assert_ne!(derive_seed(0, &[1, 0]), derive_seed(0, &[0, 1]));
+        assert_eq!(derive_seed(7, &[3, 1, 2]), derive_seed(7, &[3, 1, 2]));
+    }
+}

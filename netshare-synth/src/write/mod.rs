@@ -21,7 +21,7 @@ pub use pcap::{CaptureFormat, CaptureWriter};
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum,
 )]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum OutputFormat {
     /// Parquet records with the ingest schema (`netshare.packets.v1` / `netshare.flows.v1`).
     Parquet,

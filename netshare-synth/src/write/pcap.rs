@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 
 /// The capture file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum CaptureFormat {
     /// pcap with microsecond timestamps.
     Pcap,
