@@ -202,7 +202,7 @@ impl Merger {
                 self.next, self.n_chunks
             )));
         }
-        if a == 0 || sampled.len() % a != 0 {
+        if a == 0 || !sampled.len().is_multiple_of(a) {
             return Err(Error::Inconsistent(format!(
                 "chunk {chunk}: {} attribute values are not rows of {a}",
                 sampled.len()
