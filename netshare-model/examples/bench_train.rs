@@ -101,7 +101,13 @@ fn main() -> Result<()> {
     if a.torch {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_step.py");
         let cfg_json = serde_json::to_string(&cfg)?;
-        let out = Command::new(&a.python)
+        let mut cmd = Command::new(&a.python);
+        // On a shared machine OpenMP's default spin-waiting makes 2-thread torch several times
+        // slower than 1 thread; passive waiting gives torch its best case.
+        if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+            cmd.env("OMP_WAIT_POLICY", "PASSIVE");
+        }
+        let out = cmd
             .arg(&script)
             .arg(&dir)
             .args([

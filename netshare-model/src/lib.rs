@@ -34,6 +34,14 @@
 //! [`train`] trains chunk 0 from scratch, then every other chunk from chunk 0's weights for
 //! `fine_tune_fraction` of the budget, in parallel. The stage body [`run_stage_body`] adds
 //! checkpoints in the run's scratch directory, so a killed run resumes to the same bytes.
+//!
+//! # Benchmark and GPU
+//!
+//! `RAYON_NUM_THREADS=2 cargo run --release -p netshare-model --example bench_train -- DIR`
+//! times generator steps (each with its critic steps) at the `netshare` sizes on the encoder's
+//! tensors in DIR, next to `bench/torch_step.py` (the same architecture in PyTorch). The `cuda`
+//! feature adds burn's CUDA backend (`--device cuda`); `scripts/gpu-step-rate.sh` builds it and
+//! prints the GPU step rate.
 #![deny(missing_docs)]
 
 pub mod config;
