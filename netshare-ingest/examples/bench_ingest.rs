@@ -47,6 +47,21 @@ fn vm_hwm_kib() -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU seconds of this process (from /proc, in clock ticks of 1/100 s).
+fn cpu_seconds() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which is in parentheses and may hold spaces).
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ut: f64 = f.get(11)?.parse().ok()?;
+            let st: f64 = f.get(12)?.parse().ok()?;
+            Some((ut + st) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
 fn child(file: &Path, out: &Path) -> Result<()> {
     let t = Instant::now();
     let report = netshare_ingest::ingest_files(
@@ -55,12 +70,18 @@ fn child(file: &Path, out: &Path) -> Result<()> {
         out,
     )?;
     let dt = t.elapsed().as_secs_f64();
-    println!("{dt} {} {}", vm_hwm_kib(), report.records_read);
+    println!(
+        "{dt} {} {} {}",
+        vm_hwm_kib(),
+        report.records_read,
+        cpu_seconds()
+    );
     Ok(())
 }
 
 struct Measure {
     seconds: f64,
+    cpu: f64,
     rss_kib: u64,
 }
 
@@ -80,12 +101,13 @@ fn ours(file: &Path, out: &Path) -> Result<(Measure, u64)> {
     }
     let s = String::from_utf8_lossy(&o.stdout);
     let v: Vec<&str> = s.split_whitespace().collect();
-    if v.len() != 3 {
+    if v.len() != 4 {
         bail!("unexpected child output {s:?}");
     }
     Ok((
         Measure {
             seconds: v[0].parse()?,
+            cpu: v[3].parse()?,
             rss_kib: v[1].parse()?,
         },
         v[2].parse()?,
@@ -131,12 +153,19 @@ fn tshark(file: &Path) -> Result<Measure> {
     if !o.status.success() {
         bail!("tshark failed: {err}");
     }
-    let rss_kib = err
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Maximum resident set size (kbytes):"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    Ok(Measure { seconds, rss_kib })
+    let field = |name: &str| -> f64 {
+        err.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    };
+    let rss_kib = field("Maximum resident set size (kbytes):") as u64;
+    let cpu = field("User time (seconds):") + field("System time (seconds):");
+    Ok(Measure {
+        seconds,
+        cpu,
+        rss_kib,
+    })
 }
 
 fn main() -> Result<()> {
@@ -158,8 +187,10 @@ fn main() -> Result<()> {
         bail!("no real captures found (fixtures data or ../shared/data)");
     }
     let src_refs: Vec<&Path> = sources.iter().map(PathBuf::as_path).collect();
-    println!("| input | frames | file MiB | tool | run | seconds | frames/s | peak RSS MiB |");
-    println!("|---|---:|---:|---|---:|---:|---:|---:|");
+    println!(
+        "| input | frames | file MiB | tool | run | wall s | frames/s (wall) | CPU s | frames/CPU-s | peak RSS MiB |"
+    );
+    println!("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut summary = Vec::new();
     for &snap in &a.snaplen {
         let file = a.dir.join(format!("replay-{}-snap{snap}.pcap", a.packets));
@@ -173,16 +204,20 @@ fn main() -> Result<()> {
             .dir
             .join(format!("replay-{}-snap{snap}.parquet", a.packets));
         let mut best = f64::MAX;
+        let mut best_cpu = f64::MAX;
         let mut rss = 0;
         for run in 1..=a.repeat {
             let (m, frames) = ours(&file, &out)?;
             println!(
-                "| snap {snap} | {frames} | {mib:.0} | netshare-ingest | {run} | {:.2} | {:.2}M | {:.0} |",
+                "| snap {snap} | {frames} | {mib:.0} | netshare-ingest | {run} | {:.2} | {:.2}M | {:.2} | {:.2}M | {:.0} |",
                 m.seconds,
                 frames as f64 / m.seconds / 1e6,
+                m.cpu,
+                frames as f64 / m.cpu / 1e6,
                 m.rss_kib as f64 / 1024.0
             );
             best = best.min(m.seconds);
+            best_cpu = best_cpu.min(m.cpu);
             rss = rss.max(m.rss_kib);
         }
         let ts = if a.no_tshark {
@@ -190,34 +225,37 @@ fn main() -> Result<()> {
         } else {
             let m = tshark(&file)?;
             println!(
-                "| snap {snap} | {} | {mib:.0} | tshark -T fields | 1 | {:.2} | {:.2}M | {:.0} |",
+                "| snap {snap} | {} | {mib:.0} | tshark -T fields | 1 | {:.2} | {:.3}M | {:.2} | {:.3}M | {:.0} |",
                 a.packets,
                 m.seconds,
                 a.packets as f64 / m.seconds / 1e6,
+                m.cpu,
+                a.packets as f64 / m.cpu / 1e6,
                 m.rss_kib as f64 / 1024.0
             );
             Some(m)
         };
-        summary.push((snap, best, rss, ts));
+        summary.push((snap, best, best_cpu, rss, ts));
     }
     println!();
     println!(
-        "| input | ours best frames/s | ours peak RSS MiB | tshark frames/s | speed ratio | RSS ratio (tshark/ours) |"
+        "| input | ours best frames/s | ours peak RSS MiB | tshark frames/s | wall ratio | CPU ratio | RSS ratio (tshark/ours) |"
     );
-    println!("|---|---:|---:|---:|---:|---:|");
-    for (snap, best, rss, ts) in summary {
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (snap, best, best_cpu, rss, ts) in summary {
         let ours_pps = a.packets as f64 / best;
         match ts {
             Some(t) => println!(
-                "| snap {snap} | {:.2}M | {:.0} | {:.3}M | {:.1}x | {:.1}x |",
+                "| snap {snap} | {:.2}M | {:.0} | {:.3}M | {:.1}x | {:.1}x | {:.1}x |",
                 ours_pps / 1e6,
                 rss as f64 / 1024.0,
                 a.packets as f64 / t.seconds / 1e6,
                 t.seconds / best,
+                t.cpu / best_cpu,
                 t.rss_kib as f64 / rss.max(1) as f64
             ),
             None => println!(
-                "| snap {snap} | {:.2}M | {:.0} | - | - | - |",
+                "| snap {snap} | {:.2}M | {:.0} | - | - | - | - |",
                 ours_pps / 1e6,
                 rss as f64 / 1024.0
             ),

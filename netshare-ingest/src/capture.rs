@@ -397,7 +397,7 @@ impl<R: Read> CaptureReader<R> {
             };
             let btype = rd_u32(&head[0..4], be);
             let blen = rd_u32(&head[4..8], be) as usize;
-            if blen < 12 || blen % 4 != 0 || blen > MAX_RECORD {
+            if blen < 12 || !blen.is_multiple_of(4) || blen > MAX_RECORD {
                 let off = self.offset;
                 self.stop(format!(
                     "corrupt block at byte {off}: block length {blen} (type {btype:#x})"

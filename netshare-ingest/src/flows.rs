@@ -331,7 +331,7 @@ fn parse_count(s: &str) -> Option<u64> {
         None => (s, 1.0),
     };
     let f = num.parse::<f64>().ok()? * mult;
-    (f.is_finite() && f >= 0.0 && f < 1.8e19).then_some(f.round() as u64)
+    (0.0..1.8e19).contains(&f).then_some(f.round() as u64)
 }
 
 fn parse_seconds(s: &str) -> Option<f64> {

@@ -30,6 +30,9 @@ const MERGE_READ_ROWS: usize = 8 * 1024;
 pub trait TimeTable: Default + Send + Sized {
     /// The trace kind.
     const KIND: TraceKind;
+    /// Columns of nearly unique values, written without a dictionary (see
+    /// `RecordsWriter::create_with_plain_columns`).
+    const PLAIN: &'static [&'static str];
     /// Number of rows.
     fn rows(&self) -> usize;
     /// The time of row `i` (µs).
@@ -50,6 +53,7 @@ pub trait TimeTable: Default + Send + Sized {
 
 impl TimeTable for PacketColumns {
     const KIND: TraceKind = TraceKind::Packets;
+    const PLAIN: &'static [&'static str] = &["time_us", "id"];
     fn rows(&self) -> usize {
         self.len()
     }
@@ -89,6 +93,7 @@ impl TimeTable for PacketColumns {
 
 impl TimeTable for FlowColumns {
     const KIND: TraceKind = TraceKind::Flows;
+    const PLAIN: &'static [&'static str] = &["ts_us", "td"];
     fn rows(&self) -> usize {
         self.len()
     }
@@ -113,6 +118,15 @@ impl TimeTable for FlowColumns {
     fn append(&mut self, batch: &RecordBatch, path: &Path) -> Result<()> {
         Ok(self.append_batch(batch, path)?)
     }
+}
+
+fn create_writer<T: TimeTable>(path: &Path, kv: &[(&str, &str)]) -> Result<RecordsWriter> {
+    Ok(RecordsWriter::create_with_plain_columns(
+        path,
+        T::KIND,
+        kv,
+        T::PLAIN,
+    )?)
 }
 
 /// Stably sorts a table by time unless it already is.
@@ -144,7 +158,7 @@ impl<T: TimeTable> Sorter<T> {
     /// temporary folder inside `spill_parent`.
     pub fn new(out: &Path, meta: Vec<(String, String)>, spill_parent: &Path) -> Result<Self> {
         let kv: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let w = RecordsWriter::create(out, T::KIND, &kv)?;
+        let w = create_writer::<T>(out, &kv)?;
         Ok(Sorter {
             out: out.to_path_buf(),
             meta,
@@ -190,7 +204,7 @@ impl<T: TimeTable> Sorter<T> {
         if self.last_max.is_some_and(|m| min < m) {
             self.close_run()?;
             let p = self.new_run_path()?;
-            self.current = Some(RecordsWriter::create(&p, T::KIND, &[])?);
+            self.current = Some(create_writer::<T>(&p, &[])?);
             self.runs.push(p);
         }
         self.last_max = Some(max);
@@ -319,7 +333,7 @@ fn merge<T: TimeTable>(runs: &[PathBuf], out: &Path, kv: &[(&str, &str)]) -> Res
             heap.push(Reverse((c.table.time(c.pos), i)));
         }
     }
-    let mut w = RecordsWriter::create(out, T::KIND, kv)?;
+    let mut w = create_writer::<T>(out, kv)?;
     let mut buf = T::default();
     while let Some(Reverse((_, i))) = heap.pop() {
         let c = &mut cursors[i];

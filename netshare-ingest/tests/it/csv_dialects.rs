@@ -168,7 +168,8 @@ fn bad_rows_name_file_and_line_or_are_skipped_and_quoted() {
                 1,2,3,4,UDP,500,0.5,1,40,b\n";
     let (dir, p) = temp_file("flows.csv", text.as_bytes());
     let out = dir.path().join("o.parquet");
-    let err = ingest_files(&[p.clone()], &IngestConfig::default(), &out).expect_err("bad row");
+    let err = ingest_files(std::slice::from_ref(&p), &IngestConfig::default(), &out)
+        .expect_err("bad row");
     let msg = err.to_string();
     assert!(
         msg.contains("flows.csv, line 3") && msg.contains("FOO"),

@@ -56,7 +56,8 @@ fn input_out_of_order_across_row_groups_is_spilled_merged_and_stable() {
     let input = dir.path().join("backwards.pcap");
     std::fs::write(&input, &bytes).expect("write");
     let out = dir.path().join("records.parquet");
-    let rep = ingest_files(&[input.clone()], &IngestConfig::default(), &out).expect("ingest");
+    let rep =
+        ingest_files(std::slice::from_ref(&input), &IngestConfig::default(), &out).expect("ingest");
     assert!(rep.sorted_runs >= 3, "runs {}", rep.sorted_runs);
     let t = read_packets(&out).expect("read back");
     assert_eq!(t.len(), n);

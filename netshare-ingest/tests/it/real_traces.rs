@@ -77,7 +77,8 @@ fn a_real_capture_ingests_to_time_ordered_parquet_with_its_report() {
     };
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("records.parquet");
-    let rep = ingest_files(&[path.clone()], &IngestConfig::default(), &out).expect("ingest");
+    let rep =
+        ingest_files(std::slice::from_ref(&path), &IngestConfig::default(), &out).expect("ingest");
     let t = read_packets(&out).expect("read back");
     assert_eq!(t.len() as u64, rep.records_kept);
     assert_eq!(rep.records_kept, 3065);
