@@ -152,20 +152,28 @@ impl DiscreteCodec {
 
     /// A decoder ready for many rows (the embedding matrix flattened once).
     pub fn decoder(&self) -> DiscreteDecoder<'_> {
-        let flat = match self {
-            DiscreteCodec::Embedding { vectors, .. } => {
-                vectors.iter().flat_map(|v| v.iter().copied()).collect()
+        // Column-major [dim, vocab]: the dot products with every vector are then `dim` passes
+        // of a multiply-add over contiguous memory, which the compiler vectorises.
+        let cols = match self {
+            DiscreteCodec::Embedding { vectors, dim, .. } => {
+                let mut cols = vec![0.0f32; dim * vectors.len()];
+                for (v, vec) in vectors.iter().enumerate() {
+                    for (d, &x) in vec.iter().enumerate().take(*dim) {
+                        cols[d * vectors.len() + v] = x;
+                    }
+                }
+                cols
             }
             _ => Vec::new(),
         };
-        DiscreteDecoder { codec: self, flat }
+        DiscreteDecoder { codec: self, cols }
     }
 }
 
 /// Decodes generated activations of one [`DiscreteCodec`].
 pub struct DiscreteDecoder<'a> {
     codec: &'a DiscreteCodec,
-    flat: Vec<f32>,
+    cols: Vec<f32>,
 }
 
 impl DiscreteDecoder<'_> {
@@ -174,18 +182,16 @@ impl DiscreteDecoder<'_> {
     pub fn decode(&self, inp: &[f32]) -> u32 {
         match self.codec {
             DiscreteCodec::Embedding { values, dim, .. } => {
-                // Cosine to unit-norm rows = dot / |inp|, and |inp| is common to all rows, so
-                // the largest dot product is the nearest by cosine.
-                let mut best = 0usize;
-                let mut best_dot = f32::NEG_INFINITY;
-                for (i, row) in self.flat.chunks_exact(*dim).enumerate() {
-                    let d: f32 = row.iter().zip(inp).map(|(a, b)| a * b).sum();
-                    if d > best_dot {
-                        best_dot = d;
-                        best = i;
+                // Cosine to unit-norm vectors = dot / |inp|, and |inp| is common to all of
+                // them, so the largest dot product is the nearest by cosine (first on ties).
+                let n = values.len();
+                let mut dots = vec![0.0f32; n];
+                for (d, &x) in inp.iter().enumerate().take(*dim) {
+                    for (acc, &c) in dots.iter_mut().zip(&self.cols[d * n..(d + 1) * n]) {
+                        *acc += x * c;
                     }
                 }
-                values.get(best).copied().unwrap_or(0)
+                values.get(argmax(&dots)).copied().unwrap_or(0)
             }
             DiscreteCodec::OneHot { values } => values
                 .get(argmax(&inp[..values.len()]))
