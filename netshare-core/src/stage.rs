@@ -381,7 +381,10 @@ where
             "config": canonical,
             "inputs": inputs.iter().map(|(k, v)| (k.clone(), serde_json::Value::String(v.hex()))).collect::<serde_json::Map<_, _>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&plan).expect("a JSON value always serialises"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plan).expect("a JSON value always serialises")
+        );
         // Plan mode is a dry run: the caller only wants the line above.
         std::process::exit(0);
     }

@@ -417,10 +417,11 @@ fn collect_ref_digests(dir: &Path, into: &mut std::collections::BTreeSet<Digest>
     for entry in read_dir_sorted(dir)? {
         if entry.is_dir() {
             collect_ref_digests(&entry, into)?;
-        } else if let Ok(bytes) = fs::read(&entry) {
-            if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                walk(&v, into);
-            }
+        } else if let Ok(v) = fs::read(&entry)
+            .map_err(|_| ())
+            .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).map_err(|_| ()))
+        {
+            walk(&v, into);
         }
     }
     Ok(())

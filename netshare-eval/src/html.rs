@@ -11,10 +11,11 @@ use crate::stats;
 use crate::svg::{Scale, Series, bar_chart, esc, fmt_num, line_chart};
 use crate::table::Table;
 
-const COLORS: [(&str, &str); 5] = [
+const COLORS: [(&str, &str); 6] = [
     ("real", "#222222"),
     ("synthetic", "#d62728"),
     ("marginals", "#1f77b4"),
+    ("reference-impl", "#ff7f0e"),
     ("half-a", "#9467bd"),
     ("half-b", "#2ca02c"),
 ];
@@ -24,6 +25,7 @@ fn roles(inputs: &Inputs) -> Vec<(&'static str, &'static str, &Table)> {
         &inputs.real,
         &inputs.synthetic,
         &inputs.marginals,
+        &inputs.reference_impl,
         &inputs.half_a,
         &inputs.half_b,
     ];
@@ -83,7 +85,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
     );
     let _ = write!(
         h,
-        "<h1>netshare-eval report</h1><p class=\"note\">Trace kind: <b>{:?}</b>. Distributional metrics use the <b>{}</b> convention; metrics beyond the paper use <b>netshare-rs</b>. Seed {}. Each comparison judges a candidate against a reference; <i>real-vs-real</i> compares two halves of the real trace (the floor a generator cannot be expected to beat), <i>marginals</i> draws each field independently from the real marginals (the baseline to beat).</p>",
+        "<h1>netshare-eval report</h1><p class=\"note\">Trace kind: <b>{:?}</b>. Distributional metrics use the <b>{}</b> convention; metrics beyond the paper use <b>netshare-rs</b>. Seed {}. Each comparison judges a candidate against a reference; <i>real-vs-real</i> compares two halves of the real trace (the floor a generator cannot be expected to beat), <i>marginals</i> draws each field independently from the real marginals (the baseline to beat); <i>reference-impl</i>, when present, is the reference NetShare implementation's output on the same real trace.</p>",
         report.kind,
         report.config.convention.name(),
         report.config.seed

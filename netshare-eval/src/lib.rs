@@ -46,6 +46,8 @@ pub struct InputPaths {
     pub synthetic: Option<PathBuf>,
     /// Independent-marginals baseline.
     pub marginals: Option<PathBuf>,
+    /// Output of the reference NetShare implementation on the same real trace, if one exists.
+    pub reference_impl: Option<PathBuf>,
     /// First half of the real trace.
     pub half_a: Option<PathBuf>,
     /// Second half of the real trace.
@@ -61,6 +63,7 @@ pub fn load_inputs(p: &InputPaths) -> Result<Inputs> {
         real: Some(Table::read(&p.real)?),
         synthetic: opt(&p.synthetic)?,
         marginals: opt(&p.marginals)?,
+        reference_impl: opt(&p.reference_impl)?,
         half_a: opt(&p.half_a)?,
         half_b: opt(&p.half_b)?,
         training: p

@@ -35,6 +35,10 @@ enum Cmd {
         /// The independent-marginals baseline (from netshare-baseline --kind marginals).
         #[arg(long)]
         marginals: Option<PathBuf>,
+        /// The reference NetShare implementation's output on the same real trace (records
+        /// Parquet or NetShare-layout CSV), judged like the synthetic trace.
+        #[arg(long)]
+        reference_impl: Option<PathBuf>,
         /// First half of the real trace (real-vs-real floor; needs --half-b).
         #[arg(long, requires = "half_b")]
         half_a: Option<PathBuf>,
@@ -63,7 +67,8 @@ enum Cmd {
         #[arg(long)]
         expected: PathBuf,
     },
-    /// Store mode: inputs real, synthetic and optionally marginals, half-a, half-b, train-log.
+    /// Store mode: inputs real, synthetic and optionally marginals, reference-impl, half-a,
+    /// half-b, train-log.
     Store(StoreArgs),
 }
 
@@ -83,6 +88,7 @@ fn run() -> anyhow::Result<ExitCode> {
             real,
             synthetic,
             marginals,
+            reference_impl,
             half_a,
             half_b,
             train_log,
@@ -94,6 +100,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 real,
                 synthetic,
                 marginals,
+                reference_impl,
                 half_a,
                 half_b,
                 train_log,
@@ -133,6 +140,7 @@ fn run() -> anyhow::Result<ExitCode> {
                     real: ctx.input("real")?.to_path_buf(),
                     synthetic: get("synthetic"),
                     marginals: get("marginals"),
+                    reference_impl: get("reference-impl"),
                     half_a: get("half-a"),
                     half_b: get("half-b"),
                     train_log: get("train-log"),

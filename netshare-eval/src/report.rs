@@ -117,6 +117,8 @@ pub struct Inputs {
     pub synthetic: Option<Table>,
     /// The independent-marginals baseline.
     pub marginals: Option<Table>,
+    /// The reference NetShare implementation's output on the same real trace.
+    pub reference_impl: Option<Table>,
     /// First half of the real trace.
     pub half_a: Option<Table>,
     /// Second half of the real trace.
@@ -193,6 +195,7 @@ pub fn build(inputs: &Inputs, cfg: &EvalConfig) -> Result<Report> {
     for (role, t) in [
         ("synthetic", &inputs.synthetic),
         ("marginals", &inputs.marginals),
+        ("reference-impl", &inputs.reference_impl),
     ] {
         if let Some(t) = t {
             tables.insert(role.to_string(), info(t));

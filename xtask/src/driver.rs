@@ -42,6 +42,17 @@ impl Toolchain {
     /// Builds the named binaries once (cargo decides what is stale).
     pub fn build(&self, bins: &[&str]) -> Result<()> {
         if self.no_build {
+            for b in bins {
+                let path = self.bin_path(b);
+                if !path.is_file() {
+                    bail!(
+                        "--no-build, but {} is not built (build it with `cargo build --profile {} --bin {b}`, \
+                         or run `cargo test --workspace` for the dev profile)",
+                        path.display(),
+                        self.profile
+                    );
+                }
+            }
             return Ok(());
         }
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));

@@ -28,6 +28,7 @@ fn inputs(dir: &std::path::Path) -> Inputs {
             Table::read(&reference_dir().join("ugr16-1k-perturbed.csv")).expect("perturbed"),
         ),
         marginals: Some(marginals(&real, 1)),
+        reference_impl: None,
         half_a: Some(a),
         half_b: Some(b),
         training: Some(training::read_training_log(&log).expect("training log")),
