@@ -14,7 +14,8 @@ use netshare_synth::baseline::{self, BaselineConfig, BaselineKind};
 #[command(
     name = "netshare-baseline",
     version,
-    about,
+    about = "Baselines for evaluation: an independent-marginals sample of a real records file, \
+             or the real trace split in two halves by five-tuple hash (the real-vs-real floor).",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
