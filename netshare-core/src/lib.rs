@@ -6,6 +6,7 @@
 pub mod digest;
 pub mod error;
 pub mod layout;
+pub mod linktype;
 pub mod manifest;
 pub mod records;
 pub mod stage;

@@ -141,41 +141,33 @@ pub fn half_of(seed: u64, srcip: u32, dstip: u32, srcport: u16, dstport: u16, pr
 
 /// Splits a trace into two halves by a seeded hash of the five-tuple, keeping row order.
 pub fn split(real: &Records, seed: u64) -> (Records, Records) {
-    let mut halves: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+    // Five-tuple columns are named alike in both tables, so one body serves both kinds.
+    macro_rules! halves {
+        ($t:expr) => {{
+            let t = $t;
+            let mut halves: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
+            for i in 0..t.len() {
+                let h = half_of(
+                    seed,
+                    t.srcip[i],
+                    t.dstip[i],
+                    t.srcport[i],
+                    t.dstport[i],
+                    t.proto[i],
+                );
+                halves[h].push(i);
+            }
+            (t.take(&halves[0]), t.take(&halves[1]))
+        }};
+    }
     match real {
         Records::Flows(t) => {
-            for i in 0..t.len() {
-                halves[half_of(
-                    seed,
-                    t.srcip[i],
-                    t.dstip[i],
-                    t.srcport[i],
-                    t.dstport[i],
-                    t.proto[i],
-                )]
-                .push(i);
-            }
-            (
-                Records::Flows(t.take(&halves[0])),
-                Records::Flows(t.take(&halves[1])),
-            )
+            let (a, b) = halves!(t);
+            (Records::Flows(a), Records::Flows(b))
         }
         Records::Packets(t) => {
-            for i in 0..t.len() {
-                halves[half_of(
-                    seed,
-                    t.srcip[i],
-                    t.dstip[i],
-                    t.srcport[i],
-                    t.dstport[i],
-                    t.proto[i],
-                )]
-                .push(i);
-            }
-            (
-                Records::Packets(t.take(&halves[0])),
-                Records::Packets(t.take(&halves[1])),
-            )
+            let (a, b) = halves!(t);
+            (Records::Packets(a), Records::Packets(b))
         }
     }
 }

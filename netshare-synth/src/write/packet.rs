@@ -75,8 +75,9 @@ impl LinkType {
     /// The pcap / pcapng link-type number.
     pub fn linktype(self) -> u16 {
         match self {
-            LinkType::Ethernet => 1,
-            LinkType::Raw => 101,
+            // Both numbers fit the 16 bits pcapng's interface block gives them.
+            LinkType::Ethernet => netshare_core::linktype::ETHERNET as u16,
+            LinkType::Raw => netshare_core::linktype::RAW as u16,
         }
     }
 
