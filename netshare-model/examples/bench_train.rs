@@ -59,6 +59,7 @@ fn args() -> Result<Args> {
 }
 
 fn main() -> Result<()> {
+    netshare_model::tune_allocator();
     let a = args()?;
     let tmp = tempfile::tempdir()?;
     let (dir, what) = match &a.encoded {
@@ -106,6 +107,17 @@ fn main() -> Result<()> {
         // slower than 1 thread; passive waiting gives torch its best case.
         if std::env::var_os("OMP_WAIT_POLICY").is_none() {
             cmd.env("OMP_WAIT_POLICY", "PASSIVE");
+        }
+        // The same allocator thresholds this process set with `tune_allocator`, so both sides
+        // run with the same malloc behaviour (torch measured no different either way).
+        for (k, v) in [
+            ("MALLOC_MMAP_THRESHOLD_", "67108864"),
+            ("MALLOC_TRIM_THRESHOLD_", "268435456"),
+            ("MALLOC_TOP_PAD_", "67108864"),
+        ] {
+            if std::env::var_os(k).is_none() {
+                cmd.env(k, v);
+            }
         }
         let out = cmd
             .arg(&script)

@@ -90,6 +90,7 @@ fn device(d: DeviceArg) -> Result<burn::tensor::Device> {
 }
 
 fn main() -> Result<()> {
+    netshare_model::tune_allocator();
     match Cli::parse().command {
         Command::Train {
             encoded,

@@ -323,15 +323,30 @@ fn linear(params: &Params, prefix: &str, x: Tensor<2>) -> Tensor<2> {
 /// Attribute generator: noise `[B, attr_noise]` → activated attributes `[B, A]`.
 /// Batch norm always uses the batch's own statistics (training and sampling alike).
 pub(crate) fn gen_attributes(params: &Params, d: &Dims, z: Tensor<2>) -> Tensor<2> {
+    gen_attributes_grouped(params, d, z, 1)
+}
+
+/// [`gen_attributes`] for `groups` batches stacked row-wise in `z` (equal sizes): one matmul per
+/// layer for all of them, batch-norm statistics per batch, so each batch's rows come out as a
+/// pass of that batch alone would give them.
+pub(crate) fn gen_attributes_grouped(
+    params: &Params,
+    d: &Dims,
+    z: Tensor<2>,
+    groups: usize,
+) -> Tensor<2> {
     let mut h = z;
     for l in 0..d.gen_layers {
         let pre = format!("gen_attr.l{l}");
         let a = linear(params, &pre, h);
         let [rows, width] = a.dims();
-        let mean = a.clone().mean_dim(0);
-        let centred = a - mean.expand([rows, width]);
-        let var = centred.clone().square().mean_dim(0);
-        let normed = centred / (var + 1e-5).sqrt().expand([rows, width]);
+        let per = rows / groups;
+        let a = a.reshape([groups, per, width]);
+        let mean = a.clone().mean_dim(1);
+        let centred = a - mean.expand([groups, per, width]);
+        let var = centred.clone().square().mean_dim(1);
+        let normed =
+            (centred / (var + 1e-5).sqrt().expand([groups, per, width])).reshape([rows, width]);
         let gamma = p(params, &format!("{pre}.gamma"))
             .clone()
             .expand([rows, width]);
@@ -420,6 +435,7 @@ pub(crate) fn gen_features(
 }
 
 /// An MLP critic's output `[B, 1]`.
+#[cfg(test)]
 pub(crate) fn critic(params: &Params, prefix: &str, layers: usize, x: Tensor<2>) -> Tensor<2> {
     let mut h = x;
     for l in 0..layers {
@@ -429,7 +445,7 @@ pub(crate) fn critic(params: &Params, prefix: &str, layers: usize, x: Tensor<2>)
 }
 
 /// The critic's gradient with respect to its input, `[B, in]`, as forward ops (the reference
-/// form of what [`critic_loss_terms`] computes fused; tests tie the two together): backprop
+/// form of what [`critic_loss_grads`] computes fused; tests tie the two together): backprop
 /// through the MLP by hand (`g ← (g ⊙ 1[a > 0]) Wᵀ`). The ReLU masks are constants (their
 /// derivative is zero almost everywhere), the weights stay in the graph, so differentiating a
 /// penalty on this gradient gives the penalty's gradient for the weights.
@@ -440,6 +456,16 @@ pub(crate) fn critic_input_grad(
     layers: usize,
     x: Tensor<2>,
 ) -> Tensor<2> {
+    critic_with_input_grad(params, prefix, layers, x).1
+}
+
+/// The critic's output `[B, 1]` and its gradient with respect to the input `[B, in]`.
+pub(crate) fn critic_with_input_grad(
+    params: &Params,
+    prefix: &str,
+    layers: usize,
+    x: Tensor<2>,
+) -> (Tensor<2>, Tensor<2>) {
     let [rows, _] = x.dims();
     let mut h = x;
     let mut masks = Vec::with_capacity(layers);
@@ -450,6 +476,7 @@ pub(crate) fn critic_input_grad(
         masks.push(plain.greater_elem(0.0).float().cast(dtype));
         h = activation::relu(a);
     }
+    let out = linear(params, &format!("{prefix}.out"), h);
     let wo = p(params, &format!("{prefix}.out.w")).clone();
     let [fan, _] = wo.dims();
     let mut g = wo.transpose().expand([rows, fan]);
@@ -457,13 +484,14 @@ pub(crate) fn critic_input_grad(
         let w = p(params, &format!("{prefix}.l{l}.w")).clone();
         g = (g * masks[l].clone()).matmul(w.transpose());
     }
-    g
+    (out, g)
 }
 
 /// The critic loss terms in one pass: the rows of `real`, `fake` and `mix` go through the MLP
 /// together (one matmul per layer instead of three), the outputs of the first two give the
 /// Wasserstein term mean D(fake) − mean D(real), the ReLU masks of the last give the penalty
 /// λ · mean (‖∇ₓ D(mix)‖₂ − 1)².
+#[cfg(test)]
 pub(crate) fn critic_loss_terms(
     params: &Params,
     prefix: &str,
@@ -500,6 +528,121 @@ pub(crate) fn critic_loss_terms(
     }
     let norm = (g.square().sum_dim(1) + 1e-12).sqrt();
     (w_term, (norm - 1.0).square().mean().mul_scalar(lambda))
+}
+
+/// One critic update's worth of work: both loss terms and the gradient of their sum for every
+/// parameter of the critic.
+pub(crate) struct CriticGrads {
+    /// mean D(fake) − mean D(real).
+    pub w_term: Tensor<1>,
+    /// λ · mean (‖∇ₓ D(mix)‖₂ − 1)².
+    pub gp: Tensor<1>,
+    /// (parameter name, gradient) for every weight and bias of the critic.
+    pub grads: Vec<(String, Tensor<2>)>,
+}
+
+/// What [`critic_loss_terms`] computes, with the gradient of `w_term + gp` for the critic's
+/// parameters derived by hand instead of by the autodiff graph (tests hold the two equal).
+///
+/// With layers `aₗ = hₗWₗ + bₗ`, `hₗ₊₁ = relu(aₗ)`, masks `Mₗ = 1[aₗ > 0]` and output weights `wₒ`:
+/// the penalty's input gradient is `u₀` from `u_L = wₒᵀ`, `vₗ = uₗ₊₁ ⊙ Mₗ`, `uₗ = vₗWₗᵀ` on the
+/// mix rows. With `eₗ = ∂gp/∂uₗ` (`e₀ = 2λ/b · (‖u₀‖ − 1)/‖u₀‖ · u₀`, `eₗ₊₁ = (eₗWₗ) ⊙ Mₗ`) the
+/// penalty adds `eₗᵀvₗ` to `∂/∂Wₗ` and `Σᵢ e_L` to `∂/∂wₒ`; it does not touch the biases. The
+/// Wasserstein term is ordinary backprop of ±1/b through the real and fake rows. Each weight's two
+/// contributions come from one matmul over stacked rows: `[hₗ; eₗ]ᵀ [∂aₗ; vₗ]`.
+///
+/// Against the autodiff form this skips the backward pass through the mix rows' forward (whose
+/// outputs only feed the masks), the transposes' gradient accumulation and the graph itself.
+pub(crate) fn critic_loss_grads(
+    params: &Params,
+    prefix: &str,
+    layers: usize,
+    real: Tensor<2>,
+    fake: Tensor<2>,
+    mix: Tensor<2>,
+    lambda: f64,
+) -> CriticGrads {
+    let [b, input] = real.dims();
+    let dtype = real.dtype();
+    let weight = |l: usize| p(params, &format!("{prefix}.l{l}.w")).clone();
+    // Forward over all 3b rows; keep each layer's input and ReLU mask.
+    let mut h = Tensor::cat(vec![real, fake, mix], 0);
+    let mut inputs = Vec::with_capacity(layers);
+    let mut masks = Vec::with_capacity(layers);
+    for l in 0..layers {
+        let a = linear(params, &format!("{prefix}.l{l}"), h.clone());
+        let m = a.clone().greater_elem(0.0).float().cast(dtype);
+        inputs.push(h);
+        h = a * m.clone();
+        masks.push(m);
+    }
+    let [_, hidden] = h.dims();
+    let wo = p(params, &format!("{prefix}.out.w")).clone();
+    let top = h.slice([0..2 * b, 0..hidden]);
+    let out = linear(params, &format!("{prefix}.out"), top.clone());
+    let w_term =
+        out.clone().slice([b..2 * b, 0..1]).mean() - out.clone().slice([0..b, 0..1]).mean();
+    // The penalty's input gradient on the mix rows, keeping every vₗ.
+    let rows = |l: usize, r: std::ops::Range<usize>| {
+        let [_, width] = masks[l].dims();
+        masks[l].clone().slice([r, 0..width])
+    };
+    let mix_mask = |l: usize| rows(l, 2 * b..3 * b);
+    let mut u = wo.clone().transpose().expand([b, hidden]);
+    let mut vs: Vec<Tensor<2>> = Vec::with_capacity(layers);
+    for l in (0..layers).rev() {
+        let v = u * mix_mask(l);
+        u = v.clone().matmul(weight(l).transpose());
+        vs.push(v);
+    }
+    vs.reverse();
+    let norm = (u.clone().square().sum_dim(1) + 1e-12).sqrt();
+    let gp = (norm.clone() - 1.0).square().mean().mul_scalar(lambda);
+    let coef = ((norm.clone() - 1.0) / norm).mul_scalar(2.0 * lambda / b as f64);
+    // eₗ for l = 0..=L.
+    let mut es = Vec::with_capacity(layers + 1);
+    es.push(u * coef.expand([b, input]));
+    for l in 0..layers {
+        let e = es[l].clone().matmul(weight(l)) * mix_mask(l);
+        es.push(e);
+    }
+    // Wasserstein seed: −1/b on real rows, +1/b on fake rows.
+    let ones = out.ones_like();
+    let seed = Tensor::cat(
+        vec![
+            ones.clone().slice([0..b, 0..1]).mul_scalar(-1.0 / b as f64),
+            ones.slice([b..2 * b, 0..1]).mul_scalar(1.0 / b as f64),
+        ],
+        0,
+    );
+    let mut grads = Vec::with_capacity(2 * layers + 2);
+    let e_top = es[layers].clone();
+    let ones_b = e_top.clone().slice([0..b, 0..1]).ones_like();
+    grads.push((
+        format!("{prefix}.out.w"),
+        Tensor::cat(vec![top, e_top], 0)
+            .transpose()
+            .matmul(Tensor::cat(vec![seed.clone(), ones_b], 0)),
+    ));
+    grads.push((format!("{prefix}.out.b"), seed.clone().sum_dim(0)));
+    let mut delta = seed.matmul(wo.transpose());
+    for l in (0..layers).rev() {
+        let da = delta * rows(l, 0..2 * b);
+        let [_, fan] = inputs[l].dims();
+        let lhs = Tensor::cat(
+            vec![inputs[l].clone().slice([0..2 * b, 0..fan]), es[l].clone()],
+            0,
+        );
+        let rhs = Tensor::cat(vec![da.clone(), vs[l].clone()], 0);
+        grads.push((format!("{prefix}.l{l}.w"), lhs.transpose().matmul(rhs)));
+        grads.push((format!("{prefix}.l{l}.b"), da.clone().sum_dim(0)));
+        delta = if l > 0 {
+            da.matmul(weight(l).transpose())
+        } else {
+            da
+        };
+    }
+    CriticGrads { w_term, gp, grads }
 }
 
 /// λ · mean over the batch of (‖∇ₓ D(x)‖₂ − 1)².
@@ -617,6 +760,61 @@ mod tests {
         let gp_sep = gradient_penalty(&params, "c", LAYERS, mix, 10.0);
         assert!(rel(vec64(w)[0], vec64(w_sep)[0]) < 1e-12);
         assert!(rel(vec64(gp)[0], vec64(gp_sep)[0]) < 1e-12);
+    }
+
+    #[test]
+    fn hand_derived_critic_gradients_equal_the_autodiff_ones_in_f64() {
+        let mut rng = ChaCha8Rng::seed_from_u64(14);
+        let hp = host_params(&mut rng);
+        let (rows, cols) = (5, 7);
+        let mut x = || -> Tensor<2> {
+            let v: Vec<f64> = (0..rows * cols)
+                .map(|_| rng.random_range(-1.0..1.0))
+                .collect();
+            ctx().tensor(v, [rows, cols])
+        };
+        let (real, fake, mix) = (x(), x(), x());
+        let mut tracked = device_params(&hp);
+        for t in tracked.values_mut() {
+            *t = t.clone().autodiff().require_grad();
+        }
+        let (w, gp) = critic_loss_terms(
+            &tracked,
+            "c",
+            LAYERS,
+            real.clone(),
+            fake.clone(),
+            mix.clone(),
+            10.0,
+        );
+        let auto = (w.clone() + gp.clone()).backward();
+        let hand = critic_loss_grads(&device_params(&hp), "c", LAYERS, real, fake, mix, 10.0);
+        assert!(rel(vec64(w.without_autodiff())[0], vec64(hand.w_term)[0]) < 1e-12);
+        assert!(rel(vec64(gp.without_autodiff())[0], vec64(hand.gp)[0]) < 1e-12);
+        let names: Vec<&String> = hand.grads.iter().map(|(n, _)| n).collect();
+        let mut expected: Vec<&String> = hp.keys().collect();
+        let mut sorted = names.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "one gradient per parameter");
+        let mut worst: f64 = 0.0;
+        let mut nonzero = 0;
+        for (name, g) in hand.grads {
+            let g = vec64(g);
+            let a = tracked[&name]
+                .grad(&auto)
+                .map(vec64)
+                .unwrap_or_else(|| vec![0.0; g.len()]);
+            assert_eq!(a.len(), g.len(), "{name}");
+            for (x, y) in a.iter().zip(&g) {
+                let err = (x - y).abs() / x.abs().max(y.abs()).max(1e-6);
+                worst = worst.max(err);
+                nonzero += usize::from(x.abs() > 1e-6);
+            }
+        }
+        eprintln!("worst relative difference {worst:e} over {nonzero} non-zero entries");
+        assert!(worst <= 1e-10, "worst relative difference {worst:e}");
+        assert!(nonzero > 50, "only {nonzero} non-zero gradient entries");
     }
 
     /// The penalty as training computes it (real and fake rows only feed the other term).

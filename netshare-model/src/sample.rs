@@ -11,7 +11,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 use crate::nets::{self, Ctx, Dims};
-use crate::train::{MODEL_FORMAT, ModelFile, derive_seed, feat_noise, to_device};
+use crate::step::feat_noise;
+use crate::train::{MODEL_FORMAT, ModelFile, derive_seed, to_device};
 use crate::weights::{self, HostTensors};
 
 /// A trained model, ready to sample. See the crate docs for the API contract.

@@ -1,25 +1,27 @@
-//! Training: WGAN-GP steps for one chunk, chunk 0 from scratch and the others fine-tuned from
-//! its weights in parallel, checkpoints that make a killed run resume to the same bytes, the
-//! training log and the `model.json` summary.
+//! Training: chunk 0 from scratch and the others fine-tuned from its weights in parallel, with
+//! checkpoints that make a killed run resume to the same bytes, the training log and the
+//! `model.json` summary. The iteration itself is in [`crate::step`].
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::{DType, Device, Int, Tensor, TensorData};
+use burn::tensor::{DType, Device, Tensor};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use netshare_core::layout::Layout;
 use netshare_core::tensors::ChunkTensors;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{fingerprint, read_checkpoint, write_checkpoint};
 use crate::config::ModelConfig;
-use crate::data::{Encoded, critic_records};
+use crate::data::Encoded;
 use crate::error::{Error, Result};
-use crate::nets::{self, Ctx, Dims, Group, Params, Spec};
+use crate::nets::{self, Ctx, Dims, Params, Spec};
+use crate::step::{ChunkRun, Real};
 use crate::weights::{self, HostTensors};
 
 /// Name and format tag of `model.json`.
@@ -142,7 +144,7 @@ pub(crate) fn to_device(ctx: &Ctx, host: &HostTensors) -> Params {
         .collect()
 }
 
-fn to_host(params: &Params) -> Result<HostTensors> {
+pub(crate) fn to_host(params: &Params) -> Result<HostTensors> {
     let mut out = BTreeMap::new();
     for (k, t) in params {
         let shape = t.dims().to_vec();
@@ -155,366 +157,13 @@ fn to_host(params: &Params) -> Result<HostTensors> {
     Ok(out)
 }
 
-fn scalar(t: Tensor<1>, what: &str) -> Result<f32> {
+pub(crate) fn scalar(t: Tensor<1>, what: &str) -> Result<f32> {
     let v = t
         .try_into_vec_as::<f32>()
         .map_err(|e| Error::Backend(format!("reading {what}: {e:?}")))?;
     v.first()
         .copied()
         .ok_or_else(|| Error::Backend(format!("{what} is empty")))
-}
-
-/// Adam state of one parameter group.
-struct Adam {
-    m: Params,
-    v: Params,
-    t: u64,
-}
-
-impl Adam {
-    fn new(params: &Params, names: &[String]) -> Adam {
-        let z: Params = names
-            .iter()
-            .map(|n| (n.clone(), params[n].zeros_like()))
-            .collect();
-        Adam {
-            m: z.clone(),
-            v: z,
-            t: 0,
-        }
-    }
-
-    fn step(&mut self, cfg: &ModelConfig, params: &mut Params, grads: Vec<(String, Tensor<2>)>) {
-        self.t += 1;
-        let (b1, b2) = (cfg.beta1, cfg.beta2);
-        let c1 = 1.0 - b1.powi(self.t as i32);
-        let c2 = 1.0 - b2.powi(self.t as i32);
-        let step = cfg.lr / c1;
-        for (name, g) in grads {
-            let m = self.m[&name].clone().mul_scalar(b1) + g.clone().mul_scalar(1.0 - b1);
-            let v = self.v[&name].clone().mul_scalar(b2) + g.square().mul_scalar(1.0 - b2);
-            let denom = v.clone().div_scalar(c2).sqrt().add_scalar(1e-8);
-            let p = params[&name].clone() - (m.clone() / denom).mul_scalar(step);
-            self.m.insert(name.clone(), m);
-            self.v.insert(name.clone(), v);
-            params.insert(name, p);
-        }
-    }
-}
-
-/// One chunk's real data on the device.
-struct Real {
-    records: Tensor<2>,
-    attributes: Tensor<2>,
-    n: usize,
-}
-
-/// Noise for one generator forward pass.
-pub(crate) struct Noise {
-    pub za: Tensor<2>,
-    pub zf: Tensor<3>,
-    pub h0: Tensor<2>,
-    pub c0: Tensor<2>,
-}
-
-pub(crate) fn attr_noise(ctx: &Ctx, d: &Dims, rng: &mut ChaCha8Rng, b: usize) -> Tensor<2> {
-    ctx.normal(rng, [b, d.attr_noise])
-}
-
-pub(crate) fn feat_noise(
-    ctx: &Ctx,
-    d: &Dims,
-    rng: &mut ChaCha8Rng,
-    b: usize,
-) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
-    (
-        ctx.normal(rng, [b, d.steps, d.feat_noise]),
-        ctx.normal(rng, [b, d.lstm]),
-        ctx.normal(rng, [b, d.lstm]),
-    )
-}
-
-fn noise(ctx: &Ctx, d: &Dims, rng: &mut ChaCha8Rng, b: usize) -> Noise {
-    let za = attr_noise(ctx, d, rng, b);
-    let (zf, h0, c0) = feat_noise(ctx, d, rng, b);
-    Noise { za, zf, h0, c0 }
-}
-
-/// Generated attributes `[B, A]` and critic-ready flattened records `[B, T * (F + 2)]`.
-fn generate(params: &Params, d: &Dims, n: Noise) -> (Tensor<2>, Tensor<2>) {
-    let attrs = nets::gen_attributes(params, d, n.za);
-    let [b, _] = attrs.dims();
-    let g = nets::gen_features(params, d, attrs.clone(), n.zf, n.h0, n.c0);
-    (attrs, g.records.reshape([b, d.max_len * d.rec()]))
-}
-
-fn track(params: &Params, names: &[String]) -> Params {
-    let mut out = params.clone();
-    for n in names {
-        out.insert(n.clone(), params[n].clone().autodiff().require_grad());
-    }
-    out
-}
-
-fn grads_of(
-    tracked: &Params,
-    names: &[String],
-    grads: &burn::tensor::Gradients,
-) -> Result<Vec<(String, Tensor<2>)>> {
-    names
-        .iter()
-        .map(|n| {
-            tracked[n]
-                .grad(grads)
-                .map(|g| (n.clone(), g))
-                .ok_or_else(|| Error::Backend(format!("no gradient for {n}")))
-        })
-        .collect()
-}
-
-/// The state of training one chunk.
-struct ChunkRun<'a> {
-    cfg: &'a ModelConfig,
-    d: &'a Dims,
-    ctx: Ctx,
-    chunk: usize,
-    params: Params,
-    generator: Vec<String>,
-    critics: Vec<String>,
-    adam_gen: Adam,
-    adam_critic: Adam,
-}
-
-impl ChunkRun<'_> {
-    fn batch(&self, real: &Real, rng: &mut ChaCha8Rng) -> (Tensor<2>, Tensor<2>) {
-        let b = self.cfg.batch_size;
-        let idx: Vec<i64> = (0..b).map(|_| rng.random_range(0..real.n) as i64).collect();
-        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &self.ctx.device);
-        (
-            real.records.clone().select(0, idx.clone()),
-            real.attributes.clone().select(0, idx),
-        )
-    }
-
-    /// One generator iteration: `critic_steps` critic updates, then one generator update.
-    fn iteration(&mut self, real: &Real, it: u64, want_losses: bool) -> Result<Option<Losses>> {
-        let (cfg, d) = (self.cfg, self.d);
-        let b = cfg.batch_size;
-        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[1, self.chunk as u64, it]));
-        let mut losses = Losses::default();
-        for k in 0..cfg.critic_steps {
-            let (real_rec, real_attr) = self.batch(real, &mut rng);
-            let (fake_attr, fake_rec) = generate(&self.params, d, noise(&self.ctx, d, &mut rng, b));
-            let alpha = self.ctx.uniform(&mut rng, [b, 1]);
-            let x_real = Tensor::cat(vec![real_rec, real_attr.clone()], 1);
-            let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
-            let w = d.critic_in();
-            let mix = |r: Tensor<2>, f: Tensor<2>, width: usize| {
-                let a = alpha.clone().expand([b, width]);
-                r * a.clone() + f * (a.ones_like() - a)
-            };
-            let x_mix = mix(x_real.clone(), x_fake.clone(), w);
-            let a_mix = mix(real_attr.clone(), fake_attr.clone(), d.attr);
-            let tp = track(&self.params, &self.critics);
-            let l = d.critic_layers;
-            let (d_loss, d_gp) =
-                nets::critic_loss_terms(&tp, "critic", l, x_real, x_fake, x_mix, cfg.gp_lambda);
-            let (aux_loss, aux_gp) = nets::critic_loss_terms(
-                &tp,
-                "aux_critic",
-                l,
-                real_attr,
-                fake_attr,
-                a_mix,
-                cfg.gp_lambda,
-            );
-            let total = d_loss.clone() + d_gp.clone() + aux_loss.clone() + aux_gp.clone();
-            let grads = total.backward();
-            let g = grads_of(&tp, &self.critics, &grads)?;
-            self.adam_critic.step(cfg, &mut self.params, g);
-            if want_losses && k + 1 == cfg.critic_steps {
-                losses.d_loss = scalar(d_loss.without_autodiff(), "d_loss")?;
-                losses.d_gp = scalar(d_gp.without_autodiff(), "d_gp")?;
-                losses.aux_loss = scalar(aux_loss.without_autodiff(), "aux_loss")?;
-                losses.aux_gp = scalar(aux_gp.without_autodiff(), "aux_gp")?;
-            }
-        }
-        let tp = track(&self.params, &self.generator);
-        let (fake_attr, fake_rec) = generate(&tp, d, noise(&self.ctx, d, &mut rng, b));
-        let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
-        let l = d.critic_layers;
-        let g_loss = nets::critic(&tp, "critic", l, x_fake).mean().neg()
-            - nets::critic(&tp, "aux_critic", l, fake_attr)
-                .mean()
-                .mul_scalar(cfg.aux_weight);
-        let grads = g_loss.backward();
-        let g = grads_of(&tp, &self.generator, &grads)?;
-        self.adam_gen.step(cfg, &mut self.params, g);
-        if want_losses {
-            losses.g_loss = scalar(g_loss.without_autodiff(), "g_loss")?;
-            let all = [
-                losses.d_loss,
-                losses.d_gp,
-                losses.aux_loss,
-                losses.aux_gp,
-                losses.g_loss,
-            ];
-            if all.iter().any(|x| !x.is_finite()) {
-                return Err(Error::Diverged {
-                    chunk: self.chunk,
-                    iteration: it + 1,
-                    what: "critic or generator loss",
-                });
-            }
-            return Ok(Some(losses));
-        }
-        Ok(None)
-    }
-
-    fn checkpoint_tensors(&self) -> Result<HostTensors> {
-        let mut out = BTreeMap::new();
-        for (k, v) in to_host(&self.params)? {
-            out.insert(format!("param/{k}"), v);
-        }
-        for (tag, adam) in [("gen", &self.adam_gen), ("critic", &self.adam_critic)] {
-            for (k, v) in to_host(&adam.m)? {
-                out.insert(format!("adam_m/{tag}/{k}"), v);
-            }
-            for (k, v) in to_host(&adam.v)? {
-                out.insert(format!("adam_v/{tag}/{k}"), v);
-            }
-        }
-        Ok(out)
-    }
-
-    fn restore(&mut self, path: &Path, t: &HostTensors, it: u64) -> Result<()> {
-        let pick = |prefix: &str, like: &Params| -> Result<Params> {
-            let part: HostTensors = t
-                .iter()
-                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v.clone())))
-                .collect();
-            let fits = part.len() == like.len()
-                && like.iter().all(|(k, v)| {
-                    part.get(k)
-                        .is_some_and(|(shape, _)| shape.as_slice() == v.dims().as_slice())
-                });
-            if !fits {
-                return Err(Error::Weights {
-                    path: path.to_path_buf(),
-                    message: format!("checkpoint tensors under {prefix:?} do not match the model"),
-                });
-            }
-            Ok(to_device(&self.ctx, &part))
-        };
-        self.params = pick("param/", &self.params)?;
-        self.adam_gen.m = pick("adam_m/gen/", &self.adam_gen.m)?;
-        self.adam_gen.v = pick("adam_v/gen/", &self.adam_gen.v)?;
-        self.adam_critic.m = pick("adam_m/critic/", &self.adam_critic.m)?;
-        self.adam_critic.v = pick("adam_v/critic/", &self.adam_critic.v)?;
-        self.adam_gen.t = it;
-        self.adam_critic.t = it * self.cfg.critic_steps as u64;
-        Ok(())
-    }
-}
-
-/// A fingerprint of what a checkpoint belongs to, so a stale file is never resumed.
-fn fingerprint(cfg: &ModelConfig, d: &Dims, chunk: usize, data: &ChunkTensors) -> String {
-    let cfg_json = serde_json::to_string(cfg).expect("a config always serialises");
-    let mut h: u64 = derive_seed(
-        data.n as u64,
-        &[chunk as u64, d.critic_in() as u64, d.steps as u64],
-    );
-    for b in cfg_json.bytes() {
-        h = derive_seed(h, &[b as u64]);
-    }
-    let sample = data
-        .attributes
-        .iter()
-        .chain(&data.features)
-        .step_by(97)
-        .take(4096);
-    for x in sample {
-        h = derive_seed(h, &[x.to_bits() as u64]);
-    }
-    format!("{h:016x}")
-}
-
-fn read_checkpoint(path: &Path, fp: &str) -> Result<Option<(HostTensors, u64, Vec<LogRow>)>> {
-    if !path.exists() {
-        return Ok(None);
-    }
-    let (t, meta) = weights::read(path)?;
-    if meta.get("fingerprint").map(String::as_str) != Some(fp) {
-        return Ok(None);
-    }
-    let bad = |m: &str| Error::Weights {
-        path: path.to_path_buf(),
-        message: m.to_string(),
-    };
-    let it: u64 = meta
-        .get("iteration")
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| bad("metadata lacks a numeric 'iteration'"))?;
-    let log = log_from_meta(meta.get("log").map(String::as_str).unwrap_or(""))
-        .ok_or_else(|| bad("metadata 'log' is malformed"))?;
-    Ok(Some((t, it, log)))
-}
-
-/// Log rows as text with every float as its bit pattern, so a resumed run's log is exact.
-fn log_to_meta(log: &[LogRow]) -> String {
-    let mut s = String::new();
-    for r in log {
-        let l = &r.losses;
-        let secs = r
-            .seconds
-            .map_or("-".to_string(), |x| x.to_bits().to_string());
-        s.push_str(&format!(
-            "{} {} {} {} {} {} {} {secs}\n",
-            r.chunk,
-            r.iteration,
-            l.d_loss.to_bits(),
-            l.d_gp.to_bits(),
-            l.aux_loss.to_bits(),
-            l.aux_gp.to_bits(),
-            l.g_loss.to_bits()
-        ));
-    }
-    s
-}
-
-fn log_from_meta(text: &str) -> Option<Vec<LogRow>> {
-    text.lines()
-        .map(|line| {
-            let w: Vec<&str> = line.split(' ').collect();
-            if w.len() != 8 {
-                return None;
-            }
-            let f = |i: usize| w[i].parse::<u32>().ok().map(f32::from_bits);
-            Some(LogRow {
-                chunk: w[0].parse().ok()?,
-                iteration: w[1].parse().ok()?,
-                losses: Losses {
-                    d_loss: f(2)?,
-                    d_gp: f(3)?,
-                    aux_loss: f(4)?,
-                    aux_gp: f(5)?,
-                    g_loss: f(6)?,
-                },
-                seconds: match w[7] {
-                    "-" => None,
-                    x => Some(f64::from_bits(x.parse().ok()?)),
-                },
-            })
-        })
-        .collect()
-}
-
-fn write_checkpoint(path: &Path, fp: &str, t: &HostTensors, it: u64, log: &[LogRow]) -> Result<()> {
-    let mut meta = BTreeMap::new();
-    meta.insert("fingerprint".to_string(), fp.to_string());
-    meta.insert("iteration".to_string(), it.to_string());
-    meta.insert("log".to_string(), log_to_meta(log));
-    weights::write(path, t, Some(meta))
 }
 
 /// What one chunk's training returns.
@@ -560,27 +209,7 @@ fn train_chunk(
         device: opts.device.clone(),
         dtype: DType::F32,
     };
-    let names = |g: &dyn Fn(Group) -> bool| -> Vec<String> {
-        specs
-            .iter()
-            .filter(|s| g(s.group))
-            .map(|s| s.name.clone())
-            .collect()
-    };
-    let generator = names(&|g| g == Group::Generator);
-    let critics = names(&|g| g != Group::Generator);
-    let params = to_device(&ctx, start);
-    let mut run = ChunkRun {
-        cfg,
-        d,
-        adam_gen: Adam::new(&params, &generator),
-        adam_critic: Adam::new(&params, &critics),
-        ctx: ctx.clone(),
-        chunk,
-        params,
-        generator,
-        critics,
-    };
+    let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start);
     let mut log = Vec::new();
     let mut first = 0;
     if let Some(p) = &ckpt_path
@@ -590,11 +219,7 @@ fn train_chunk(
         first = it;
         log = rows;
     }
-    let real = Real {
-        records: ctx.tensor(critic_records(data), [data.n, d.max_len * d.rec()]),
-        attributes: ctx.tensor(data.attributes.clone(), [data.n, d.attr]),
-        n: data.n,
-    };
+    let real = Real::new(&ctx, d, data);
     let t0 = Instant::now();
     let base_seconds = log.last().and_then(|r: &LogRow| r.seconds).unwrap_or(0.0);
     bar.set_position(first);
@@ -803,32 +428,8 @@ pub fn measure_steps(
         .chunks
         .first()
         .ok_or_else(|| Error::Input("no chunks".into()))?;
-    let names = |g: &dyn Fn(Group) -> bool| -> Vec<String> {
-        specs
-            .iter()
-            .filter(|s| g(s.group))
-            .map(|s| s.name.clone())
-            .collect()
-    };
-    let generator = names(&|g| g == Group::Generator);
-    let critics = names(&|g| g != Group::Generator);
-    let params = to_device(&ctx, &host);
-    let mut run = ChunkRun {
-        cfg,
-        d: &d,
-        adam_gen: Adam::new(&params, &generator),
-        adam_critic: Adam::new(&params, &critics),
-        ctx: ctx.clone(),
-        chunk: 0,
-        params,
-        generator,
-        critics,
-    };
-    let real = Real {
-        records: ctx.tensor(critic_records(data), [data.n, d.max_len * d.rec()]),
-        attributes: ctx.tensor(data.attributes.clone(), [data.n, d.attr]),
-        n: data.n,
-    };
+    let mut run = ChunkRun::new(cfg, &d, &specs, ctx.clone(), 0, &host);
+    let real = Real::new(&ctx, &d, data);
     // Reading a loss back forces the device to finish the iteration's work.
     for it in 0..warmup {
         run.iteration(&real, it, true)?;

@@ -154,6 +154,7 @@ fn generate(g: GenerateArgs) -> Result<()> {
 }
 
 fn main() -> Result<()> {
+    netshare_model::tune_allocator();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Convert(a)) => {

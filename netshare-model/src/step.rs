@@ -1,0 +1,441 @@
+//! One training iteration of one chunk: the critic steps (both critics' gradients derived by
+//! hand and computed side by side), the generator step, and the per-chunk state they update.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::tensor::{Int, Tensor, TensorData};
+use netshare_core::tensors::ChunkTensors;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::adam::{self, Adam};
+use crate::config::ModelConfig;
+use crate::data::critic_records;
+use crate::error::{Error, Result};
+use crate::nets::{self, Ctx, Dims, Group, Params, Spec};
+use crate::train::{Losses, derive_seed, scalar, to_device, to_host};
+use crate::weights::HostTensors;
+
+/// One chunk's real data on the device.
+pub(crate) struct Real {
+    records: Tensor<2>,
+    attributes: Tensor<2>,
+    n: usize,
+}
+
+impl Real {
+    /// The chunk's flows as the critic sees them.
+    pub fn new(ctx: &Ctx, d: &Dims, data: &ChunkTensors) -> Real {
+        Real {
+            records: ctx.tensor(critic_records(data), [data.n, d.max_len * d.rec()]),
+            attributes: ctx.tensor(data.attributes.clone(), [data.n, d.attr]),
+            n: data.n,
+        }
+    }
+}
+
+/// Noise for one generator forward pass.
+pub(crate) struct Noise {
+    pub za: Tensor<2>,
+    pub zf: Tensor<3>,
+    pub h0: Tensor<2>,
+    pub c0: Tensor<2>,
+}
+
+impl Noise {
+    /// The noises of several batches stacked row-wise, in order.
+    fn stack(all: Vec<Noise>) -> Noise {
+        let mut za = Vec::with_capacity(all.len());
+        let mut zf = Vec::with_capacity(all.len());
+        let mut h0 = Vec::with_capacity(all.len());
+        let mut c0 = Vec::with_capacity(all.len());
+        for n in all {
+            za.push(n.za);
+            zf.push(n.zf);
+            h0.push(n.h0);
+            c0.push(n.c0);
+        }
+        Noise {
+            za: Tensor::cat(za, 0),
+            zf: Tensor::cat(zf, 0),
+            h0: Tensor::cat(h0, 0),
+            c0: Tensor::cat(c0, 0),
+        }
+    }
+}
+
+fn attr_noise(ctx: &Ctx, d: &Dims, rng: &mut ChaCha8Rng, b: usize) -> Tensor<2> {
+    ctx.normal(rng, [b, d.attr_noise])
+}
+
+pub(crate) fn feat_noise(
+    ctx: &Ctx,
+    d: &Dims,
+    rng: &mut ChaCha8Rng,
+    b: usize,
+) -> (Tensor<3>, Tensor<2>, Tensor<2>) {
+    (
+        ctx.normal(rng, [b, d.steps, d.feat_noise]),
+        ctx.normal(rng, [b, d.lstm]),
+        ctx.normal(rng, [b, d.lstm]),
+    )
+}
+
+fn noise(ctx: &Ctx, d: &Dims, rng: &mut ChaCha8Rng, b: usize) -> Noise {
+    let za = attr_noise(ctx, d, rng, b);
+    let (zf, h0, c0) = feat_noise(ctx, d, rng, b);
+    Noise { za, zf, h0, c0 }
+}
+
+/// Generated attributes `[B, A]` and critic-ready flattened records `[B, T * (F + 2)]`, for
+/// `groups` equal batches stacked row-wise (batch norm per batch).
+fn generate(params: &Params, d: &Dims, n: Noise, groups: usize) -> (Tensor<2>, Tensor<2>) {
+    let attrs = nets::gen_attributes_grouped(params, d, n.za, groups);
+    let [b, _] = attrs.dims();
+    let g = nets::gen_features(params, d, attrs.clone(), n.zf, n.h0, n.c0);
+    (attrs, g.records.reshape([b, d.max_len * d.rec()]))
+}
+
+/// The generator loss −mean D(x) − aux_weight · mean D_aux(a) on one fake batch, and its
+/// gradient for the generator's parameters. The critics are constants here: their input
+/// gradients (written out as forward ops, the two critics side by side) seed a surrogate
+/// Σ x ⊙ ∂loss/∂x, whose gradient through the generator is the loss's.
+fn generator_grads(
+    params: &Params,
+    generator: &[String],
+    d: &Dims,
+    cfg: &ModelConfig,
+    n: Noise,
+) -> Result<(Tensor<1>, Vec<(String, Tensor<2>)>)> {
+    let tp = track(params, generator);
+    let (fake_attr, fake_rec) = generate(&tp, d, n, 1);
+    let [b, _] = fake_attr.dims();
+    let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
+    let l = d.critic_layers;
+    let (plain_x, plain_a) = (
+        x_fake.clone().without_autodiff(),
+        fake_attr.clone().without_autodiff(),
+    );
+    let ((d_out, d_grad), (a_out, a_grad)) = rayon::join(
+        || nets::critic_with_input_grad(params, "critic", l, plain_x),
+        || nets::critic_with_input_grad(params, "aux_critic", l, plain_a),
+    );
+    let scale = -1.0 / b as f64;
+    let loss = d_out.mean().neg() - a_out.mean().mul_scalar(cfg.aux_weight);
+    let surrogate = (x_fake * d_grad.mul_scalar(scale)).sum()
+        + (fake_attr * a_grad.mul_scalar(scale * cfg.aux_weight)).sum();
+    let grads = surrogate.backward();
+    Ok((loss, grads_of(&tp, generator, &grads)?))
+}
+
+fn track(params: &Params, names: &[String]) -> Params {
+    let mut out = params.clone();
+    for n in names {
+        out.insert(n.clone(), params[n].clone().autodiff().require_grad());
+    }
+    out
+}
+
+fn grads_of(
+    tracked: &Params,
+    names: &[String],
+    grads: &burn::tensor::Gradients,
+) -> Result<Vec<(String, Tensor<2>)>> {
+    names
+        .iter()
+        .map(|n| {
+            tracked[n]
+                .grad(grads)
+                .map(|g| (n.clone(), g))
+                .ok_or_else(|| Error::Backend(format!("no gradient for {n}")))
+        })
+        .collect()
+}
+
+/// The state of training one chunk.
+pub(crate) struct ChunkRun<'a> {
+    cfg: &'a ModelConfig,
+    d: &'a Dims,
+    ctx: Ctx,
+    chunk: usize,
+    pub params: Params,
+    generator: Vec<String>,
+    adam_gen: Adam,
+    adam_critic: Adam,
+}
+
+impl<'a> ChunkRun<'a> {
+    /// Fresh optimiser state around the weights `start`.
+    pub fn new(
+        cfg: &'a ModelConfig,
+        d: &'a Dims,
+        specs: &[Spec],
+        ctx: Ctx,
+        chunk: usize,
+        start: &HostTensors,
+    ) -> ChunkRun<'a> {
+        let names = |critic: bool| -> Vec<String> {
+            specs
+                .iter()
+                .filter(|s| (s.group != Group::Generator) == critic)
+                .map(|s| s.name.clone())
+                .collect()
+        };
+        let (generator, critics) = (names(false), names(true));
+        let params = to_device(&ctx, start);
+        let fused = adam::fused_on(&ctx.device);
+        ChunkRun {
+            cfg,
+            d,
+            adam_gen: Adam::new(&params, &generator, fused),
+            adam_critic: Adam::new(&params, &critics, fused),
+            ctx,
+            chunk,
+            params,
+            generator,
+        }
+    }
+
+    fn batch(&self, real: &Real, rng: &mut ChaCha8Rng) -> (Tensor<2>, Tensor<2>) {
+        let b = self.cfg.batch_size;
+        let idx: Vec<i64> = (0..b).map(|_| rng.random_range(0..real.n) as i64).collect();
+        let idx = Tensor::<1, Int>::from_data(TensorData::new(idx, [b]), &self.ctx.device);
+        (
+            real.records.clone().select(0, idx.clone()),
+            real.attributes.clone().select(0, idx),
+        )
+    }
+
+    /// One generator iteration: `critic_steps` critic updates, then one generator update.
+    pub fn iteration(&mut self, real: &Real, it: u64, want_losses: bool) -> Result<Option<Losses>> {
+        let (cfg, d) = (self.cfg, self.d);
+        let b = cfg.batch_size;
+        let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[1, self.chunk as u64, it]));
+        let mut losses = Losses::default();
+        // Every critic step's draws first, in the order a step-by-step loop takes them; then one
+        // generator pass makes all the steps' fake batches (the generator does not change during
+        // the critic steps, and batch norm keeps one batch's statistics per step).
+        let steps = cfg.critic_steps;
+        let mut draws = Vec::with_capacity(steps);
+        let mut noises = Vec::with_capacity(steps);
+        for _ in 0..steps {
+            let batch = self.batch(real, &mut rng);
+            noises.push(noise(&self.ctx, d, &mut rng, b));
+            draws.push((batch, self.ctx.uniform(&mut rng, [b, 1])));
+        }
+        let (fake_attr_all, fake_rec_all) = generate(&self.params, d, Noise::stack(noises), steps);
+        for (k, ((real_rec, real_attr), alpha)) in draws.into_iter().enumerate() {
+            let rows = k * b..(k + 1) * b;
+            let fake_attr = fake_attr_all.clone().slice([rows.clone(), 0..d.attr]);
+            let fake_rec = fake_rec_all.clone().slice([rows, 0..d.max_len * d.rec()]);
+            let x_real = Tensor::cat(vec![real_rec, real_attr.clone()], 1);
+            let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
+            let w = d.critic_in();
+            let mix = |r: Tensor<2>, f: Tensor<2>, width: usize| {
+                let a = alpha.clone().expand([b, width]);
+                r * a.clone() + f * (a.ones_like() - a)
+            };
+            let x_mix = mix(x_real.clone(), x_fake.clone(), w);
+            let a_mix = mix(real_attr.clone(), fake_attr.clone(), d.attr);
+            let l = d.critic_layers;
+            // The two critics share no parameter, so their passes run side by side.
+            let params = &self.params;
+            let pass = |prefix: &str, real: Tensor<2>, fake: Tensor<2>, mix: Tensor<2>| {
+                nets::critic_loss_grads(params, prefix, l, real, fake, mix, cfg.gp_lambda)
+            };
+            let (main, aux) = rayon::join(
+                || pass("critic", x_real, x_fake, x_mix),
+                || pass("aux_critic", real_attr, fake_attr, a_mix),
+            );
+            let (d_loss, d_gp, mut g) = (main.w_term, main.gp, main.grads);
+            let (aux_loss, aux_gp, g_aux) = (aux.w_term, aux.gp, aux.grads);
+            g.extend(g_aux);
+            self.adam_critic.step(cfg, &self.ctx, &mut self.params, g)?;
+            if want_losses && k + 1 == cfg.critic_steps {
+                losses.d_loss = scalar(d_loss.without_autodiff(), "d_loss")?;
+                losses.d_gp = scalar(d_gp.without_autodiff(), "d_gp")?;
+                losses.aux_loss = scalar(aux_loss.without_autodiff(), "aux_loss")?;
+                losses.aux_gp = scalar(aux_gp.without_autodiff(), "aux_gp")?;
+            }
+        }
+        let n = noise(&self.ctx, d, &mut rng, b);
+        let (g_loss, g) = generator_grads(&self.params, &self.generator, d, cfg, n)?;
+        self.adam_gen.step(cfg, &self.ctx, &mut self.params, g)?;
+        if want_losses {
+            losses.g_loss = scalar(g_loss.without_autodiff(), "g_loss")?;
+            let all = [
+                losses.d_loss,
+                losses.d_gp,
+                losses.aux_loss,
+                losses.aux_gp,
+                losses.g_loss,
+            ];
+            if all.iter().any(|x| !x.is_finite()) {
+                return Err(Error::Diverged {
+                    chunk: self.chunk,
+                    iteration: it + 1,
+                    what: "critic or generator loss",
+                });
+            }
+            return Ok(Some(losses));
+        }
+        Ok(None)
+    }
+
+    pub fn checkpoint_tensors(&self) -> Result<HostTensors> {
+        let mut out = BTreeMap::new();
+        for (k, v) in to_host(&self.params)? {
+            out.insert(format!("param/{k}"), v);
+        }
+        for (tag, adam) in [("gen", &self.adam_gen), ("critic", &self.adam_critic)] {
+            let (m, v) = adam.moments()?;
+            for (k, x) in m {
+                out.insert(format!("adam_m/{tag}/{k}"), x);
+            }
+            for (k, x) in v {
+                out.insert(format!("adam_v/{tag}/{k}"), x);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn restore(&mut self, path: &Path, t: &HostTensors, it: u64) -> Result<()> {
+        let pick = |prefix: &str, like: &BTreeMap<String, Vec<usize>>| -> Result<HostTensors> {
+            let part: HostTensors = t
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(prefix).map(|s| (s.to_string(), v.clone())))
+                .collect();
+            let fits = part.len() == like.len()
+                && like
+                    .iter()
+                    .all(|(k, want)| part.get(k).is_some_and(|(shape, _)| shape == want));
+            if !fits {
+                return Err(Error::Weights {
+                    path: path.to_path_buf(),
+                    message: format!("checkpoint tensors under {prefix:?} do not match the model"),
+                });
+            }
+            Ok(part)
+        };
+        let shapes: BTreeMap<String, Vec<usize>> = self
+            .params
+            .iter()
+            .map(|(k, t)| (k.clone(), t.dims().to_vec()))
+            .collect();
+        self.params = to_device(&self.ctx, &pick("param/", &shapes)?);
+        let (gen_shapes, critic_shapes) = (self.adam_gen.shapes(), self.adam_critic.shapes());
+        self.adam_gen.set_moments(
+            &self.ctx,
+            pick("adam_m/gen/", &gen_shapes)?,
+            pick("adam_v/gen/", &gen_shapes)?,
+        );
+        self.adam_critic.set_moments(
+            &self.ctx,
+            pick("adam_m/critic/", &critic_shapes)?,
+            pick("adam_v/critic/", &critic_shapes)?,
+        );
+        self.adam_gen.t = it;
+        self.adam_critic.t = it * self.cfg.critic_steps as u64;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Profile;
+    use burn::tensor::{DType, Device};
+
+    fn f64_setup() -> (ModelConfig, Dims, Ctx, Params, Vec<String>) {
+        let cfg = ModelConfig::profile(Profile::Tiny);
+        let enc = crate::testing::two_flow_types(8, 1, 3);
+        let d = Dims::new(&cfg, &enc.layout, enc.max_len()).expect("dims");
+        let specs = nets::specs(&d);
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let host = nets::init_host(&specs, &mut rng);
+        let ctx = Ctx {
+            device: Device::flex(),
+            dtype: DType::F64,
+        };
+        let params: Params = specs
+            .iter()
+            .map(|s| {
+                let v: Vec<f64> = host[&s.name].iter().map(|&x| f64::from(x)).collect();
+                (s.name.clone(), ctx.tensor(v, s.shape))
+            })
+            .collect();
+        let generator: Vec<String> = specs
+            .iter()
+            .filter(|s| s.group == Group::Generator)
+            .map(|s| s.name.clone())
+            .collect();
+        (cfg, d, ctx, params, generator)
+    }
+
+    fn f64s<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+        t.try_into_vec_as::<f64>().expect("f64")
+    }
+
+    #[test]
+    fn one_grouped_generator_pass_equals_separate_passes_in_f64() {
+        let (_, d, ctx, params, _) = f64_setup();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let noises: Vec<Noise> = (0..3).map(|_| noise(&ctx, &d, &mut rng, 5)).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let again: Vec<Noise> = (0..3).map(|_| noise(&ctx, &d, &mut rng, 5)).collect();
+        let (attrs, recs) = generate(&params, &d, Noise::stack(noises), 3);
+        let (mut a_sep, mut r_sep) = (Vec::new(), Vec::new());
+        for n in again {
+            let (a, r) = generate(&params, &d, n, 1);
+            a_sep.extend(f64s(a));
+            r_sep.extend(f64s(r));
+        }
+        let close = |x: &[f64], y: &[f64]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-12)
+        };
+        assert!(close(&f64s(attrs), &a_sep), "attributes differ");
+        assert!(close(&f64s(recs), &r_sep), "records differ");
+        // Statistics over all rows at once would differ: the grouping is doing something.
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let noises: Vec<Noise> = (0..3).map(|_| noise(&ctx, &d, &mut rng, 5)).collect();
+        let (pooled, _) = generate(&params, &d, Noise::stack(noises), 1);
+        assert!(!close(&f64s(pooled), &a_sep));
+    }
+
+    /// The surrogate's gradient for every generator parameter against plain autodiff through
+    /// both critics, in f64, on the two-flow-type layout with the tiny profile's sizes.
+    #[test]
+    fn generator_gradients_through_the_surrogate_equal_direct_autodiff_in_f64() {
+        let (cfg, d, ctx, params, generator) = f64_setup();
+        let b = 6;
+        let draw = || noise(&ctx, &d, &mut ChaCha8Rng::seed_from_u64(21), b);
+        let (loss, fast) = generator_grads(&params, &generator, &d, &cfg, draw()).expect("grads");
+        let tp = track(&params, &generator);
+        let (fake_attr, fake_rec) = generate(&tp, &d, draw(), 1);
+        let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
+        let l = d.critic_layers;
+        let direct = nets::critic(&tp, "critic", l, x_fake).mean().neg()
+            - nets::critic(&tp, "aux_critic", l, fake_attr)
+                .mean()
+                .mul_scalar(cfg.aux_weight);
+        let grads = direct.clone().backward();
+        let slow = grads_of(&tp, &generator, &grads).expect("direct grads");
+        let v = |t: Tensor<1>| t.without_autodiff().try_into_vec_as::<f64>().expect("f64")[0];
+        let (a, b) = (v(loss), v(direct));
+        assert!((a - b).abs() <= 1e-12 * a.abs().max(1.0), "loss {a} vs {b}");
+        assert_eq!(fast.len(), slow.len());
+        let mut worst: f64 = 0.0;
+        let mut nonzero = 0;
+        for ((n1, g1), (n2, g2)) in fast.into_iter().zip(slow) {
+            assert_eq!(n1, n2);
+            let (g1, g2) = (f64s(g1), f64s(g2));
+            for (x, y) in g1.iter().zip(&g2) {
+                worst = worst.max((x - y).abs() / x.abs().max(y.abs()).max(1e-6));
+                nonzero += usize::from(y.abs() > 1e-6);
+            }
+        }
+        assert!(worst <= 1e-9, "worst relative difference {worst:e}");
+        assert!(nonzero > 100, "only {nonzero} non-zero entries");
+    }
+}
