@@ -394,10 +394,13 @@ pub(crate) fn gen_features(
             .slice([0..b, t..t + 1, 0..4 * hn])
             .reshape([b, 4 * hn]);
         let gates = fixed.clone() + zt + h.matmul(wh.clone());
-        let i = activation::sigmoid(gates.clone().slice([0..b, 0..hn]));
-        let f = activation::sigmoid(gates.clone().slice([0..b, hn..2 * hn]));
-        let g = gates.clone().slice([0..b, 2 * hn..3 * hn]).tanh();
-        let o = activation::sigmoid(gates.slice([0..b, 3 * hn..4 * hn]));
+        // One sigmoid over all four gates (the g quarter is recomputed with tanh) costs less
+        // than three on strided slices.
+        let sig = activation::sigmoid(gates.clone());
+        let i = sig.clone().slice([0..b, 0..hn]);
+        let f = sig.clone().slice([0..b, hn..2 * hn]);
+        let g = gates.slice([0..b, 2 * hn..3 * hn]).tanh();
+        let o = sig.slice([0..b, 3 * hn..4 * hn]);
         c = f * c + i * g;
         h = o * c.clone().tanh();
         hs.push(h.clone());
