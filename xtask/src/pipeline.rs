@@ -124,13 +124,13 @@ impl Pipeline {
         let mut seen = BTreeSet::new();
         for s in &self.stages {
             for (name, src) in &s.inputs {
-                if let Source::Output { stage, .. } = parse_source(src)? {
-                    if !seen.contains(stage.as_str()) {
-                        bail!(
-                            "stage {:?}: input {name:?} reads stage {stage:?}, which does not run before it",
-                            s.id
-                        );
-                    }
+                if let Source::Output { stage, .. } = parse_source(src)?
+                    && !seen.contains(stage.as_str())
+                {
+                    bail!(
+                        "stage {:?}: input {name:?} reads stage {stage:?}, which does not run before it",
+                        s.id
+                    );
                 }
             }
             for up in &s.spread {

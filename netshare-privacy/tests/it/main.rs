@@ -64,7 +64,10 @@ fn epsilon_after_composition_matches_dp_accounting() {
             sigma: case["sigma"].as_f64().expect("sigma"),
             steps: case["steps"].as_u64().expect("steps"),
         };
-        let g = epsilon_of(&[ev.clone()], case["delta"].as_f64().expect("delta"));
+        let g = epsilon_of(
+            std::slice::from_ref(&ev),
+            case["delta"].as_f64().expect("delta"),
+        );
         assert!(
             close(g.epsilon, want, 1e-6),
             "{ev:?}: {} vs {want}",
