@@ -13,6 +13,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use crate::config::ModelConfig;
 use crate::heads::{Run, runs};
+use crate::weights::HostTensors;
 
 /// Named parameters; every tensor is rank 2 (biases are `[1, n]`).
 pub(crate) type Params = BTreeMap<String, Tensor<2>>;
@@ -157,6 +158,17 @@ pub(crate) struct Spec {
     init: Init,
 }
 
+impl Spec {
+    fn new(name: String, shape: [usize; 2], group: Group, init: Init) -> Spec {
+        Spec {
+            name,
+            shape,
+            group,
+            init,
+        }
+    }
+}
+
 fn mlp_specs(
     out: &mut Vec<Spec>,
     prefix: &str,
@@ -168,46 +180,41 @@ fn mlp_specs(
     let mut fan = input;
     for l in 0..layers {
         let p = format!("{prefix}.l{l}");
-        out.push(Spec {
-            name: format!("{p}.w"),
-            shape: [fan, hidden],
+        out.push(Spec::new(
+            format!("{p}.w"),
+            [fan, hidden],
             group,
-            init: Init::Xavier,
-        });
-        out.push(Spec {
-            name: format!("{p}.b"),
-            shape: [1, hidden],
-            group,
-            init: Init::Zeros,
-        });
+            Init::Xavier,
+        ));
+        out.push(Spec::new(format!("{p}.b"), [1, hidden], group, Init::Zeros));
         if batch_norm {
-            out.push(Spec {
-                name: format!("{p}.gamma"),
-                shape: [1, hidden],
+            out.push(Spec::new(
+                format!("{p}.gamma"),
+                [1, hidden],
                 group,
-                init: Init::Ones,
-            });
-            out.push(Spec {
-                name: format!("{p}.beta"),
-                shape: [1, hidden],
+                Init::Ones,
+            ));
+            out.push(Spec::new(
+                format!("{p}.beta"),
+                [1, hidden],
                 group,
-                init: Init::Zeros,
-            });
+                Init::Zeros,
+            ));
         }
         fan = hidden;
     }
-    out.push(Spec {
-        name: format!("{prefix}.out.w"),
-        shape: [fan, output],
+    out.push(Spec::new(
+        format!("{prefix}.out.w"),
+        [fan, output],
         group,
-        init: Init::Xavier,
-    });
-    out.push(Spec {
-        name: format!("{prefix}.out.b"),
-        shape: [1, output],
+        Init::Xavier,
+    ));
+    out.push(Spec::new(
+        format!("{prefix}.out.b"),
+        [1, output],
         group,
-        init: Init::Zeros,
-    });
+        Init::Zeros,
+    ));
 }
 
 /// Every parameter of the model, in a fixed order.
@@ -221,43 +228,17 @@ pub(crate) fn specs(d: &Dims) -> Vec<Spec> {
         (d.attr_noise, d.gen_hidden, d.gen_layers, d.attr),
         true,
     );
-    let h4 = 4 * d.lstm;
-    s.push(Spec {
-        name: "gen_feat.lstm.wa".into(),
-        shape: [d.attr, h4],
-        group: g,
-        init: Init::Xavier,
-    });
-    s.push(Spec {
-        name: "gen_feat.lstm.wz".into(),
-        shape: [d.feat_noise, h4],
-        group: g,
-        init: Init::Xavier,
-    });
-    s.push(Spec {
-        name: "gen_feat.lstm.wh".into(),
-        shape: [d.lstm, h4],
-        group: g,
-        init: Init::Xavier,
-    });
-    s.push(Spec {
-        name: "gen_feat.lstm.b".into(),
-        shape: [1, h4],
-        group: g,
-        init: Init::ForgetBias,
-    });
-    s.push(Spec {
-        name: "gen_feat.out.w".into(),
-        shape: [d.lstm, d.sample_len * d.rec()],
-        group: g,
-        init: Init::Xavier,
-    });
-    s.push(Spec {
-        name: "gen_feat.out.b".into(),
-        shape: [1, d.sample_len * d.rec()],
-        group: g,
-        init: Init::Zeros,
-    });
+    let (h4, rec_out) = (4 * d.lstm, d.sample_len * d.rec());
+    for (name, shape, init) in [
+        ("gen_feat.lstm.wa", [d.attr, h4], Init::Xavier),
+        ("gen_feat.lstm.wz", [d.feat_noise, h4], Init::Xavier),
+        ("gen_feat.lstm.wh", [d.lstm, h4], Init::Xavier),
+        ("gen_feat.lstm.b", [1, h4], Init::ForgetBias),
+        ("gen_feat.out.w", [d.lstm, rec_out], Init::Xavier),
+        ("gen_feat.out.b", [1, rec_out], Init::Zeros),
+    ] {
+        s.push(Spec::new(name.into(), shape, g, init));
+    }
     mlp_specs(
         &mut s,
         "critic",
@@ -275,8 +256,8 @@ pub(crate) fn specs(d: &Dims) -> Vec<Spec> {
     s
 }
 
-/// Fresh parameters drawn from `rng` (host values, in spec order).
-pub(crate) fn init_host(specs: &[Spec], rng: &mut ChaCha8Rng) -> BTreeMap<String, Vec<f32>> {
+/// Fresh parameters drawn from `rng` in spec order: name → (shape, host values).
+pub(crate) fn init_host(specs: &[Spec], rng: &mut ChaCha8Rng) -> HostTensors {
     let mut out = BTreeMap::new();
     for s in specs {
         let [r, c] = s.shape;
@@ -301,7 +282,7 @@ pub(crate) fn init_host(specs: &[Spec], rng: &mut ChaCha8Rng) -> BTreeMap<String
                     .collect()
             }
         };
-        out.insert(s.name.clone(), v);
+        out.insert(s.name.clone(), (s.shape.to_vec(), v));
     }
     out
 }
@@ -462,6 +443,30 @@ pub(crate) fn critic_input_grad(
     critic_with_input_grad(params, prefix, layers, x).1
 }
 
+/// A unit output gradient backpropagated through a critic's ReLU masks to its input:
+/// `u_L = wₒᵀ`, `vₗ = uₗ₊₁ ⊙ Mₗ`, `uₗ = vₗWₗᵀ`. `masks[l]` holds layer l's masks for the rows
+/// in question (`rows` of them); returns `u₀` (`[rows, in]`) and every `vₗ`, indexed by layer.
+fn input_grad_chain(
+    params: &Params,
+    prefix: &str,
+    rows: usize,
+    masks: &[Tensor<2>],
+) -> (Tensor<2>, Vec<Tensor<2>>) {
+    let wo = p(params, &format!("{prefix}.out.w")).clone();
+    let [fan, _] = wo.dims();
+    let mut u = wo.transpose().expand([rows, fan]);
+    let mut vs = Vec::with_capacity(masks.len());
+    for l in (0..masks.len()).rev() {
+        let v = u * masks[l].clone();
+        u = v
+            .clone()
+            .matmul(p(params, &format!("{prefix}.l{l}.w")).clone().transpose());
+        vs.push(v);
+    }
+    vs.reverse();
+    (u, vs)
+}
+
 /// The critic's output `[B, 1]` and its gradient with respect to the input `[B, in]`.
 pub(crate) fn critic_with_input_grad(
     params: &Params,
@@ -480,14 +485,7 @@ pub(crate) fn critic_with_input_grad(
         h = activation::relu(a);
     }
     let out = linear(params, &format!("{prefix}.out"), h);
-    let wo = p(params, &format!("{prefix}.out.w")).clone();
-    let [fan, _] = wo.dims();
-    let mut g = wo.transpose().expand([rows, fan]);
-    for l in (0..layers).rev() {
-        let w = p(params, &format!("{prefix}.l{l}.w")).clone();
-        g = (g * masks[l].clone()).matmul(w.transpose());
-    }
-    (out, g)
+    (out, input_grad_chain(params, prefix, rows, &masks).0)
 }
 
 /// The critic loss terms in one pass: the rows of `real`, `fake` and `mix` go through the MLP
@@ -522,13 +520,7 @@ pub(crate) fn critic_loss_terms(
         h.slice([0..2 * b, 0..width]),
     );
     let w_term = out.clone().slice([b..2 * b, 0..1]).mean() - out.slice([0..b, 0..1]).mean();
-    let wo = p(params, &format!("{prefix}.out.w")).clone();
-    let [fan, _] = wo.dims();
-    let mut g = wo.transpose().expand([b, fan]);
-    for l in (0..layers).rev() {
-        let w = p(params, &format!("{prefix}.l{l}.w")).clone();
-        g = (g * masks[l].clone()).matmul(w.transpose());
-    }
+    let (g, _) = input_grad_chain(params, prefix, b, &masks);
     let norm = (g.square().sum_dim(1) + 1e-12).sqrt();
     (w_term, (norm - 1.0).square().mean().mul_scalar(lambda))
 }
@@ -590,15 +582,8 @@ pub(crate) fn critic_loss_grads(
         let [_, width] = masks[l].dims();
         masks[l].clone().slice([r, 0..width])
     };
-    let mix_mask = |l: usize| rows(l, 2 * b..3 * b);
-    let mut u = wo.clone().transpose().expand([b, hidden]);
-    let mut vs: Vec<Tensor<2>> = Vec::with_capacity(layers);
-    for l in (0..layers).rev() {
-        let v = u * mix_mask(l);
-        u = v.clone().matmul(weight(l).transpose());
-        vs.push(v);
-    }
-    vs.reverse();
+    let mix_masks: Vec<Tensor<2>> = (0..layers).map(|l| rows(l, 2 * b..3 * b)).collect();
+    let (u, vs) = input_grad_chain(params, prefix, b, &mix_masks);
     let norm = (u.clone().square().sum_dim(1) + 1e-12).sqrt();
     let gp = (norm.clone() - 1.0).square().mean().mul_scalar(lambda);
     let coef = ((norm.clone() - 1.0) / norm).mul_scalar(2.0 * lambda / b as f64);
@@ -606,7 +591,7 @@ pub(crate) fn critic_loss_grads(
     let mut es = Vec::with_capacity(layers + 1);
     es.push(u * coef.expand([b, input]));
     for l in 0..layers {
-        let e = es[l].clone().matmul(weight(l)) * mix_mask(l);
+        let e = es[l].clone().matmul(weight(l)) * mix_masks[l].clone();
         es.push(e);
     }
     // Wasserstein seed: −1/b on real rows, +1/b on fake rows.

@@ -88,36 +88,47 @@ fn noise(ctx: &Ctx, d: &Dims, rng: &mut ChaCha8Rng, b: usize) -> Noise {
     Noise { za, zf, h0, c0 }
 }
 
+/// Critic-ready flattened records `[rows, T * (F + 2)]` for the given rows of a batch whose
+/// attributes are already generated (past the attributes' batch norm every row is independent).
+fn records_for(
+    params: &Params,
+    d: &Dims,
+    attrs: &Tensor<2>,
+    n: &Noise,
+    rows: std::ops::Range<usize>,
+) -> Tensor<2> {
+    let m = rows.len();
+    let [_, a] = attrs.dims();
+    let g = nets::gen_features(
+        params,
+        d,
+        attrs.clone().slice([rows.clone(), 0..a]),
+        n.zf.clone()
+            .slice([rows.clone(), 0..d.steps, 0..d.feat_noise]),
+        n.h0.clone().slice([rows.clone(), 0..d.lstm]),
+        n.c0.clone().slice([rows, 0..d.lstm]),
+    );
+    g.records.reshape([m, d.max_len * d.rec()])
+}
+
 /// Generated attributes `[B, A]` and critic-ready flattened records `[B, T * (F + 2)]`, for
 /// `groups` equal batches stacked row-wise (batch norm per batch).
 fn generate(params: &Params, d: &Dims, n: Noise, groups: usize) -> (Tensor<2>, Tensor<2>) {
-    let attrs = nets::gen_attributes_grouped(params, d, n.za, groups);
+    let attrs = nets::gen_attributes_grouped(params, d, n.za.clone(), groups);
     let [b, _] = attrs.dims();
-    let g = nets::gen_features(params, d, attrs.clone(), n.zf, n.h0, n.c0);
-    (attrs, g.records.reshape([b, d.max_len * d.rec()]))
+    let records = records_for(params, d, &attrs, &n, 0..b);
+    (attrs, records)
 }
 
 /// [`generate`] without gradients, with the feature generator's rows split over two threads:
-/// past the attributes' batch norm every row is independent, and the LSTM's many small
-/// element-wise steps use one core each.
+/// the LSTM's many small element-wise steps use one core each.
 fn generate_plain(params: &Params, d: &Dims, n: Noise, groups: usize) -> (Tensor<2>, Tensor<2>) {
-    let attrs = nets::gen_attributes_grouped(params, d, n.za, groups);
-    let [b, a] = attrs.dims();
-    let half = b / 2;
-    let part = |rows: std::ops::Range<usize>| {
-        let m = rows.len();
-        let g = nets::gen_features(
-            params,
-            d,
-            attrs.clone().slice([rows.clone(), 0..a]),
-            n.zf.clone()
-                .slice([rows.clone(), 0..d.steps, 0..d.feat_noise]),
-            n.h0.clone().slice([rows.clone(), 0..d.lstm]),
-            n.c0.clone().slice([rows, 0..d.lstm]),
-        );
-        g.records.reshape([m, d.max_len * d.rec()])
-    };
-    let (top, bottom) = rayon::join(|| part(0..half), || part(half..b));
+    let attrs = nets::gen_attributes_grouped(params, d, n.za.clone(), groups);
+    let [b, _] = attrs.dims();
+    let (top, bottom) = rayon::join(
+        || records_for(params, d, &attrs, &n, 0..b / 2),
+        || records_for(params, d, &attrs, &n, b / 2..b),
+    );
     (attrs, Tensor::cat(vec![top, bottom], 0))
 }
 
@@ -386,7 +397,7 @@ mod tests {
         let params: Params = specs
             .iter()
             .map(|s| {
-                let v: Vec<f64> = host[&s.name].iter().map(|&x| f64::from(x)).collect();
+                let v: Vec<f64> = host[&s.name].1.iter().map(|&x| f64::from(x)).collect();
                 (s.name.clone(), ctx.tensor(v, s.shape))
             })
             .collect();

@@ -134,6 +134,14 @@ pub(crate) fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
     x
 }
 
+/// Chunk 0's starting weights: drawn from the config's seed.
+fn initial_weights(cfg: &ModelConfig, specs: &[Spec]) -> HostTensors {
+    nets::init_host(
+        specs,
+        &mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[0])),
+    )
+}
+
 pub(crate) fn to_device(ctx: &Ctx, host: &HostTensors) -> Params {
     host.iter()
         .map(|(k, (shape, v))| {
@@ -271,12 +279,7 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
     encoded.check()?;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
     let specs = nets::specs(&d);
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[0]));
-    let init = nets::init_host(&specs, &mut rng);
-    let init: HostTensors = specs
-        .iter()
-        .map(|s| (s.name.clone(), (s.shape.to_vec(), init[&s.name].clone())))
-        .collect();
+    let init = initial_weights(cfg, &specs);
     if let Some(dir) = &opts.checkpoint_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     }
@@ -414,12 +417,7 @@ pub fn measure_steps(
     encoded.check()?;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
     let specs = nets::specs(&d);
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[0]));
-    let init = nets::init_host(&specs, &mut rng);
-    let host: HostTensors = specs
-        .iter()
-        .map(|s| (s.name.clone(), (s.shape.to_vec(), init[&s.name].clone())))
-        .collect();
+    let host = initial_weights(cfg, &specs);
     let ctx = Ctx {
         device: device.clone(),
         dtype: DType::F32,
