@@ -9,13 +9,33 @@ struct Graph {
     ids: BTreeMap<String, String>,
 }
 
+/// The host's target triple, from `rustc -vV` (the platform a build resolves for).
+fn host_triple() -> String {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .expect("rustc -vV names the host")
+        .trim()
+        .to_string()
+}
+
+/// The dependency graph as the host platform resolves it. `--filter-platform` matters: a full
+/// resolve reads every platform's packages (android_system_properties, windows-sys, ...), and a
+/// cargo cache seeded only by a build on this host holds none of them, so `--offline` would fail
+/// on a fresh machine.
 fn graph() -> Graph {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
+    let host = host_triple();
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .current_dir(root)
         .args(["metadata", "--format-version", "1", "--offline"])
+        .args(["--filter-platform", &host])
         .output()
         .expect("cargo metadata runs");
     assert!(
