@@ -5,8 +5,9 @@
 //!   real row, so every per-field marginal matches the real trace while all dependence between
 //!   fields (and every flow structure) is destroyed. A generator that does not beat it on joint
 //!   and flow-level metrics has learnt nothing beyond marginals.
-//! - **real-vs-real split**: the real trace cut in two halves by a seeded hash of the five-tuple.
-//!   Every record of a five-tuple lands in the same half, so flows stay whole, and both halves
+//! - **real-vs-real split**: the real trace cut in two halves with disjoint five-tuples and about
+//!   equal record counts (largest flows first, each to the lighter half; equal sizes in seeded
+//!   hash order). Every record of a five-tuple lands in the same half, so flows stay whole, and both halves
 //!   cover the whole capture period with the same traffic mix; splitting by time instead would
 //!   compare different hours (diurnal drift) and cut flows at the boundary. The distance between
 //!   the halves is the floor: what sampling noise alone costs.
@@ -26,7 +27,7 @@ use crate::error::{Error, Result};
 /// Identity of the baseline stage in the artifact store.
 pub const BASELINE_STAGE: netshare_core::stage::StageDef = netshare_core::stage::StageDef {
     name: "baseline",
-    version: 1,
+    version: 2,
 };
 
 /// Typed configuration of the baseline stage.
@@ -131,30 +132,61 @@ pub fn marginals(real: &Records, n: usize, seed: u64) -> Result<Records> {
     })
 }
 
-/// The half (0 or 1) a five-tuple falls in.
-pub fn half_of(seed: u64, srcip: u32, dstip: u32, srcport: u16, dstport: u16, proto: u8) -> usize {
-    let a = (u64::from(srcip) << 32) | u64::from(dstip);
-    let b = (u64::from(srcport) << 24) | (u64::from(dstport) << 8) | u64::from(proto);
-    let h = mix64(mix64(a ^ mix64(seed)) ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15));
-    (h >> 63) as usize
+/// Assigns every five-tuple to half 0 or 1 so that the halves hold about equal record counts
+/// (greedy, largest flow first, each to the half with fewer records so far; flows of equal size
+/// in seeded hash order, so which flow goes where is random but reproducible). A plain hash
+/// split can put one flow of thousands of records on one side and make the halves differ in
+/// everything; this one keeps them within one flow's length of each other.
+fn balanced_halves(seed: u64, keys: &[(u32, u32, u16, u16, u8)]) -> Vec<usize> {
+    use std::collections::HashMap;
+    let mut counts: HashMap<(u32, u32, u16, u16, u8), usize> = HashMap::new();
+    for k in keys {
+        *counts.entry(*k).or_insert(0) += 1;
+    }
+    let hash = |k: &(u32, u32, u16, u16, u8)| {
+        let a = (u64::from(k.0) << 32) | u64::from(k.1);
+        let b = (u64::from(k.2) << 24) | (u64::from(k.3) << 8) | u64::from(k.4);
+        mix64(mix64(a ^ mix64(seed)) ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15))
+    };
+    let mut order: Vec<((u32, u32, u16, u16, u8), usize, u64)> =
+        counts.into_iter().map(|(k, n)| (k, n, hash(&k))).collect();
+    // The hash orders equal sizes; the key itself breaks the (astronomically rare) hash tie.
+    order.sort_by(|x, y| y.1.cmp(&x.1).then(x.2.cmp(&y.2)).then(x.0.cmp(&y.0)));
+    let mut load = [0usize; 2];
+    let mut half: HashMap<(u32, u32, u16, u16, u8), usize> = HashMap::with_capacity(order.len());
+    for (k, n, h) in order {
+        let side = match load[0].cmp(&load[1]) {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Greater => 1,
+            std::cmp::Ordering::Equal => (h >> 63) as usize,
+        };
+        load[side] += n;
+        half.insert(k, side);
+    }
+    keys.iter().map(|k| half[k]).collect()
 }
 
-/// Splits a trace into two halves by a seeded hash of the five-tuple, keeping row order.
+/// Splits a trace into two halves with disjoint five-tuples and about equal record counts
+/// (see [`balanced_halves`]), keeping row order within each half.
 pub fn split(real: &Records, seed: u64) -> (Records, Records) {
     // Five-tuple columns are named alike in both tables, so one body serves both kinds.
     macro_rules! halves {
         ($t:expr) => {{
             let t = $t;
+            let keys: Vec<_> = (0..t.len())
+                .map(|i| {
+                    (
+                        t.srcip[i],
+                        t.dstip[i],
+                        t.srcport[i],
+                        t.dstport[i],
+                        t.proto[i],
+                    )
+                })
+                .collect();
+            let side = balanced_halves(seed, &keys);
             let mut halves: [Vec<usize>; 2] = [Vec::new(), Vec::new()];
-            for i in 0..t.len() {
-                let h = half_of(
-                    seed,
-                    t.srcip[i],
-                    t.dstip[i],
-                    t.srcport[i],
-                    t.dstport[i],
-                    t.proto[i],
-                );
+            for (i, &h) in side.iter().enumerate() {
                 halves[h].push(i);
             }
             (t.take(&halves[0]), t.take(&halves[1]))
@@ -324,6 +356,38 @@ mod tests {
         assert!((0..b.len()).all(|i| !ka.contains(&key(&b, i))));
         let (a2, _) = split(&real, 3);
         assert_eq!(Records::Flows(a), a2);
+    }
+
+    #[test]
+    fn split_balances_record_counts_when_one_flow_dominates() {
+        // One five-tuple with 100 records and 300 single-record flows: a hash split puts the
+        // big flow on one side (100 + ~150 vs ~150); the balanced split gives 200 vs 200.
+        let mut rows = Vec::new();
+        for i in 0..300u32 {
+            if i < 100 {
+                rows.push((1u32, 2u32, 80u16, 1000u16, i64::from(i)));
+            }
+            rows.push((10 + i, 3, 53, 2000, i64::from(i)));
+        }
+        let t = FlowColumns {
+            srcip: rows.iter().map(|r| r.0).collect(),
+            dstip: rows.iter().map(|r| r.1).collect(),
+            srcport: rows.iter().map(|r| r.2).collect(),
+            dstport: rows.iter().map(|r| r.3).collect(),
+            proto: vec![6; rows.len()],
+            ts_us: rows.iter().map(|r| r.4).collect(),
+            td: vec![0.0; rows.len()],
+            pkt: vec![1; rows.len()],
+            byt: vec![40; rows.len()],
+            label: vec!["background".to_string(); rows.len()],
+        };
+        for seed in 0..4 {
+            let (a, b) = split(&Records::Flows(t.clone()), seed);
+            assert_eq!((a.len(), b.len()), (200, 200), "seed {seed}");
+        }
+        let (a0, _) = split(&Records::Flows(t.clone()), 0);
+        let (a1, _) = split(&Records::Flows(t), 1);
+        assert_ne!(a0, a1, "the seed chooses which small flows go where");
     }
 
     #[test]
