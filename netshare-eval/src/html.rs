@@ -85,11 +85,18 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
     );
     let _ = write!(
         h,
-        "<h1>netshare-eval report</h1><p class=\"note\">Trace kind: <b>{:?}</b>. Distributional metrics use the <b>{}</b> convention; metrics beyond the paper use <b>netshare-rs</b>. Seed {}. Each comparison judges a candidate against a reference; <i>real-vs-real</i> compares two halves of the real trace (the floor a generator cannot be expected to beat), <i>marginals</i> draws each field independently from the real marginals (the baseline to beat); <i>reference-impl</i>, when present, is the reference NetShare implementation's output on the same real trace.</p>",
+        "<h1>netshare-eval report</h1><p class=\"note\">Trace kind: <b>{:?}</b>. Distributional metrics use the <b>{}</b> convention; metrics beyond the paper use <b>netshare-rs</b>. Seed {}. Each comparison judges a candidate against a reference; <i>real-vs-real</i> compares two parts of the real trace with disjoint five-tuples (the floor a generator cannot be expected to beat; in a held-out report, the model's training records against the held-out ones), <i>synthetic-in-sample</i> judges the synthetic trace against its own training records (NetShare's convention), <i>marginals</i> draws each field independently from the real marginals (the baseline to beat); <i>reference-impl</i>, when present, is the reference NetShare implementation's output on the same real trace.</p>",
         report.kind,
         report.config.convention.name(),
         report.config.seed
     );
+    if !report.verdict.is_empty() {
+        h.push_str("<h2>Verdict</h2><ul>");
+        for line in &report.verdict {
+            let _ = write!(h, "<li>{}</li>", esc(line));
+        }
+        h.push_str("</ul>");
+    }
     h.push_str("<table><tr><th class=\"l\">table</th><th>rows</th><th>five-tuples</th></tr>");
     for (name, t) in &report.tables {
         let _ = write!(
@@ -120,6 +127,10 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         ("joint", first.joint.keys().collect()),
         ("flow", first.flow.keys().collect()),
         ("detectability", first.detectability.keys().collect()),
+        (
+            "detectability_by_field",
+            first.detectability_by_field.keys().collect(),
+        ),
     ];
     for (group, keys) in groups {
         for k in keys {
@@ -129,6 +140,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
                     "distributional" => cmp.distributional.get(k),
                     "joint" => cmp.joint.get(k),
                     "flow" => cmp.flow.get(k),
+                    "detectability_by_field" => cmp.detectability_by_field.get(k),
                     _ => cmp.detectability.get(k),
                 }
             };

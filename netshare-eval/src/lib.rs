@@ -52,6 +52,8 @@ pub struct InputPaths {
     pub half_a: Option<PathBuf>,
     /// Second half of the real trace.
     pub half_b: Option<PathBuf>,
+    /// The records the model trained on, when `real` is held out (see [`Inputs::train`]).
+    pub train: Option<PathBuf>,
     /// Training log CSV.
     pub train_log: Option<PathBuf>,
 }
@@ -66,6 +68,7 @@ pub fn load_inputs(p: &InputPaths) -> Result<Inputs> {
         reference_impl: opt(&p.reference_impl)?,
         half_a: opt(&p.half_a)?,
         half_b: opt(&p.half_b)?,
+        train: opt(&p.train)?,
         training: p
             .train_log
             .as_deref()

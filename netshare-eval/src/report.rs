@@ -70,6 +70,9 @@ pub struct Comparison {
     pub flow: BTreeMap<String, Metric>,
     /// Real-vs-candidate detectability.
     pub detectability: BTreeMap<String, Metric>,
+    /// Detectability from one feature at a time (what gives the candidate away).
+    #[serde(default)]
+    pub detectability_by_field: BTreeMap<String, Metric>,
     /// Classification trained on the candidate, tested on the reference.
     pub classification: Classification,
     /// Heavy-hitter telemetry.
@@ -83,13 +86,21 @@ pub struct Comparison {
 pub struct Report {
     /// [`REPORT_SCHEMA`].
     pub schema: String,
+    /// How good the synthetic trace is, in a few sentences with their numbers (see [`verdict`]).
+    #[serde(default)]
+    pub verdict: Vec<String>,
     /// `flows` or `packets`.
     pub kind: netshare_core::records::TraceKind,
     /// The configuration used.
     pub config: EvalConfig,
+    /// `held-out` when every candidate is judged against records that neither the model nor
+    /// the baselines trained on; `in-sample` when `real` is the training trace itself.
+    #[serde(default = "in_sample")]
+    pub evaluation: String,
     /// The input tables by role.
     pub tables: BTreeMap<String, TableInfo>,
-    /// Comparisons by candidate role: `synthetic`, `marginals`, `real-vs-real`.
+    /// Comparisons by candidate role: `synthetic`, `marginals`, `reference-impl`,
+    /// `real-vs-real`, and in a held-out report `synthetic-in-sample`.
     pub comparisons: BTreeMap<String, Comparison>,
     /// Parsed training log, when given.
     pub training: Option<TrainingLog>,
@@ -123,9 +134,25 @@ pub struct Inputs {
     pub half_a: Option<Table>,
     /// Second half of the real trace.
     pub half_b: Option<Table>,
+    /// The records the model (and the marginals baseline) trained on, when `real` is a part of
+    /// the trace with disjoint five-tuples that they never saw. Then the report is held-out:
+    /// `real-vs-real` compares these training records with `real` (the floor), and
+    /// `synthetic-in-sample` judges the synthetic trace against them (NetShare's convention).
+    pub train: Option<Table>,
     /// Training log.
     pub training: Option<TrainingLog>,
 }
+
+fn in_sample() -> String {
+    EVAL_IN_SAMPLE.to_string()
+}
+
+/// [`Report::evaluation`] of a report judged on held-out records.
+pub const EVAL_HELD_OUT: &str = "held-out";
+/// [`Report::evaluation`] of a report judged on the training records.
+pub const EVAL_IN_SAMPLE: &str = "in-sample";
+/// The comparison of the synthetic trace with its own training records in a held-out report.
+pub const IN_SAMPLE_COMPARISON: &str = "synthetic-in-sample";
 
 /// Compares `cand` with `reference`.
 pub fn compare(
@@ -169,6 +196,7 @@ pub fn compare(
         mutual_information: mi,
         flow: joint::flow_level(reference, cand),
         detectability: downstream::detectability(reference, cand, &s),
+        detectability_by_field: downstream::detectability_by_field(reference, cand, &s),
         classification: downstream::classification(reference, cand, &s),
         telemetry: downstream::telemetry(reference, cand, &s),
         anomaly: crate::anomaly::anomaly(reference, cand, &s),
@@ -202,6 +230,27 @@ pub fn build(inputs: &Inputs, cfg: &EvalConfig) -> Result<Report> {
             comparisons.insert(role.to_string(), compare("real", real, role, t, cfg)?);
         }
     }
+    if let Some(train) = &inputs.train {
+        if inputs.half_a.is_some() || inputs.half_b.is_some() {
+            return Err(Error::Incomparable {
+                what: "the real-vs-real floor".into(),
+                message: "give either the training records (held-out report) or half-a and \
+                          half-b, not both"
+                    .into(),
+            });
+        }
+        tables.insert("train".to_string(), info(train));
+        comparisons.insert(
+            "real-vs-real".to_string(),
+            compare("real", real, "train", train, cfg)?,
+        );
+        if let Some(syn) = &inputs.synthetic {
+            comparisons.insert(
+                IN_SAMPLE_COMPARISON.to_string(),
+                compare("train", train, "synthetic", syn, cfg)?,
+            );
+        }
+    }
     match (&inputs.half_a, &inputs.half_b) {
         (Some(a), Some(b)) => {
             tables.insert("half-a".to_string(), info(a));
@@ -229,15 +278,101 @@ pub fn build(inputs: &Inputs, cfg: &EvalConfig) -> Result<Report> {
     }
     let mut report = Report {
         schema: REPORT_SCHEMA.to_string(),
+        verdict: Vec::new(),
         kind: real.kind,
         config: cfg.clone(),
+        evaluation: if inputs.train.is_some() {
+            EVAL_HELD_OUT
+        } else {
+            EVAL_IN_SAMPLE
+        }
+        .to_string(),
         tables,
         comparisons,
         training: inputs.training.clone(),
         metrics: BTreeMap::new(),
     };
     report.metrics = flatten(&report);
+    report.verdict = verdict(&report);
     Ok(report)
+}
+
+fn num(x: Option<f64>) -> String {
+    match x {
+        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.3}"),
+        None => "undefined".into(),
+    }
+}
+
+/// The report's first lines: where the trace was judged, how detectable it is, how much joint
+/// structure it keeps, and how it fares against the baselines on NetShare's metrics. Every
+/// number is one of [`Report::metrics`].
+pub fn verdict(r: &Report) -> Vec<String> {
+    let m = |c: &str, k: &str| r.metrics.get(&format!("{c}.{k}")).and_then(|f| f.value);
+    let mut out = Vec::new();
+    if !r.comparisons.contains_key("synthetic") {
+        return out;
+    }
+    let real_rows = r.tables.get("real").map_or(0, |t| t.rows);
+    out.push(if r.evaluation == EVAL_HELD_OUT {
+        format!(
+            "Judged on held-out records: {real_rows} real rows with five-tuples that neither the \
+             model nor the baselines trained on."
+        )
+    } else {
+        format!(
+            "Judged in-sample: against the {real_rows} real rows the model trained on, so a model \
+             that memorises them scores well (NetShare's convention)."
+        )
+    });
+    out.push(format!(
+        "Detectability: a random forest tells synthetic rows from real ones with AUC {} \
+         (marginals sampler {}, real-vs-real {}; 0.5 = indistinguishable).",
+        num(m("synthetic", "detectability.auc")),
+        num(m("marginals", "detectability.auc")),
+        num(m("real-vs-real", "detectability.auc")),
+    ));
+    let beats = |group: &str, base: &str| {
+        let keys: Vec<&String> = r
+            .metrics
+            .keys()
+            .filter(|k| k.starts_with(&format!("synthetic.{group}.")))
+            .collect();
+        let mut won = 0;
+        let mut within2 = 0;
+        let mut n = 0;
+        for k in keys {
+            let rest = &k["synthetic.".len()..];
+            if let (Some(s), Some(b)) = (m("synthetic", rest), m(base, rest)) {
+                n += 1;
+                won += usize::from(s < b);
+                within2 += usize::from(s <= 2.0 * b);
+            }
+        }
+        (won, within2, n)
+    };
+    let (jw, _, jn) = beats("joint", "marginals");
+    out.push(format!(
+        "Joint structure: mutual-information difference {} (marginals sampler {}, real-vs-real \
+         {}); better than the marginals sampler on {jw} of {jn} joint metrics.",
+        num(m("synthetic", "joint.mi_mean_abs_diff")),
+        num(m("marginals", "joint.mi_mean_abs_diff")),
+        num(m("real-vs-real", "joint.mi_mean_abs_diff")),
+    ));
+    let (dw, d2, dn) = beats("distributional", "marginals");
+    out.push(format!(
+        "NetShare's per-field metrics: better than the marginals sampler on {dw} of {dn}, within \
+         2x of it on {d2} of {dn}."
+    ));
+    if r.comparisons.contains_key("reference-impl") {
+        let (rw, _, rn) = beats("distributional", "reference-impl");
+        out.push(format!(
+            "Against the reference NetShare output on the same trace: better on {rw} of {rn} of \
+             NetShare's metrics."
+        ));
+    }
+    out
 }
 
 /// The flat `comparison.group.name` list of every metric in a report.
@@ -259,6 +394,7 @@ pub fn flatten(r: &Report) -> BTreeMap<String, FlatMetric> {
             ("joint", &c.joint),
             ("flow", &c.flow),
             ("detectability", &c.detectability),
+            ("detectability_by_field", &c.detectability_by_field),
         ] {
             for (k, m) in map {
                 put(format!("{name}.{group}.{k}"), m);

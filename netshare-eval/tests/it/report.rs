@@ -31,6 +31,7 @@ fn inputs(dir: &std::path::Path) -> Inputs {
         reference_impl: None,
         half_a: Some(a),
         half_b: Some(b),
+        train: None,
         training: Some(training::read_training_log(&log).expect("training log")),
         real: Some(real),
     }
@@ -194,5 +195,154 @@ fn comparing_flows_with_packets_or_an_empty_table_is_an_error_naming_both() {
         err.to_string()
             .contains("real has 1000 rows, synthetic has 0"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_held_out_report_judges_every_candidate_on_records_none_of_them_trained_on() {
+    let real = read("netflow/ugr16-netshare-1k.csv");
+    let (train, held_out) = halves(&real);
+    // A "generator" that copies its training records: perfect in-sample, and held-out it is
+    // exactly as far from the held-out records as the training records themselves.
+    let inp = Inputs {
+        real: Some(held_out),
+        synthetic: Some(train.clone()),
+        marginals: Some(marginals(&train, 1)),
+        train: Some(train),
+        ..Inputs::default()
+    };
+    let r = report::build(&inp, &small_config()).expect("report");
+    assert_eq!(r.evaluation, "held-out");
+    assert_eq!(
+        r.comparisons.keys().collect::<Vec<_>>(),
+        [
+            "marginals",
+            "real-vs-real",
+            "synthetic",
+            "synthetic-in-sample"
+        ]
+    );
+    assert_eq!(r.comparisons["real-vs-real"].reference, "real");
+    assert_eq!(r.comparisons["real-vs-real"].candidate, "train");
+    assert_eq!(r.comparisons["synthetic-in-sample"].reference, "train");
+    // The copy is indistinguishable from its own training records in-sample...
+    let in_sample = r.metrics["synthetic-in-sample.distributional.jsd_dstport"]
+        .value
+        .expect("defined");
+    assert_eq!(in_sample, 0.0);
+    // ...and gets no credit for it on the held-out records: there it equals the floor.
+    for k in ["distributional.jsd_dstport", "joint.mi_mean_abs_diff"] {
+        assert_eq!(
+            r.metrics[&format!("synthetic.{k}")].value,
+            r.metrics[&format!("real-vs-real.{k}")].value,
+            "{k}"
+        );
+    }
+    assert!(
+        r.verdict[0].starts_with("Judged on held-out records"),
+        "{:?}",
+        r.verdict
+    );
+    assert!(r.verdict[1].contains("AUC"), "{:?}", r.verdict);
+    // Per-field detectability is reported, bytes per packet included.
+    assert!(
+        r.metrics
+            .contains_key("synthetic.detectability_by_field.bytes_per_packet")
+    );
+    assert!(
+        r.metrics
+            .contains_key("synthetic.detectability_by_field.log1p_td")
+    );
+    // Both the halves and the training records cannot be given at once.
+    let (a, b) = halves(&read("netflow/ugr16-netshare-1k.csv"));
+    let both = Inputs {
+        half_a: Some(a.clone()),
+        half_b: Some(b),
+        ..inp
+    };
+    assert!(report::build(&both, &small_config()).is_err());
+}
+
+#[test]
+fn relative_bounds_fail_for_a_candidate_worse_than_its_baseline() {
+    let real = read("netflow/ugr16-netshare-1k.csv");
+    let inp = Inputs {
+        real: Some(real.clone()),
+        synthetic: Some(marginals(&real, 7)),
+        marginals: Some(marginals(&real, 1)),
+        ..Inputs::default()
+    };
+    let r = report::build(&inp, &small_config()).expect("report");
+    let syn = r.metrics["synthetic.joint.jsd_dstport_proto"]
+        .value
+        .expect("defined");
+    let base = r.metrics["marginals.joint.jsd_dstport_proto"]
+        .value
+        .expect("defined");
+    let bound = |ratio: f64| Bounds {
+        relative: vec![check::RelativeBound {
+            metric: "synthetic.joint.jsd_dstport_proto".into(),
+            baseline: "marginals.joint.jsd_dstport_proto".into(),
+            max_ratio: ratio,
+        }],
+        ..Bounds::default()
+    };
+    let path = std::path::Path::new("bounds.json");
+    // Holds with room to spare, fails when the ratio is below what was measured.
+    assert!(
+        check::check(&r, &bound(2.0 * syn / base), path)
+            .expect("check")
+            .is_empty()
+    );
+    let bad = check::check(&r, &bound(0.5 * syn / base), path).expect("check");
+    assert_eq!(bad.len(), 1);
+    let text = bad[0].to_string();
+    assert!(text.contains("marginals.joint.jsd_dstport_proto"), "{text}");
+    assert!(!text.contains("Some("), "{text}");
+}
+
+/// The CI bounds of the tiny pipeline, judged on held-out reports built the way the pipeline
+/// builds them: the real-vs-real floor (a copy of the training records) passes, while a
+/// collapsed generator and one that draws every field independently both fail.
+#[test]
+fn the_ci_bounds_pass_the_floor_and_fail_collapsed_and_independent_outputs() {
+    let bounds_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pipelines/ugr16-tiny.expected.json");
+    let bounds = check::read_bounds(&bounds_path).expect("bounds");
+    assert!(
+        !bounds.relative.is_empty(),
+        "the CI bounds are relative to the baselines"
+    );
+    let real = read("netflow/ugr16-netshare-1k.csv");
+    let (train, held_out) = halves(&real);
+    let judge = |synthetic: Table| {
+        let inp = Inputs {
+            real: Some(held_out.clone()),
+            synthetic: Some(synthetic),
+            marginals: Some(marginals(&train, 1)),
+            train: Some(train.clone()),
+            ..Inputs::default()
+        };
+        let r = report::build(&inp, &EvalConfig::default()).expect("report");
+        check::check(&r, &bounds, &bounds_path).expect("check")
+    };
+    let floor = judge(train.clone());
+    assert!(floor.is_empty(), "the floor must pass: {floor:?}");
+    // One constant port pair and protocol, IPs and sizes from the marginals.
+    let mut collapsed = marginals(&train, 2);
+    collapsed.srcport.fill(443);
+    collapsed.dstport.fill(51_000);
+    collapsed.proto.fill(6);
+    let names = |v: Vec<check::Violation>| v.into_iter().map(|v| v.metric).collect::<Vec<_>>();
+    let bad = names(judge(collapsed));
+    assert!(
+        bad.contains(&"synthetic.distributional.jsd_srcport".to_string())
+            && bad.contains(&"synthetic.distributional.jsd_dstport".to_string()),
+        "a collapsed output must fail on its ports: {bad:?}"
+    );
+    let bad = names(judge(marginals(&train, 3)));
+    assert!(
+        bad.contains(&"synthetic.joint.mi_mean_abs_diff".to_string()),
+        "an independent-fields output must fail on the joint metrics: {bad:?}"
     );
 }
