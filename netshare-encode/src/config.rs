@@ -32,7 +32,6 @@ pub enum LongFlows {
 pub enum DiscreteEncoding {
     /// A learned IP2Vec embedding (tanh head, `embedding.dim` dims); decode by cosine nearest
     /// neighbour among the values seen in training.
-    #[default]
     Embedding,
     /// One-hot over the sorted values seen (softmax head); unseen values map to the numerically
     /// nearest seen one.
@@ -40,6 +39,10 @@ pub enum DiscreteEncoding {
     /// The value's bits, most significant first, each a two-way one-hot (16 for ports, 8 for the
     /// protocol). Needs no fitting, so it suits private mode without public data.
     Bits,
+    /// A one-hot over the most frequent values (at most `top_values`, each seen at least
+    /// `top_min_count` times) plus "other", followed by the value's bits for the others.
+    #[default]
+    TopBits,
 }
 
 /// Output range of a continuous field.
@@ -154,14 +157,30 @@ pub struct EncodeConfig {
     /// gap / span. Packet gaps are microseconds inside chunks of minutes; on a linear scale they
     /// all sit at 0 and the generator cannot tell them apart.
     pub interarrival_log1p: bool,
-    /// Encoding of `srcport` and `dstport` (one shared vocabulary).
+    /// Encoding of `srcip` and `dstip` (one shared vocabulary): `bits` (NetShare's 32 two-way
+    /// heads) or `top_bits` (the default: the most frequent addresses as a one-hot, the bits for
+    /// the rest, so the generator reproduces the trace's heavy hitters exactly).
+    pub ips: DiscreteEncoding,
+    /// Encoding of `srcport` and `dstport` (one shared vocabulary). The default, `top_bits`,
+    /// departs from NetShare's IP2Vec embedding on measurement: judged on held-out UGR16 flows
+    /// (three seeds), it cut the dstport JSD from 0.52 to 0.14 and the srcport×dstport joint
+    /// JSD from 0.53 to 0.15, where nearest-neighbour decoding of the embedding scattered the
+    /// generator's outputs over rare ports. `embedding` remains available.
     pub ports: DiscreteEncoding,
     /// Encoding of `proto`.
     pub proto: DiscreteEncoding,
+    /// `top_bits`: most values in the one-hot.
+    pub top_values: usize,
+    /// `top_bits`: fewest records a value needs to get its own one-hot entry.
+    pub top_min_count: usize,
     /// Per-field overrides of the kind's default encodings (SPEC §3), by field name.
     pub fields: BTreeMap<String, FieldEncoding>,
     /// IP2Vec parameters.
     pub embedding: EmbeddingConfig,
+    /// Learn the trace's field semantics (time and value resolution, implications such as
+    /// "one packet lasts 0 s", per-protocol bytes-per-packet ranges) and enforce them when
+    /// decoding. Fitted on the same records as the bounds (the public ones in private mode).
+    pub semantics: bool,
     /// Private mode: no data-dependent bounds, vocabularies or lengths (SPEC §3, §7).
     pub private: bool,
     /// Fixed time range `[start, end]` in µs (private mode: the chunk edges and the time
@@ -181,10 +200,14 @@ impl Default for EncodeConfig {
             long_flows: None,
             sample_len: 1,
             interarrival_log1p: true,
-            ports: DiscreteEncoding::Embedding,
-            proto: DiscreteEncoding::Embedding,
+            ips: DiscreteEncoding::TopBits,
+            ports: DiscreteEncoding::TopBits,
+            proto: DiscreteEncoding::TopBits,
+            top_values: 64,
+            top_min_count: 3,
             fields: BTreeMap::new(),
             embedding: EmbeddingConfig::default(),
+            semantics: true,
             private: false,
             time_range_us: None,
             seed: 0,

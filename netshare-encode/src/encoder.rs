@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::chunks::{ChunkInfo, FlowTags, read_json, write_json};
 use crate::error::{Error, Result};
-use crate::fields::{DiscreteCodec, FieldCodec, decode_bits, encode_bits};
+use crate::fields::{DiscreteCodec, FieldCodec};
 use crate::table::{FiveTuple, RecordsBuilder, Value};
 
 /// One decoded flow: its five-tuple and its records as (time, values).
@@ -60,12 +60,23 @@ pub struct FittedEncoder {
     pub max_len: usize,
     /// Inter-arrival gaps as log1p(gap) / log1p(span) (else gap / span), span = the chunk's.
     pub interarrival_log1p: bool,
+    /// Codec of `srcip` and `dstip` (absent in files written before it existed: 32 bits).
+    #[serde(default = "ip_bits")]
+    pub ips: DiscreteCodec,
     /// Codec of `srcport` and `dstport`.
     pub ports: DiscreteCodec,
     /// Codec of `proto`.
     pub proto: DiscreteCodec,
     /// Non-key fields in feature order.
     pub fields: Vec<NamedField>,
+    /// Field semantics enforced on decode (absent in files written before they existed, and
+    /// when the config turns them off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub semantics: Option<crate::semantics::Semantics>,
+}
+
+fn ip_bits() -> DiscreteCodec {
+    DiscreteCodec::Bits { bits: 32 }
 }
 
 /// Counts of values the encoder could not represent exactly, by field.
@@ -184,6 +195,17 @@ impl FittedEncoder {
                 self.max_len, self.sample_len
             ));
         }
+        for (name, c) in [
+            ("ips", &self.ips),
+            ("ports", &self.ports),
+            ("proto", &self.proto),
+        ] {
+            if let DiscreteCodec::TopBits { top, .. } = c
+                && top.windows(2).any(|w| w[0] >= w[1])
+            {
+                return Err(format!("{name}: top values must be strictly ascending"));
+            }
+        }
         for (name, c) in [("ports", &self.ports), ("proto", &self.proto)] {
             if let DiscreteCodec::Embedding {
                 values,
@@ -222,8 +244,8 @@ impl FittedEncoder {
     /// The tensor layout (head names as in ARCHITECTURE.md).
     pub fn layout(&self) -> Layout {
         let mut attributes = Vec::new();
-        attributes.extend(crate::fields::bit_segments("srcip", 32));
-        attributes.extend(crate::fields::bit_segments("dstip", 32));
+        attributes.extend(self.ips.segments("srcip"));
+        attributes.extend(self.ips.segments("dstip"));
         attributes.extend(self.ports.segments("srcport"));
         attributes.extend(self.ports.segments("dstport"));
         attributes.extend(self.proto.segments("proto"));
@@ -257,7 +279,7 @@ impl FittedEncoder {
 
     /// Attribute dims per flow.
     pub fn attribute_dim(&self) -> usize {
-        128 + 2 * self.ports.dim() + self.proto.dim() + 1 + self.tag_dim()
+        2 * self.ips.dim() + 2 * self.ports.dim() + self.proto.dim() + 1 + self.tag_dim()
     }
 
     fn tag_dim(&self) -> usize {
@@ -294,10 +316,15 @@ impl FittedEncoder {
         out: &mut [f32],
         counts: &mut EncodeCounts,
     ) {
-        encode_bits(key.srcip, 32, &mut out[0..64]);
-        encode_bits(key.dstip, 32, &mut out[64..128]);
+        let id = self.ips.dim();
+        let mut o = 0;
+        for (name, v) in [("srcip", key.srcip), ("dstip", key.dstip)] {
+            if !self.ips.encode(v, &mut out[o..o + id]) {
+                EncodeCounts::bump(&mut counts.unseen, name);
+            }
+            o += id;
+        }
         let pd = self.ports.dim();
-        let mut o = 128;
         for (name, v) in [("srcport", key.srcport), ("dstport", key.dstport)] {
             if !self.ports.encode(u32::from(v), &mut out[o..o + pd]) {
                 EncodeCounts::bump(&mut counts.unseen, name);
@@ -373,12 +400,18 @@ impl FittedEncoder {
 
     /// Decodes one generated attribute row (model output activations).
     pub fn decode_attributes(&self, row: &[f32]) -> Result<FlowAttributes> {
-        self.decode_attributes_with(row, &self.ports.decoder(), &self.proto.decoder())
+        self.decode_attributes_with(
+            row,
+            &self.ips.decoder(),
+            &self.ports.decoder(),
+            &self.proto.decoder(),
+        )
     }
 
     fn decode_attributes_with(
         &self,
         row: &[f32],
+        ips: &crate::fields::DiscreteDecoder<'_>,
         ports: &crate::fields::DiscreteDecoder<'_>,
         proto: &crate::fields::DiscreteDecoder<'_>,
     ) -> Result<FlowAttributes> {
@@ -389,16 +422,18 @@ impl FittedEncoder {
                 message: format!("has {} values, the layout has {a}", row.len()),
             });
         }
+        let id = self.ips.dim();
         let pd = self.ports.dim();
         let rd = self.proto.dim();
-        let srcport = ports.decode(&row[128..128 + pd]);
-        let dstport = ports.decode(&row[128 + pd..128 + 2 * pd]);
-        let pr = proto.decode(&row[128 + 2 * pd..128 + 2 * pd + rd]);
-        let fs = row[128 + 2 * pd + rd];
+        let p0 = 2 * id;
+        let srcport = ports.decode(&row[p0..p0 + pd]);
+        let dstport = ports.decode(&row[p0 + pd..p0 + 2 * pd]);
+        let pr = proto.decode(&row[p0 + 2 * pd..p0 + 2 * pd + rd]);
+        let fs = row[p0 + 2 * pd + rd];
         Ok(FlowAttributes {
             key: FiveTuple {
-                srcip: decode_bits(&row[0..64], 32),
-                dstip: decode_bits(&row[64..128], 32),
+                srcip: ips.decode(&row[0..id]),
+                dstip: ips.decode(&row[id..2 * id]),
                 srcport: u16::try_from(srcport).unwrap_or(u16::MAX),
                 dstport: u16::try_from(dstport).unwrap_or(u16::MAX),
                 proto: u8::try_from(pr).unwrap_or(u8::MAX),
@@ -419,7 +454,8 @@ impl FittedEncoder {
     /// argmax, ports and protocol by the codec's nearest value, `flow_start` denormalised with
     /// the chunk's range; per step: time = flow start + cumulative inter-arrival gaps (rounded
     /// to µs), continuous fields by inverse min-max (+ expm1) in f64 with integer rounding,
-    /// categories by argmax. One record per step below the length, flows in input order.
+    /// categories by argmax; then the learned [`Semantics`](crate::semantics::Semantics), if any
+    /// (time and value resolution, implications, per-protocol ranges). One record per step below the length, flows in input order.
     pub fn decode_chunk(
         &self,
         chunk: &ChunkInfo,
@@ -452,21 +488,33 @@ impl FittedEncoder {
                 "flow {i} has length {l}, above max_len {t}"
             )));
         }
+        let ips = self.ips.decoder();
         let ports = self.ports.decoder();
         let proto = self.proto.decoder();
         let span = chunk.span_us();
+        let names: Vec<String> = self.fields.iter().map(|f| f.name.clone()).collect();
         let decoded: Vec<DecodedFlow> = (0..n)
             .into_par_iter()
             .map(|i| {
-                let attrs =
-                    self.decode_attributes_with(&attributes[i * a..(i + 1) * a], &ports, &proto)?;
+                let attrs = self.decode_attributes_with(
+                    &attributes[i * a..(i + 1) * a],
+                    &ips,
+                    &ports,
+                    &proto,
+                )?;
                 let start = chunk.t_min_us as f64 + attrs.flow_start * span as f64;
                 let mut clock = start;
                 let mut rows = Vec::with_capacity(lengths[i]);
                 for s in 0..lengths[i] {
                     let step = &features[(i * t + s) * f..(i * t + s + 1) * f];
                     clock += self.decode_interarrival(step[0], span);
-                    rows.push((clock.round() as i64, self.decode_fields(step)));
+                    let mut values = self.decode_fields(step);
+                    let mut time = clock.round() as i64;
+                    if let Some(sem) = &self.semantics {
+                        sem.apply(&names, attrs.key.proto, &mut values);
+                        time = sem.round_time(time);
+                    }
+                    rows.push((time, values));
                 }
                 Ok((attrs.key, rows))
             })

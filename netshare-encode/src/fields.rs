@@ -74,6 +74,16 @@ pub enum DiscreteCodec {
         /// Number of bits (16 for ports, 8 for the protocol).
         bits: u32,
     },
+    /// A one-hot over the most frequent values plus "other", followed by the value's bits:
+    /// frequent values (service ports) come back exactly from the one-hot, the rest
+    /// (ephemeral ports, never the same twice in a held-out trace) from the bits, so the
+    /// generator is not limited to values it saw.
+    TopBits {
+        /// The frequent values, ascending; one-hot index `top.len()` means "another value".
+        top: Vec<u32>,
+        /// Number of bits of the other values.
+        bits: u32,
+    },
 }
 
 impl DiscreteCodec {
@@ -83,6 +93,7 @@ impl DiscreteCodec {
             DiscreteCodec::Embedding { dim, .. } => *dim,
             DiscreteCodec::OneHot { values } => values.len(),
             DiscreteCodec::Bits { bits } => 2 * *bits as usize,
+            DiscreteCodec::TopBits { top, bits } => top.len() + 1 + 2 * *bits as usize,
         }
     }
 
@@ -100,6 +111,15 @@ impl DiscreteCodec {
                 activation: Activation::Softmax,
             }],
             DiscreteCodec::Bits { bits } => bit_segments(name, *bits),
+            DiscreteCodec::TopBits { top, bits } => {
+                let mut v = vec![Segment {
+                    field: format!("{name}/top"),
+                    dim: top.len() + 1,
+                    activation: Activation::Softmax,
+                }];
+                v.extend(bit_segments(name, *bits));
+                v
+            }
         }
     }
 
@@ -145,6 +165,13 @@ impl DiscreteCodec {
             }
             DiscreteCodec::Bits { bits } => {
                 encode_bits(v, *bits, out);
+                u64::from(v) < (1u64 << *bits)
+            }
+            DiscreteCodec::TopBits { top, bits } => {
+                let k = top.len();
+                out[..=k].fill(0.0);
+                out[top.binary_search(&v).unwrap_or(k)] = 1.0;
+                encode_bits(v, *bits, &mut out[k + 1..]);
                 u64::from(v) < (1u64 << *bits)
             }
         }
@@ -198,6 +225,13 @@ impl DiscreteDecoder<'_> {
                 .copied()
                 .unwrap_or(0),
             DiscreteCodec::Bits { bits } => decode_bits(inp, *bits),
+            DiscreteCodec::TopBits { top, bits } => {
+                let k = top.len();
+                match top.get(argmax(&inp[..=k])) {
+                    Some(&v) => v,
+                    None => decode_bits(&inp[k + 1..], *bits),
+                }
+            }
         }
     }
 }
@@ -404,6 +438,37 @@ mod tests {
         // Long vector pointing near value 2's direction.
         assert_eq!(c.decoder().decode(&[3.0, 5.0]), 2);
         assert_eq!(c.decoder().decode(&[0.2, -0.1]), 1);
+    }
+
+    #[test]
+    fn top_bits_decode_frequent_values_from_the_one_hot_and_others_from_the_bits() {
+        let c = DiscreteCodec::TopBits {
+            top: vec![53, 80, 443],
+            bits: 16,
+        };
+        assert_eq!(c.dim(), 4 + 32);
+        let seg = c.segments("dstport");
+        assert_eq!(seg[0].field, "dstport/top");
+        assert_eq!(seg[0].dim, 4);
+        assert_eq!(seg.len(), 17);
+        let d = c.decoder();
+        for v in [53u32, 80, 443, 0, 1024, 51_234, 65_535] {
+            let mut row = vec![0.0f32; c.dim()];
+            assert!(c.encode(v, &mut row), "{v} fits in 16 bits");
+            assert_eq!(d.decode(&row), v, "round trip of {v}");
+        }
+        // The one-hot decides: "other" with the bits of 80 decodes 80 through the bits, and a
+        // frequent value wins over whatever the bits say.
+        let mut row = vec![0.0f32; c.dim()];
+        c.encode(80, &mut row);
+        row[1] = 0.0;
+        row[3] = 0.9;
+        assert_eq!(d.decode(&row), 80);
+        c.encode(51_234, &mut row);
+        row[0] = 0.0;
+        row[3] = 0.0;
+        row[2] = 0.7;
+        assert_eq!(d.decode(&row), 443);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use crate::encoder::{ENCODER_FORMAT, FittedEncoder, NamedField};
 use crate::error::{Error, Result};
 use crate::fields::{CategoricalCodec, ContinuousCodec, DiscreteCodec, FieldCodec};
 use crate::ip2vec;
+use crate::semantics::Semantics;
 use crate::table::{Column, Table};
 
 /// What the embedding training did (for the report).
@@ -67,6 +68,24 @@ pub(crate) fn fit_encoder(
         embedding = Some(rep);
     }
     let vocab_src = fit_on;
+    let ips = match cfg.ips {
+        DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 32 },
+        DiscreteEncoding::TopBits => DiscreteCodec::TopBits {
+            top: top_values(
+                need(vocab_src, "ips = top_bits")?
+                    .keys
+                    .iter()
+                    .flat_map(|k| [k.srcip, k.dstip]),
+                cfg,
+            ),
+            bits: 32,
+        },
+        other => {
+            return Err(Error::Config(format!(
+                "ips = {other:?} is not offered: addresses are encoded as bits or top_bits"
+            )));
+        }
+    };
     let ports = match cfg.ports {
         DiscreteEncoding::Embedding => port_vectors.expect("trained above when needed"),
         DiscreteEncoding::OneHot => DiscreteCodec::OneHot {
@@ -75,6 +94,16 @@ pub(crate) fn fit_encoder(
                 .collect(),
         },
         DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 16 },
+        DiscreteEncoding::TopBits => DiscreteCodec::TopBits {
+            top: top_values(
+                need(vocab_src, "ports = top_bits")?
+                    .keys
+                    .iter()
+                    .flat_map(|k| [u32::from(k.srcport), u32::from(k.dstport)]),
+                cfg,
+            ),
+            bits: 16,
+        },
     };
     let proto = match cfg.proto {
         DiscreteEncoding::Embedding => proto_vectors.expect("trained above when needed"),
@@ -84,6 +113,16 @@ pub(crate) fn fit_encoder(
                 .collect(),
         },
         DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 8 },
+        DiscreteEncoding::TopBits => DiscreteCodec::TopBits {
+            top: top_values(
+                need(vocab_src, "proto = top_bits")?
+                    .keys
+                    .iter()
+                    .map(|k| u32::from(k.proto)),
+                cfg,
+            ),
+            bits: 8,
+        },
     };
 
     let mut fields = Vec::new();
@@ -139,6 +178,17 @@ pub(crate) fn fit_encoder(
             codec,
         });
     }
+    let semantics = match (cfg.semantics, vocab_src) {
+        (true, Some(t)) => {
+            let integer: Vec<&str> = fields
+                .iter()
+                .filter(|f| matches!(&f.codec, FieldCodec::Continuous(c) if c.integer))
+                .map(|f| f.name.as_str())
+                .collect();
+            Some(Semantics::fit(t, &integer))
+        }
+        _ => None,
+    };
     let sample_len = cfg.sample_len.max(1);
     let max_len = shape.max_flow_len.div_ceil(sample_len).max(1) * sample_len;
     Ok((
@@ -150,9 +200,11 @@ pub(crate) fn fit_encoder(
             sample_len,
             max_len,
             interarrival_log1p: cfg.interarrival_log1p,
+            ips,
             ports,
             proto,
             fields,
+            semantics,
         },
         embedding,
     ))
@@ -165,6 +217,24 @@ fn need<'t>(t: Option<&'t Table>, what: &str) -> Result<&'t Table> {
              gave it"
         ))
     })
+}
+
+/// The most frequent values (count descending, then value), at most `cfg.top_values`, each
+/// seen at least `cfg.top_min_count` times; returned ascending.
+fn top_values(values: impl Iterator<Item = u32>, cfg: &EncodeConfig) -> Vec<u32> {
+    let mut counts: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+    for v in values {
+        *counts.entry(v).or_insert(0) += 1;
+    }
+    let mut by_count: Vec<(u32, usize)> = counts
+        .into_iter()
+        .filter(|&(_, n)| n >= cfg.top_min_count.max(1))
+        .collect();
+    by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    by_count.truncate(cfg.top_values);
+    let mut top: Vec<u32> = by_count.into_iter().map(|(v, _)| v).collect();
+    top.sort_unstable();
+    top
 }
 
 fn port_values(t: &Table) -> BTreeSet<u32> {

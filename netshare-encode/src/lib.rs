@@ -19,6 +19,7 @@ pub mod fields;
 mod fit;
 pub mod ip2vec;
 pub mod pipeline;
+pub mod semantics;
 pub mod stage;
 pub mod table;
 
@@ -35,7 +36,7 @@ use netshare_core::stage::StageDef;
 /// This stage's identity in the artifact store.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 1,
+    version: 2,
 };
 
 /// Reads a `layout.json` (as written by this stage).

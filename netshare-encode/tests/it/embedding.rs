@@ -26,6 +26,8 @@ fn measure(seed: u64, epochs: usize, sample: f64) -> (f64, f64, f64) {
         &Records::Flows(flows.clone()),
         &EncodeConfig {
             seed,
+            ports: netshare_encode::config::DiscreteEncoding::Embedding,
+            proto: netshare_encode::config::DiscreteEncoding::Embedding,
             embedding: netshare_encode::config::EmbeddingConfig {
                 epochs,
                 sample,

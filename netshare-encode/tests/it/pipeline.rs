@@ -254,6 +254,7 @@ fn same_input_config_and_seed_give_identical_artifacts() {
     let cfg = EncodeConfig {
         n_chunks: Some(3),
         seed: 11,
+        ports: netshare_encode::config::DiscreteEncoding::Embedding,
         ..EncodeConfig::default()
     };
     let write = |cfg: &EncodeConfig| {

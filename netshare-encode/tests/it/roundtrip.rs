@@ -97,12 +97,13 @@ fn real_ugr16_flows_round_trip_with_default_config() {
 }
 
 #[test]
-fn real_ugr16_flows_round_trip_in_ten_chunks_with_one_hot_and_bits() {
+fn real_ugr16_flows_round_trip_in_ten_chunks_with_one_hot_bits_and_top_bits() {
     let input = Records::Flows(ugr16_1k());
     for (ports, proto) in [
         (DiscreteEncoding::OneHot, DiscreteEncoding::OneHot),
         (DiscreteEncoding::Bits, DiscreteEncoding::Bits),
         (DiscreteEncoding::Embedding, DiscreteEncoding::OneHot),
+        (DiscreteEncoding::TopBits, DiscreteEncoding::TopBits),
     ] {
         let cfg = EncodeConfig {
             n_chunks: Some(10),
@@ -192,6 +193,7 @@ fn config_strategy() -> impl Strategy<Value = EncodeConfig> {
             DiscreteEncoding::Embedding,
             DiscreteEncoding::OneHot,
             DiscreteEncoding::Bits,
+            DiscreteEncoding::TopBits,
         ]),
         prop::bool::ANY,
         any::<u64>(),

@@ -1,0 +1,418 @@
+//! Field semantics learned from the trace and enforced when decoding: the value resolution of
+//! times and continuous fields, implications between fields (a one-packet flow lasts 0 s), and
+//! per-protocol ranges (bytes per packet between the protocol's smallest header and the MTU).
+//!
+//! A generator's continuous outputs break such rules in ways a classifier spots at once (a
+//! NetFlow duration of 0.317 s with one packet, where real ones are whole milliseconds and 0 for
+//! one packet). No amount of training removes those tells, so decoding applies the rules the
+//! training records obey. Every rule is fitted on the records (the public ones in private mode)
+//! and written into `encoder.json`, so it is visible and reproducible.
+
+use std::collections::BTreeMap;
+
+use netshare_core::records::TraceKind;
+use serde::{Deserialize, Serialize};
+
+use crate::table::{Column, Table, Value};
+
+/// Share of the records a rule must hold for before it is enforced.
+pub const RULE_SUPPORT: f64 = 0.995;
+/// Fewest records a conditional rule (an implication, a protocol's range) is fitted from.
+pub const MIN_RULE_RECORDS: usize = 20;
+
+/// Candidate resolutions of continuous values, coarsest first.
+const VALUE_QUANTA: [f64; 7] = [1.0, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6];
+/// Candidate resolutions of record times in µs, coarsest first.
+const TIME_QUANTA_US: [i64; 7] = [1_000_000, 100_000, 10_000, 1000, 100, 10, 1];
+
+/// "When `if_field` is `if_value`, `then_field` is `then_value`."
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Implication {
+    /// The conditioning field.
+    pub if_field: String,
+    /// Its value (the field's smallest value in the records).
+    pub if_value: f64,
+    /// The implied field.
+    pub then_field: String,
+    /// The value it takes.
+    pub then_value: f64,
+    /// Records with `if_field == if_value` the rule was fitted on.
+    pub support: usize,
+}
+
+/// The range of a field, or of the ratio `field / per`, for each protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtoRange {
+    /// The bounded field.
+    pub field: String,
+    /// The divisor field, when the bound is on a ratio (bytes per packet).
+    pub per: Option<String>,
+    /// `[min, max]` by protocol number, for protocols with at least [`MIN_RULE_RECORDS`] records.
+    pub by_proto: BTreeMap<u8, [f64; 2]>,
+    /// `[min, max]` over all records (for the other protocols).
+    pub all: [f64; 2],
+}
+
+/// Every learned rule of one trace.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Semantics {
+    /// Record times are multiples of this many µs (1: no coarser resolution).
+    pub time_quantum_us: i64,
+    /// Non-integer continuous fields whose values are multiples of a quantum.
+    pub quanta: BTreeMap<String, f64>,
+    /// Implications between fields, applied in order.
+    pub implications: Vec<Implication>,
+    /// Per-protocol ranges.
+    pub ranges: Vec<ProtoRange>,
+}
+
+fn is_multiple(x: f64, q: f64) -> bool {
+    let r = x / q;
+    (r - r.round()).abs() <= 1e-6 * r.abs().max(1.0)
+}
+
+fn holds_for_most<T>(values: &[T], mut pred: impl FnMut(&T) -> bool) -> bool {
+    if values.is_empty() {
+        return false;
+    }
+    let ok = values.iter().filter(|v| pred(v)).count();
+    ok as f64 >= RULE_SUPPORT * values.len() as f64
+}
+
+/// The ratio bounded per protocol for a trace kind: (field, divisor).
+fn ratio_fields(kind: TraceKind) -> (&'static str, Option<&'static str>) {
+    match kind {
+        TraceKind::Flows => ("byt", Some("pkt")),
+        TraceKind::Packets => ("pkt_len", None),
+    }
+}
+
+impl Semantics {
+    /// Fits the rules on `t`. `integer` names the fields decoded as integers (their resolution
+    /// is already 1).
+    pub fn fit(t: &Table, integer: &[&str]) -> Semantics {
+        let time_quantum_us = TIME_QUANTA_US
+            .iter()
+            .copied()
+            .find(|&q| holds_for_most(&t.time, |&x| x % q == 0))
+            .unwrap_or(1);
+        let nums: Vec<(&str, &[f64])> = t
+            .fields
+            .iter()
+            .filter_map(|(n, c)| match c {
+                Column::Num(v) => Some((n.as_str(), v.as_slice())),
+                Column::Cat(_) => None,
+            })
+            .collect();
+        let mut quanta = BTreeMap::new();
+        for &(name, v) in &nums {
+            if integer.contains(&name) {
+                continue;
+            }
+            let finite: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            if let Some(q) = VALUE_QUANTA
+                .iter()
+                .copied()
+                .find(|&q| holds_for_most(&finite, |&x| is_multiple(x, q)))
+            {
+                quanta.insert(name.to_string(), q);
+            }
+        }
+        let mut implications = Vec::new();
+        for &(xname, xv) in &nums {
+            if !integer.contains(&xname) {
+                continue;
+            }
+            let Some(min) = xv
+                .iter()
+                .copied()
+                .filter(|x| x.is_finite())
+                .reduce(f64::min)
+            else {
+                continue;
+            };
+            let rows: Vec<usize> = (0..xv.len()).filter(|&i| xv[i] == min).collect();
+            if rows.len() < MIN_RULE_RECORDS {
+                continue;
+            }
+            for &(yname, yv) in &nums {
+                if yname == xname {
+                    continue;
+                }
+                let mut counts: BTreeMap<u64, usize> = BTreeMap::new();
+                for &i in &rows {
+                    *counts.entry(yv[i].to_bits()).or_insert(0) += 1;
+                }
+                let Some((&bits, &n)) = counts
+                    .iter()
+                    .max_by_key(|(b, n)| (**n, std::cmp::Reverse(**b)))
+                else {
+                    continue;
+                };
+                let c = f64::from_bits(bits);
+                let conditional = n as f64 >= RULE_SUPPORT * rows.len() as f64;
+                // A field that is constant everywhere needs no rule.
+                let everywhere = holds_for_most(yv, |&y| y == c);
+                if conditional && !everywhere {
+                    implications.push(Implication {
+                        if_field: xname.to_string(),
+                        if_value: min,
+                        then_field: yname.to_string(),
+                        then_value: c,
+                        support: rows.len(),
+                    });
+                }
+            }
+        }
+        let mut ranges = Vec::new();
+        let (field, per) = ratio_fields(t.kind);
+        let col = |name: &str| nums.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        if let Some(fv) = col(field) {
+            let dv = per.and_then(col);
+            if per.is_none() || dv.is_some() {
+                let ratio = |i: usize| match dv {
+                    Some(d) if d[i] > 0.0 => Some(fv[i] / d[i]),
+                    Some(_) => None,
+                    None => Some(fv[i]),
+                };
+                let mut by: BTreeMap<u8, (f64, f64, usize)> = BTreeMap::new();
+                let mut all = (f64::INFINITY, f64::NEG_INFINITY);
+                for i in 0..t.len() {
+                    let Some(r) = ratio(i).filter(|r| r.is_finite()) else {
+                        continue;
+                    };
+                    let e =
+                        by.entry(t.keys[i].proto)
+                            .or_insert((f64::INFINITY, f64::NEG_INFINITY, 0));
+                    e.0 = e.0.min(r);
+                    e.1 = e.1.max(r);
+                    e.2 += 1;
+                    all = (all.0.min(r), all.1.max(r));
+                }
+                if all.0 <= all.1 {
+                    ranges.push(ProtoRange {
+                        field: field.to_string(),
+                        per: per.map(String::from),
+                        by_proto: by
+                            .into_iter()
+                            .filter(|(_, e)| e.2 >= MIN_RULE_RECORDS)
+                            .map(|(p, e)| (p, [e.0, e.1]))
+                            .collect(),
+                        all: [all.0, all.1],
+                    });
+                }
+            }
+        }
+        Semantics {
+            time_quantum_us,
+            quanta,
+            implications,
+            ranges,
+        }
+    }
+
+    /// Rounds a decoded record time to the trace's resolution.
+    pub fn round_time(&self, t: i64) -> i64 {
+        let q = self.time_quantum_us.max(1);
+        if q == 1 {
+            return t;
+        }
+        let r = t.rem_euclid(q);
+        if 2 * r >= q { t - r + q } else { t - r }
+    }
+
+    /// Applies the rules to one decoded record's values (`names[i]` is the field of `values[i]`).
+    pub fn apply(&self, names: &[String], proto: u8, values: &mut [Value]) {
+        let idx = |name: &str| names.iter().position(|n| n == name);
+        for (name, &q) in &self.quanta {
+            if let Some(Value::Num(x)) = idx(name).and_then(|i| values.get_mut(i)) {
+                *x = (*x / q).round() * q;
+            }
+        }
+        for r in &self.ranges {
+            let [lo, hi] = r.by_proto.get(&proto).copied().unwrap_or(r.all);
+            let div = match &r.per {
+                Some(p) => match idx(p).and_then(|i| values.get(i)) {
+                    Some(Value::Num(d)) => *d,
+                    _ => continue,
+                },
+                None => 1.0,
+            };
+            if let Some(Value::Num(x)) = idx(&r.field).and_then(|i| values.get_mut(i)) {
+                // The bounds were ratios of integers: a relative slack far below one unit keeps
+                // f64 rounding of `div * lo` from excluding the value the ratio came from.
+                let (lo_x, hi_x) = (div * lo, div * hi);
+                let (a, b) = (
+                    (lo_x - 1e-9 * lo_x.abs()).ceil(),
+                    (hi_x + 1e-9 * hi_x.abs()).floor(),
+                );
+                // With a fractional ratio range a small divisor can leave no integer inside it;
+                // the integer nearest the range's middle is then the best there is.
+                let (a, b) = if a <= b {
+                    (a, b)
+                } else {
+                    let mid = (0.5 * (lo_x + hi_x)).round();
+                    (mid, mid)
+                };
+                *x = x.clamp(a, b);
+            }
+        }
+        for imp in &self.implications {
+            let holds = matches!(
+                idx(&imp.if_field).and_then(|i| values.get(i)),
+                Some(Value::Num(x)) if *x == imp.if_value
+            );
+            if holds
+                && let Some(Value::Num(y)) = idx(&imp.then_field).and_then(|i| values.get_mut(i))
+            {
+                *y = imp.then_value;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::FiveTuple;
+
+    fn flows(rows: &[(u8, i64, f64, f64, f64)]) -> Table {
+        Table {
+            kind: TraceKind::Flows,
+            keys: rows
+                .iter()
+                .map(|r| FiveTuple {
+                    srcip: 1,
+                    dstip: 2,
+                    srcport: 3,
+                    dstport: 4,
+                    proto: r.0,
+                })
+                .collect(),
+            time: rows.iter().map(|r| r.1).collect(),
+            fields: vec![
+                ("td".into(), Column::Num(rows.iter().map(|r| r.2).collect())),
+                (
+                    "pkt".into(),
+                    Column::Num(rows.iter().map(|r| r.3).collect()),
+                ),
+                (
+                    "byt".into(),
+                    Column::Num(rows.iter().map(|r| r.4).collect()),
+                ),
+                ("label".into(), Column::Cat(vec!["x".into(); rows.len()])),
+            ],
+        }
+    }
+
+    /// 40 one-packet TCP flows (td 0, 40-60 bytes) and 40 longer ones, times in whole ms.
+    fn netflow_like() -> Table {
+        let mut rows = Vec::new();
+        for i in 0..40 {
+            rows.push((
+                6,
+                1_000 * (3 * i + 7),
+                0.0,
+                1.0,
+                40.0 + f64::from(i as u8 % 20),
+            ));
+            rows.push((
+                6,
+                1_000 * (5 * i + 1),
+                0.001 * f64::from(i as u8 + 3),
+                3.0,
+                900.0,
+            ));
+        }
+        flows(&rows)
+    }
+
+    const INTEGER: [&str; 2] = ["pkt", "byt"];
+
+    #[test]
+    fn fits_the_resolution_the_implication_and_the_bytes_per_packet_range() {
+        let s = Semantics::fit(&netflow_like(), &INTEGER);
+        assert_eq!(s.time_quantum_us, 1000);
+        assert_eq!(s.quanta.get("td"), Some(&0.001));
+        assert_eq!(
+            s.implications,
+            vec![Implication {
+                if_field: "pkt".into(),
+                if_value: 1.0,
+                then_field: "td".into(),
+                then_value: 0.0,
+                support: 40,
+            }]
+        );
+        assert_eq!(s.ranges.len(), 1);
+        assert_eq!(s.ranges[0].by_proto.get(&6), Some(&[40.0, 300.0]));
+        assert_eq!(s.ranges[0].all, [40.0, 300.0]);
+    }
+
+    #[test]
+    fn decoding_applies_every_rule() {
+        let s = Semantics::fit(&netflow_like(), &INTEGER);
+        let names: Vec<String> = ["td", "pkt", "byt", "label"].map(String::from).to_vec();
+        let mut one = vec![
+            Value::Num(0.3171),
+            Value::Num(1.0),
+            Value::Num(2000.0),
+            Value::Cat("x".into()),
+        ];
+        s.apply(&names, 6, &mut one);
+        assert_eq!(one[0], Value::Num(0.0), "one packet lasts 0 s");
+        assert_eq!(one[2], Value::Num(300.0), "at most 300 bytes per packet");
+        let mut three = vec![
+            Value::Num(0.3171),
+            Value::Num(3.0),
+            Value::Num(10.0),
+            Value::Cat("x".into()),
+        ];
+        s.apply(&names, 6, &mut three);
+        assert_eq!(three[0], Value::Num(0.317), "whole milliseconds");
+        assert_eq!(three[2], Value::Num(120.0), "at least 40 bytes per packet");
+        // A ratio fitted from one record gives that record back exactly (f64 rounding of
+        // 12021 * (480842 / 12021) must not push the bound below 480842).
+        let one = flows(&[(6, 0, 0.0, 12021.0, 480_842.0)]);
+        let r = Semantics::fit(&one, &INTEGER);
+        let mut v = vec![
+            Value::Num(0.0),
+            Value::Num(12021.0),
+            Value::Num(480_842.0),
+            Value::Cat("x".into()),
+        ];
+        r.apply(&names, 6, &mut v);
+        assert_eq!(v[2], Value::Num(480_842.0));
+        assert_eq!(s.round_time(1_499), 1_000);
+        assert_eq!(s.round_time(1_500), 2_000);
+        assert_eq!(s.round_time(-1_499), -1_000);
+    }
+
+    #[test]
+    fn rules_that_the_records_do_not_support_are_not_fitted() {
+        // Times in µs, durations continuous, one-packet flows with nonzero durations.
+        let rows: Vec<_> = (0..60)
+            .map(|i| {
+                (
+                    17,
+                    7 * i + 3,
+                    0.123_457 * f64::from(i as u8 + 1),
+                    1.0,
+                    100.0,
+                )
+            })
+            .collect();
+        let s = Semantics::fit(&flows(&rows), &INTEGER);
+        assert_eq!(s.time_quantum_us, 1);
+        assert_eq!(s.quanta.get("td"), Some(&1e-6));
+        assert!(s.implications.is_empty(), "{:?}", s.implications);
+        // Too few records of a protocol: only the overall range applies to it.
+        let few: Vec<_> = (0..10).map(|i| (47, i, 0.0, 2.0, 100.0)).collect();
+        let s = Semantics::fit(&flows(&few), &INTEGER);
+        assert!(s.ranges[0].by_proto.is_empty());
+        assert_eq!(s.ranges[0].all, [50.0, 50.0]);
+    }
+}
