@@ -53,6 +53,12 @@ impl Ctx {
     }
 }
 
+/// Whether host loops apply to tensors on `device` (they already live in host memory): the
+/// fused Adam and the fused LSTM run there, tensor ops everywhere else.
+pub(crate) fn on_host(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
 /// Shapes of everything, derived from the config and the layout.
 #[derive(Clone, Debug)]
 pub(crate) struct Dims {
@@ -349,17 +355,36 @@ pub(crate) struct Generated {
 
 /// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
 /// `z` is `[B, steps, feat_noise]`, `h0` and `c0` are the random initial state `[B, lstm]`.
+/// `fused` runs the LSTM in host loops ([`crate::lstm`]) instead of tensor ops.
 pub(crate) fn gen_features(
     params: &Params,
     d: &Dims,
     attributes: Tensor<2>,
+    noise: (Tensor<3>, Tensor<2>, Tensor<2>),
+    fused: bool,
+) -> crate::error::Result<Generated> {
+    let cond = crate::heads::harden(attributes, &d.attr_runs);
+    let (z, h0, c0) = noise;
+    let hs = if fused {
+        crate::lstm::hidden(params, d, cond, z, h0, c0)?
+    } else {
+        lstm_states(params, d, cond, z, h0, c0)
+    };
+    Ok(features_from_states(params, d, hs))
+}
+
+/// The LSTM as tensor ops: hidden states `[B · steps, lstm]` (row b's steps adjacent) for
+/// conditioning `cond` `[B, A]`.
+pub(crate) fn lstm_states(
+    params: &Params,
+    d: &Dims,
+    cond: Tensor<2>,
     z: Tensor<3>,
     h0: Tensor<2>,
     c0: Tensor<2>,
-) -> Generated {
-    let [b, _] = attributes.dims();
+) -> Tensor<2> {
+    let [b, _] = cond.dims();
     let hn = d.lstm;
-    let cond = crate::heads::harden(attributes, &d.attr_runs);
     let fixed = cond.matmul(p(params, "gen_feat.lstm.wa").clone())
         + p(params, "gen_feat.lstm.b").clone().expand([b, 4 * hn]);
     let zg = z
@@ -386,7 +411,13 @@ pub(crate) fn gen_features(
         h = o * c.clone().tanh();
         hs.push(h.clone());
     }
-    let hs = Tensor::stack::<3>(hs, 1).reshape([b * d.steps, hn]);
+    Tensor::stack::<3>(hs, 1).reshape([b * d.steps, hn])
+}
+
+/// The output layer, heads and end-of-flow mask on the LSTM's hidden states `[B · steps, lstm]`.
+pub(crate) fn features_from_states(params: &Params, d: &Dims, hs: Tensor<2>) -> Generated {
+    let [rows, _] = hs.dims();
+    let b = rows / d.steps;
     let raw = linear(params, "gen_feat.out", hs).reshape([b * d.max_len, d.rec()]);
     let act = crate::heads::activate(raw, &d.feat_runs);
     // Continue while the flag's arg-max is 'continue'; a record is real when no earlier
