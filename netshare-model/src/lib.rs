@@ -50,6 +50,7 @@ mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+mod features;
 mod heads;
 mod lstm;
 mod nets;

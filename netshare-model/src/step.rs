@@ -13,6 +13,7 @@ use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::data::critic_records;
 use crate::error::{Error, Result};
+use crate::features;
 use crate::nets::{self, Ctx, Dims, Group, Params, Spec};
 use crate::train::{Losses, derive_seed, scalar, to_device, to_host};
 use crate::weights::HostTensors;
@@ -101,7 +102,7 @@ fn records_for(
 ) -> Result<Tensor<2>> {
     let m = rows.len();
     let [_, a] = attrs.dims();
-    let g = nets::gen_features(
+    let g = features::gen_features(
         params,
         d,
         attrs.clone().slice([rows.clone(), 0..a]),
@@ -210,7 +211,7 @@ fn generator_grads(
     let ((loss, mut grads), lstm_grads) =
         lstm::with_grads(params, d, (cond, n.zf, n.h0, n.c0), |hs| {
             let hs = hs.autodiff().require_grad();
-            let fake_rec = nets::features_from_states(&tp, d, hs.clone())
+            let fake_rec = features::features_from_states(&tp, d, hs.clone())
                 .records
                 .reshape([b, d.max_len * d.rec()]);
             let (loss, grads) = critic_surrogate(params, d, cfg, fake_attr, fake_rec);

@@ -1,6 +1,7 @@
 //! The feature generator's LSTM fused for the CPU: the whole sequence forward and backward in
 //! host loops and large matmuls ([`host`]), without an autodiff graph. The tensor-op form in
-//! `nets` stays the reference (tests hold the two equal in f64) and the path for other devices.
+//! `features` stays the reference (tests hold the two equal in f64) and the path for other
+//! devices.
 //!
 //! The generator step plugs in by cutting the graph at the hidden states: the fused forward
 //! gives them as a leaf tensor, autodiff runs from there (output layer, heads, critics' input

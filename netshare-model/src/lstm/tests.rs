@@ -1,4 +1,4 @@
-//! The fused LSTM against burn's autodiff of the tensor-op form (`nets::lstm_states`): the
+//! The fused LSTM against burn's autodiff of the tensor-op form (`features::lstm_states`): the
 //! hidden states and the gradients of every parameter and every input, in f64.
 
 use burn::tensor::{DType, Device, Tensor};
@@ -7,7 +7,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::config::{ModelConfig, Profile};
-use crate::nets::{self, Dims};
+use crate::features;
+use crate::nets::Dims;
 
 /// Small, uneven sizes: 5 rows (split 2 + 3), 7 steps, A = 5, Z = 3, H = 6.
 fn dims() -> Dims {
@@ -125,7 +126,7 @@ fn fused_states_and_all_gradients_equal_autodiff_of_the_tensor_form_in_f64() {
 
     let tp = params_of(&c, &ctx, true);
     let (cond, z, h0, c0) = inputs_of(&c, &ctx, true);
-    let hs_ref = nets::lstm_states(&tp, &d, cond.clone(), z.clone(), h0.clone(), c0.clone());
+    let hs_ref = features::lstm_states(&tp, &d, cond.clone(), z.clone(), h0.clone(), c0.clone());
     let auto = (hs_ref.clone() * seed.clone()).sum().backward();
 
     let plain = params_of(&c, &ctx, false);
@@ -167,7 +168,8 @@ fn the_f32_fused_states_stay_close_to_the_tensor_form() {
     let ctx = ctx(DType::F32);
     let params = params_of(&c, &ctx, false);
     let (cond, z, h0, c0) = inputs_of(&c, &ctx, false);
-    let reference = nets::lstm_states(&params, &d, cond.clone(), z.clone(), h0.clone(), c0.clone());
+    let reference =
+        features::lstm_states(&params, &d, cond.clone(), z.clone(), h0.clone(), c0.clone());
     let fused = hidden(&params, &d, cond, z, h0, c0).expect("fused");
     assert_eq!(fused.dtype(), DType::F32);
     let (a, b): (Vec<f32>, Vec<f32>) = (
