@@ -1,7 +1,7 @@
 //! The networks as tensor functions of a flat, named parameter set: the attribute generator
 //! (MLP with batch norm), the two MLP critics (the LSTM feature generator is in `features`),
-//! and the critics' input gradient written out as forward ops (burn differentiates only once, so the gradient
-//! penalty's dependence on the critic weights has to be an ordinary graph).
+//! and the critics' input gradient written out as forward ops (burn differentiates only once,
+//! so the gradient penalty's dependence on the critic weights has to be an ordinary graph).
 
 use std::collections::BTreeMap;
 
