@@ -5,14 +5,15 @@
 //! `RAYON_NUM_THREADS=2 cargo run --release -p netshare-model --example bench_train -- ENCODED_DIR`
 //! (ENCODED_DIR: the encoder's output for a trace, e.g. UGR16; without it, random tensors of
 //! UGR16's shape). Options: `--steps N` (default 20), `--warmup N` (default 3), `--profile P`,
-//! `--device cpu|cuda`, `--no-torch`, `--python PYTHON`.
+//! `--device cpu|cuda`, `--no-torch`, `--no-tensor-lstm` (on the CPU the tensor-op LSTM is timed
+//! too unless this is given), `--python PYTHON`.
 
 use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use netshare_model::testing::{ugr16_shaped, write_encoded};
-use netshare_model::{Encoded, ModelConfig, Profile};
+use netshare_model::{Encoded, LstmForm, ModelConfig, Profile};
 
 struct Args {
     encoded: Option<PathBuf>,
@@ -21,6 +22,7 @@ struct Args {
     profile: Profile,
     device: String,
     torch: bool,
+    tensor_lstm: bool,
     python: String,
 }
 
@@ -32,6 +34,7 @@ fn args() -> Result<Args> {
         profile: Profile::Netshare,
         device: "cpu".into(),
         torch: true,
+        tensor_lstm: true,
         python: "python3".into(),
     };
     let mut it = std::env::args().skip(1);
@@ -50,6 +53,7 @@ fn args() -> Result<Args> {
             }
             "--device" => a.device = val()?,
             "--no-torch" => a.torch = false,
+            "--no-tensor-lstm" => a.tensor_lstm = false,
             "--python" => a.python = val()?,
             p if !p.starts_with("--") => a.encoded = Some(PathBuf::from(p)),
             p => bail!("unknown option {p}"),
@@ -93,12 +97,24 @@ fn main() -> Result<()> {
         cfg.batch_size,
         cfg.critic_steps
     );
-    let burn = netshare_model::measure_steps(&cfg, &enc, device, a.warmup, a.steps)?;
-    let mut rows = vec![(
-        format!("burn ({})", a.device),
-        burn.mean_seconds,
-        burn.min_seconds,
-    )];
+    // On the CPU the tensor-op LSTM (the form before the fused one) is timed too, in the same run.
+    let forms: &[(LstmForm, &str)] = if a.device == "cpu" && a.tensor_lstm {
+        &[
+            (LstmForm::TensorOps, ", tensor LSTM"),
+            (LstmForm::Fused, ""),
+        ]
+    } else {
+        &[(LstmForm::Fused, "")]
+    };
+    let mut rows = Vec::new();
+    for &(form, label) in forms {
+        let t = netshare_model::measure_steps(&cfg, &enc, device.clone(), form, a.warmup, a.steps)?;
+        rows.push((
+            format!("burn ({}{label})", a.device),
+            t.mean_seconds,
+            t.min_seconds,
+        ));
+    }
     if a.torch {
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_step.py");
         let cfg_json = serde_json::to_string(&cfg)?;
@@ -151,17 +167,18 @@ fn main() -> Result<()> {
         ));
     }
     println!(
-        "{:<22} {:>14} {:>14} {:>12}",
+        "{:<28} {:>14} {:>14} {:>12}",
         "implementation", "s/step (mean)", "s/step (min)", "steps/s"
     );
     for (name, mean, min) in &rows {
-        println!("{name:<22} {mean:>14.4} {min:>14.4} {:>12.2}", 1.0 / mean);
+        println!("{name:<28} {mean:>14.4} {min:>14.4} {:>12.2}", 1.0 / mean);
     }
-    if rows.len() == 2 {
-        println!(
-            "burn step rate / pytorch step rate: {:.2}x",
-            rows[1].1 / rows[0].1
-        );
+    if a.torch
+        && let Some((_, torch, _)) = rows.last()
+    {
+        for (name, mean, _) in &rows[..rows.len() - 1] {
+            println!("{name} step rate / pytorch step rate: {:.2}x", torch / mean);
+        }
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::config::ModelConfig;
@@ -68,11 +68,6 @@ fn shape2(t: &Tensor<2>) -> [usize; 2] {
 fn read(t: Tensor<2>, what: &str) -> Result<Vec<f32>> {
     t.try_into_vec_as::<f32>()
         .map_err(|e| Error::Backend(format!("reading {what}: {e:?}")))
-}
-
-/// Whether the fused host loop applies (tensors already live in host memory).
-pub(crate) fn fused_on(device: &Device) -> bool {
-    *device == Device::flex()
 }
 
 impl Adam {
@@ -228,7 +223,7 @@ fn fused_update(k: &Consts, p: &mut [f32], m: &mut [f32], v: &mut [f32], g: &[f3
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::tensor::DType;
+    use burn::tensor::{DType, Device};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 

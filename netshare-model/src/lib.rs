@@ -50,7 +50,9 @@ mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod error;
+mod features;
 mod heads;
+mod lstm;
 mod nets;
 pub mod sample;
 mod step;
@@ -67,13 +69,15 @@ pub use config::{ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
 pub use sample::TrainedModel;
+pub use step::LstmForm;
 pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train};
 
 /// This stage's identity in the artifact store. Version 2: critic gradients derived by hand,
 /// fused Adam and grouped generator passes (same maths, different rounding, so new bytes).
+/// Version 3: the feature generator's LSTM fused on the CPU (same maths, new rounding).
 pub const STAGE: StageDef = StageDef {
     name: "model",
-    version: 2,
+    version: 3,
 };
 
 /// The store-mode body: reads the encoder's outputs from the run's inputs, trains with

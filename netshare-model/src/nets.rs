@@ -1,7 +1,7 @@
 //! The networks as tensor functions of a flat, named parameter set: the attribute generator
-//! (MLP with batch norm), the LSTM feature generator, the two MLP critics, and the critics'
-//! input gradient written out as forward ops (burn differentiates only once, so the gradient
-//! penalty's dependence on the critic weights has to be an ordinary graph).
+//! (MLP with batch norm), the two MLP critics (the LSTM feature generator is in `features`),
+//! and the critics' input gradient written out as forward ops (burn differentiates only once,
+//! so the gradient penalty's dependence on the critic weights has to be an ordinary graph).
 
 use std::collections::BTreeMap;
 
@@ -51,6 +51,12 @@ impl Ctx {
         let v: Vec<f32> = (0..n).map(|_| rng.random::<f32>()).collect();
         self.tensor(v, shape)
     }
+}
+
+/// Whether host loops apply to tensors on `device` (they already live in host memory): the
+/// fused Adam and the fused LSTM run there, tensor ops everywhere else.
+pub(crate) fn on_host(device: &Device) -> bool {
+    *device == Device::flex()
 }
 
 /// Shapes of everything, derived from the config and the layout.
@@ -287,13 +293,13 @@ pub(crate) fn init_host(specs: &[Spec], rng: &mut ChaCha8Rng) -> HostTensors {
     out
 }
 
-fn p<'a>(params: &'a Params, name: &str) -> &'a Tensor<2> {
+pub(crate) fn p<'a>(params: &'a Params, name: &str) -> &'a Tensor<2> {
     params.get(name).unwrap_or_else(|| {
         panic!("parameter {name} exists: the parameter set is built from specs()")
     })
 }
 
-fn linear(params: &Params, prefix: &str, x: Tensor<2>) -> Tensor<2> {
+pub(crate) fn linear(params: &Params, prefix: &str, x: Tensor<2>) -> Tensor<2> {
     let w = p(params, &format!("{prefix}.w")).clone();
     let b = p(params, &format!("{prefix}.b")).clone();
     let [rows, _] = x.dims();
@@ -337,85 +343,6 @@ pub(crate) fn gen_attributes_grouped(
         h = activation::relu(normed * gamma + beta);
     }
     crate::heads::activate(linear(params, "gen_attr.out", h), &d.attr_runs)
-}
-
-/// What the feature generator returns.
-pub(crate) struct Generated {
-    /// Records with gen_flag columns `[B, T, F + 2]`, zero after each flow's end.
-    pub records: Tensor<3>,
-    /// 1 for records up to and including the first 'end', 0 after `[B, T]` (no gradient).
-    pub mask: Tensor<2>,
-}
-
-/// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
-/// `z` is `[B, steps, feat_noise]`, `h0` and `c0` are the random initial state `[B, lstm]`.
-pub(crate) fn gen_features(
-    params: &Params,
-    d: &Dims,
-    attributes: Tensor<2>,
-    z: Tensor<3>,
-    h0: Tensor<2>,
-    c0: Tensor<2>,
-) -> Generated {
-    let [b, _] = attributes.dims();
-    let hn = d.lstm;
-    let cond = crate::heads::harden(attributes, &d.attr_runs);
-    let fixed = cond.matmul(p(params, "gen_feat.lstm.wa").clone())
-        + p(params, "gen_feat.lstm.b").clone().expand([b, 4 * hn]);
-    let zg = z
-        .reshape([b * d.steps, d.feat_noise])
-        .matmul(p(params, "gen_feat.lstm.wz").clone())
-        .reshape([b, d.steps, 4 * hn]);
-    let wh = p(params, "gen_feat.lstm.wh").clone();
-    let (mut h, mut c) = (h0, c0);
-    let mut hs = Vec::with_capacity(d.steps);
-    for t in 0..d.steps {
-        let zt = zg
-            .clone()
-            .slice([0..b, t..t + 1, 0..4 * hn])
-            .reshape([b, 4 * hn]);
-        let gates = fixed.clone() + zt + h.matmul(wh.clone());
-        // One sigmoid over all four gates (the g quarter is recomputed with tanh) costs less
-        // than three on strided slices.
-        let sig = activation::sigmoid(gates.clone());
-        let i = sig.clone().slice([0..b, 0..hn]);
-        let f = sig.clone().slice([0..b, hn..2 * hn]);
-        let g = gates.slice([0..b, 2 * hn..3 * hn]).tanh();
-        let o = sig.slice([0..b, 3 * hn..4 * hn]);
-        c = f * c + i * g;
-        h = o * c.clone().tanh();
-        hs.push(h.clone());
-    }
-    let hs = Tensor::stack::<3>(hs, 1).reshape([b * d.steps, hn]);
-    let raw = linear(params, "gen_feat.out", hs).reshape([b * d.max_len, d.rec()]);
-    let act = crate::heads::activate(raw, &d.feat_runs);
-    // Continue while the flag's arg-max is 'continue'; a record is real when no earlier
-    // record said 'end' (the 'end' record itself is the flow's last record).
-    let flags = act
-        .clone()
-        .without_autodiff()
-        .slice([0..b * d.max_len, d.feat..d.feat + 2]);
-    let dtype = flags.dtype();
-    let cont = flags
-        .clone()
-        .slice([0..b * d.max_len, 0..1])
-        .greater_equal(flags.slice([0..b * d.max_len, 1..2]))
-        .float()
-        .cast(dtype)
-        .reshape([b, d.max_len]);
-    let mask = if d.max_len == 1 {
-        cont.ones_like()
-    } else {
-        let first = cont.clone().slice([0..b, 0..1]).ones_like();
-        let shifted = Tensor::cat(vec![first, cont.slice([0..b, 0..d.max_len - 1])], 1);
-        shifted.cumprod(1)
-    };
-    let records = act.reshape([b, d.max_len, d.rec()])
-        * mask
-            .clone()
-            .reshape([b, d.max_len, 1])
-            .expand([b, d.max_len, d.rec()]);
-    Generated { records, mask }
 }
 
 /// An MLP critic's output `[B, 1]`.

@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
+use crate::features;
 use crate::nets::{self, Ctx, Dims};
 use crate::step::feat_noise;
 use crate::train::{MODEL_FORMAT, ModelFile, derive_seed, to_device};
@@ -251,7 +252,14 @@ impl TrainedModel {
             let mut rng =
                 ChaCha8Rng::seed_from_u64(derive_seed(seed, &[3, chunk as u64, k as u64]));
             let (zf, h0, c0) = feat_noise(&ctx, d, &mut rng, b);
-            let g = nets::gen_features(&params, d, ctx.tensor(a, [b, d.attr]), zf, h0, c0);
+            let fused = nets::on_host(&self.device);
+            let g = features::gen_features(
+                &params,
+                d,
+                ctx.tensor(a, [b, d.attr]),
+                (zf, h0, c0),
+                fused,
+            )?;
             let rec = read_vec(&ctx, g.records.reshape([b, d.max_len * d.rec()]));
             let mask = read_vec(&ctx, g.mask);
             for i in 0..rows {

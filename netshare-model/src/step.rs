@@ -9,13 +9,15 @@ use netshare_core::tensors::ChunkTensors;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::adam::{self, Adam};
+use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::data::critic_records;
 use crate::error::{Error, Result};
+use crate::features;
 use crate::nets::{self, Ctx, Dims, Group, Params, Spec};
 use crate::train::{Losses, derive_seed, scalar, to_device, to_host};
 use crate::weights::HostTensors;
+use crate::{heads, lstm};
 
 /// One chunk's real data on the device.
 pub(crate) struct Real {
@@ -96,55 +98,72 @@ fn records_for(
     attrs: &Tensor<2>,
     n: &Noise,
     rows: std::ops::Range<usize>,
-) -> Tensor<2> {
+    fused: bool,
+) -> Result<Tensor<2>> {
     let m = rows.len();
     let [_, a] = attrs.dims();
-    let g = nets::gen_features(
+    let g = features::gen_features(
         params,
         d,
         attrs.clone().slice([rows.clone(), 0..a]),
-        n.zf.clone()
-            .slice([rows.clone(), 0..d.steps, 0..d.feat_noise]),
-        n.h0.clone().slice([rows.clone(), 0..d.lstm]),
-        n.c0.clone().slice([rows, 0..d.lstm]),
-    );
-    g.records.reshape([m, d.max_len * d.rec()])
+        (
+            n.zf.clone()
+                .slice([rows.clone(), 0..d.steps, 0..d.feat_noise]),
+            n.h0.clone().slice([rows.clone(), 0..d.lstm]),
+            n.c0.clone().slice([rows, 0..d.lstm]),
+        ),
+        fused,
+    )?;
+    Ok(g.records.reshape([m, d.max_len * d.rec()]))
 }
 
 /// Generated attributes `[B, A]` and critic-ready flattened records `[B, T * (F + 2)]`, for
 /// `groups` equal batches stacked row-wise (batch norm per batch).
-fn generate(params: &Params, d: &Dims, n: Noise, groups: usize) -> (Tensor<2>, Tensor<2>) {
+fn generate(
+    params: &Params,
+    d: &Dims,
+    n: Noise,
+    groups: usize,
+    fused: bool,
+) -> Result<(Tensor<2>, Tensor<2>)> {
     let attrs = nets::gen_attributes_grouped(params, d, n.za.clone(), groups);
     let [b, _] = attrs.dims();
-    let records = records_for(params, d, &attrs, &n, 0..b);
-    (attrs, records)
+    let records = records_for(params, d, &attrs, &n, 0..b, fused)?;
+    Ok((attrs, records))
 }
 
-/// [`generate`] without gradients, with the feature generator's rows split over two threads:
-/// the LSTM's many small element-wise steps use one core each.
-fn generate_plain(params: &Params, d: &Dims, n: Noise, groups: usize) -> (Tensor<2>, Tensor<2>) {
+/// [`generate`] without gradients. The LSTM's many small steps use one core each, so its rows
+/// are split over two threads: by the fused LSTM itself, or here around the tensor form.
+fn generate_plain(
+    params: &Params,
+    d: &Dims,
+    n: Noise,
+    groups: usize,
+    fused: bool,
+) -> Result<(Tensor<2>, Tensor<2>)> {
+    if fused {
+        return generate(params, d, n, groups, true);
+    }
     let attrs = nets::gen_attributes_grouped(params, d, n.za.clone(), groups);
     let [b, _] = attrs.dims();
     let (top, bottom) = rayon::join(
-        || records_for(params, d, &attrs, &n, 0..b / 2),
-        || records_for(params, d, &attrs, &n, b / 2..b),
+        || records_for(params, d, &attrs, &n, 0..b / 2, false),
+        || records_for(params, d, &attrs, &n, b / 2..b, false),
     );
-    (attrs, Tensor::cat(vec![top, bottom], 0))
+    Ok((attrs, Tensor::cat(vec![top?, bottom?], 0)))
 }
 
-/// The generator loss −mean D(x) − aux_weight · mean D_aux(a) on one fake batch, and its
-/// gradient for the generator's parameters. The critics are constants here: their input
-/// gradients (written out as forward ops, the two critics side by side) seed a surrogate
-/// Σ x ⊙ ∂loss/∂x, whose gradient through the generator is the loss's.
-fn generator_grads(
+/// The generator loss −mean D(x) − aux_weight · mean D_aux(a) on one fake batch, and the
+/// gradients of a surrogate with the same gradient for everything upstream of `fake_attr` and
+/// `fake_rec`. The critics are constants here: their input gradients (written out as forward
+/// ops, the two critics side by side) seed the surrogate Σ x ⊙ ∂loss/∂x.
+fn critic_surrogate(
     params: &Params,
-    generator: &[String],
     d: &Dims,
     cfg: &ModelConfig,
-    n: Noise,
-) -> Result<(Tensor<1>, Vec<(String, Tensor<2>)>)> {
-    let tp = track(params, generator);
-    let (fake_attr, fake_rec) = generate(&tp, d, n, 1);
+    fake_attr: Tensor<2>,
+    fake_rec: Tensor<2>,
+) -> (Tensor<1>, burn::tensor::Gradients) {
     let [b, _] = fake_attr.dims();
     let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
     let l = d.critic_layers;
@@ -160,8 +179,59 @@ fn generator_grads(
     let loss = d_out.mean().neg() - a_out.mean().mul_scalar(cfg.aux_weight);
     let surrogate = (x_fake * d_grad.mul_scalar(scale)).sum()
         + (fake_attr * a_grad.mul_scalar(scale * cfg.aux_weight)).sum();
-    let grads = surrogate.backward();
-    Ok((loss, grads_of(&tp, generator, &grads)?))
+    (loss, surrogate.backward())
+}
+
+/// The generator loss on one fake batch and its gradient for every generator parameter, in the
+/// order of `generator`. With `fused`, autodiff starts at the LSTM's hidden states and
+/// [`lstm::with_grads`] backpropagates the rest of the way by hand.
+fn generator_grads(
+    params: &Params,
+    generator: &[String],
+    d: &Dims,
+    cfg: &ModelConfig,
+    n: Noise,
+    fused: bool,
+) -> Result<(Tensor<1>, Vec<(String, Tensor<2>)>)> {
+    if !fused {
+        let tp = track(params, generator);
+        let (fake_attr, fake_rec) = generate(&tp, d, n, 1, false)?;
+        let (loss, grads) = critic_surrogate(params, d, cfg, fake_attr, fake_rec);
+        return Ok((loss, grads_of(&tp, generator, &grads)?));
+    }
+    let graph: Vec<String> = generator
+        .iter()
+        .filter(|name| !lstm::PARAMS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    let tp = track(params, &graph);
+    let fake_attr = nets::gen_attributes(&tp, d, n.za);
+    let [b, _] = fake_attr.dims();
+    let cond = heads::harden(fake_attr.clone(), &d.attr_runs);
+    let ((loss, mut grads), lstm_grads) =
+        lstm::with_grads(params, d, (cond, n.zf, n.h0, n.c0), |hs| {
+            let hs = hs.autodiff().require_grad();
+            let fake_rec = features::features_from_states(&tp, d, hs.clone())
+                .records
+                .reshape([b, d.max_len * d.rec()]);
+            let (loss, grads) = critic_surrogate(params, d, cfg, fake_attr, fake_rec);
+            let dhs = hs
+                .grad(&grads)
+                .ok_or_else(|| Error::Backend("no gradient for the LSTM states".into()))?;
+            Ok(((loss, grads_of(&tp, &graph, &grads)?), dhs))
+        })?;
+    grads.extend(lstm_grads.params);
+    let mut by_name: BTreeMap<String, Tensor<2>> = grads.into_iter().collect();
+    let ordered = generator
+        .iter()
+        .map(|name| {
+            by_name
+                .remove(name)
+                .map(|g| (name.clone(), g))
+                .ok_or_else(|| Error::Backend(format!("no gradient for {name}")))
+        })
+        .collect::<Result<_>>()?;
+    Ok((loss, ordered))
 }
 
 fn track(params: &Params, names: &[String]) -> Params {
@@ -188,6 +258,17 @@ fn grads_of(
         .collect()
 }
 
+/// How the feature generator's LSTM runs on a device whose tensors live in host memory (other
+/// devices always use tensor ops).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LstmForm {
+    /// Host loops and large matmuls, gradients derived by hand (the default).
+    #[default]
+    Fused,
+    /// Tensor ops differentiated by autodiff (the reference form; for benchmarks).
+    TensorOps,
+}
+
 /// The state of training one chunk.
 pub(crate) struct ChunkRun<'a> {
     cfg: &'a ModelConfig,
@@ -198,6 +279,8 @@ pub(crate) struct ChunkRun<'a> {
     generator: Vec<String>,
     adam_gen: Adam,
     adam_critic: Adam,
+    /// The LSTM in host loops (only where tensors live in host memory).
+    fused_lstm: bool,
 }
 
 impl<'a> ChunkRun<'a> {
@@ -209,6 +292,7 @@ impl<'a> ChunkRun<'a> {
         ctx: Ctx,
         chunk: usize,
         start: &HostTensors,
+        lstm: LstmForm,
     ) -> ChunkRun<'a> {
         let names = |critic: bool| -> Vec<String> {
             specs
@@ -219,7 +303,7 @@ impl<'a> ChunkRun<'a> {
         };
         let (generator, critics) = (names(false), names(true));
         let params = to_device(&ctx, start);
-        let fused = adam::fused_on(&ctx.device);
+        let fused = nets::on_host(&ctx.device);
         ChunkRun {
             cfg,
             d,
@@ -229,6 +313,7 @@ impl<'a> ChunkRun<'a> {
             chunk,
             params,
             generator,
+            fused_lstm: fused && lstm == LstmForm::Fused,
         }
     }
 
@@ -259,8 +344,13 @@ impl<'a> ChunkRun<'a> {
             noises.push(noise(&self.ctx, d, &mut rng, b));
             draws.push((batch, self.ctx.uniform(&mut rng, [b, 1])));
         }
-        let (fake_attr_all, fake_rec_all) =
-            generate_plain(&self.params, d, Noise::stack(noises), steps);
+        let (fake_attr_all, fake_rec_all) = generate_plain(
+            &self.params,
+            d,
+            Noise::stack(noises),
+            steps,
+            self.fused_lstm,
+        )?;
         for (k, ((real_rec, real_attr), alpha)) in draws.into_iter().enumerate() {
             let rows = k * b..(k + 1) * b;
             let fake_attr = fake_attr_all.clone().slice([rows.clone(), 0..d.attr]);
@@ -296,7 +386,8 @@ impl<'a> ChunkRun<'a> {
             }
         }
         let n = noise(&self.ctx, d, &mut rng, b);
-        let (g_loss, g) = generator_grads(&self.params, &self.generator, d, cfg, n)?;
+        let (g_loss, g) =
+            generator_grads(&self.params, &self.generator, d, cfg, n, self.fused_lstm)?;
         self.adam_gen.step(cfg, &self.ctx, &mut self.params, g)?;
         if want_losses {
             losses.g_loss = scalar(g_loss.without_autodiff(), "g_loss")?;
@@ -413,42 +504,58 @@ mod tests {
         t.try_into_vec_as::<f64>().expect("f64")
     }
 
+    /// The critic steps' fake batches (one grouped pass, rows split over threads, the LSTM fused
+    /// or not) against one tensor-form pass per batch.
     #[test]
     fn one_grouped_row_split_generator_pass_equals_separate_passes_in_f64() {
         let (_, d, ctx, params, _) = f64_setup();
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let noises: Vec<Noise> = (0..3).map(|_| noise(&ctx, &d, &mut rng, 5)).collect();
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let again: Vec<Noise> = (0..3).map(|_| noise(&ctx, &d, &mut rng, 5)).collect();
-        let (attrs, recs) = generate_plain(&params, &d, Noise::stack(noises), 3);
+        let draws = || {
+            let mut rng = ChaCha8Rng::seed_from_u64(4);
+            (0..3)
+                .map(|_| noise(&ctx, &d, &mut rng, 5))
+                .collect::<Vec<Noise>>()
+        };
         let (mut a_sep, mut r_sep) = (Vec::new(), Vec::new());
-        for n in again {
-            let (a, r) = generate(&params, &d, n, 1);
+        for n in draws() {
+            let (a, r) = generate(&params, &d, n, 1, false).expect("generate");
             a_sep.extend(f64s(a));
             r_sep.extend(f64s(r));
         }
         let close = |x: &[f64], y: &[f64]| {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-12)
         };
-        assert!(close(&f64s(attrs), &a_sep), "attributes differ");
-        assert!(close(&f64s(recs), &r_sep), "records differ");
+        for fused in [false, true] {
+            let (attrs, recs) =
+                generate_plain(&params, &d, Noise::stack(draws()), 3, fused).expect("generate");
+            assert!(
+                close(&f64s(attrs), &a_sep),
+                "attributes differ (fused {fused})"
+            );
+            assert!(close(&f64s(recs), &r_sep), "records differ (fused {fused})");
+        }
         // Statistics over all rows at once would differ: the grouping is doing something.
-        let mut rng = ChaCha8Rng::seed_from_u64(4);
-        let noises: Vec<Noise> = (0..3).map(|_| noise(&ctx, &d, &mut rng, 5)).collect();
-        let (pooled, _) = generate(&params, &d, Noise::stack(noises), 1);
+        let (pooled, _) = generate(&params, &d, Noise::stack(draws()), 1, false).expect("generate");
         assert!(!close(&f64s(pooled), &a_sep));
     }
 
     /// The surrogate's gradient for every generator parameter against plain autodiff through
-    /// both critics, in f64, on the two-flow-type layout with the tiny profile's sizes.
+    /// both critics, in f64, on the two-flow-type layout with the tiny profile's sizes; with the
+    /// LSTM as tensor ops and fused (its gradients by hand).
     #[test]
     fn generator_gradients_through_the_surrogate_equal_direct_autodiff_in_f64() {
+        for fused in [false, true] {
+            surrogate_gradients_equal_direct_autodiff(fused);
+        }
+    }
+
+    fn surrogate_gradients_equal_direct_autodiff(fused: bool) {
         let (cfg, d, ctx, params, generator) = f64_setup();
         let b = 6;
         let draw = || noise(&ctx, &d, &mut ChaCha8Rng::seed_from_u64(21), b);
-        let (loss, fast) = generator_grads(&params, &generator, &d, &cfg, draw()).expect("grads");
+        let (loss, fast) =
+            generator_grads(&params, &generator, &d, &cfg, draw(), fused).expect("grads");
         let tp = track(&params, &generator);
-        let (fake_attr, fake_rec) = generate(&tp, &d, draw(), 1);
+        let (fake_attr, fake_rec) = generate(&tp, &d, draw(), 1, false).expect("generate");
         let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
         let l = d.critic_layers;
         let direct = nets::critic(&tp, "critic", l, x_fake).mean().neg()
@@ -471,7 +578,10 @@ mod tests {
                 nonzero += usize::from(y.abs() > 1e-6);
             }
         }
-        assert!(worst <= 1e-9, "worst relative difference {worst:e}");
+        assert!(
+            worst <= 1e-9,
+            "worst relative difference {worst:e} (fused {fused})"
+        );
         assert!(nonzero > 100, "only {nonzero} non-zero entries");
     }
 }

@@ -21,7 +21,7 @@ use crate::config::ModelConfig;
 use crate::data::Encoded;
 use crate::error::{Error, Result};
 use crate::nets::{self, Ctx, Dims, Params, Spec};
-use crate::step::{ChunkRun, Real};
+use crate::step::{ChunkRun, LstmForm, Real};
 use crate::weights::{self, HostTensors};
 
 /// Name and format tag of `model.json`.
@@ -217,7 +217,7 @@ fn train_chunk(
         device: opts.device.clone(),
         dtype: DType::F32,
     };
-    let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start);
+    let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start, LstmForm::Fused);
     let mut log = Vec::new();
     let mut first = 0;
     if let Some(p) = &ckpt_path
@@ -405,11 +405,12 @@ pub struct StepTiming {
 }
 
 /// Runs `warmup` untimed then `iterations` timed generator iterations on chunk 0 (a benchmark
-/// of the training step; no checkpoints, no log).
+/// of the training step; no checkpoints, no log), with the LSTM in the form `lstm`.
 pub fn measure_steps(
     cfg: &ModelConfig,
     encoded: &Encoded,
     device: Device,
+    lstm: LstmForm,
     warmup: u64,
     iterations: u64,
 ) -> Result<StepTiming> {
@@ -426,7 +427,7 @@ pub fn measure_steps(
         .chunks
         .first()
         .ok_or_else(|| Error::Input("no chunks".into()))?;
-    let mut run = ChunkRun::new(cfg, &d, &specs, ctx.clone(), 0, &host);
+    let mut run = ChunkRun::new(cfg, &d, &specs, ctx.clone(), 0, &host, lstm);
     let real = Real::new(&ctx, &d, data);
     // Reading a loss back forces the device to finish the iteration's work.
     for it in 0..warmup {

@@ -39,6 +39,20 @@ fn two_trainings_with_one_seed_write_identical_bytes_and_another_seed_differs() 
 }
 
 #[test]
+fn one_and_two_threads_write_identical_bytes() {
+    let with_threads = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("thread pool")
+            .install(|| run(&tiny(20, 5), &TrainOptions::default()))
+    };
+    let (one, two) = (with_threads(1), with_threads(2));
+    assert_eq!(one.len(), 5);
+    assert!(one == two, "the thread count changed the bytes");
+}
+
+#[test]
 fn chunks_after_the_first_fine_tune_a_quarter_of_the_budget() {
     let enc = two_flow_types(60, 2, 9);
     let t = netshare_model::train(&tiny(40, 1), &enc, &TrainOptions::default())

@@ -1,0 +1,111 @@
+//! The feature generator as tensor ops: the LSTM conditioned on hard one-hot attributes, its
+//! output layer and heads, and the end-of-flow mask. On the CPU the LSTM itself runs fused
+//! ([`crate::lstm`]); this form is its reference and the path on other devices.
+
+use burn::tensor::{Tensor, activation};
+
+use crate::nets::{Dims, Params, linear, p};
+
+/// What the feature generator returns.
+pub(crate) struct Generated {
+    /// Records with gen_flag columns `[B, T, F + 2]`, zero after each flow's end.
+    pub records: Tensor<3>,
+    /// 1 for records up to and including the first 'end', 0 after `[B, T]` (no gradient).
+    pub mask: Tensor<2>,
+}
+
+/// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
+/// `z` is `[B, steps, feat_noise]`, `h0` and `c0` are the random initial state `[B, lstm]`.
+/// `fused` runs the LSTM in host loops ([`crate::lstm`]) instead of tensor ops.
+pub(crate) fn gen_features(
+    params: &Params,
+    d: &Dims,
+    attributes: Tensor<2>,
+    noise: (Tensor<3>, Tensor<2>, Tensor<2>),
+    fused: bool,
+) -> crate::error::Result<Generated> {
+    let cond = crate::heads::harden(attributes, &d.attr_runs);
+    let (z, h0, c0) = noise;
+    let hs = if fused {
+        crate::lstm::hidden(params, d, cond, z, h0, c0)?
+    } else {
+        lstm_states(params, d, cond, z, h0, c0)
+    };
+    Ok(features_from_states(params, d, hs))
+}
+
+/// The LSTM as tensor ops: hidden states `[B · steps, lstm]` (row b's steps adjacent) for
+/// conditioning `cond` `[B, A]`.
+pub(crate) fn lstm_states(
+    params: &Params,
+    d: &Dims,
+    cond: Tensor<2>,
+    z: Tensor<3>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+) -> Tensor<2> {
+    let [b, _] = cond.dims();
+    let hn = d.lstm;
+    let fixed = cond.matmul(p(params, "gen_feat.lstm.wa").clone())
+        + p(params, "gen_feat.lstm.b").clone().expand([b, 4 * hn]);
+    let zg = z
+        .reshape([b * d.steps, d.feat_noise])
+        .matmul(p(params, "gen_feat.lstm.wz").clone())
+        .reshape([b, d.steps, 4 * hn]);
+    let wh = p(params, "gen_feat.lstm.wh").clone();
+    let (mut h, mut c) = (h0, c0);
+    let mut hs = Vec::with_capacity(d.steps);
+    for t in 0..d.steps {
+        let zt = zg
+            .clone()
+            .slice([0..b, t..t + 1, 0..4 * hn])
+            .reshape([b, 4 * hn]);
+        let gates = fixed.clone() + zt + h.matmul(wh.clone());
+        // One sigmoid over all four gates (the g quarter is recomputed with tanh) costs less
+        // than three on strided slices.
+        let sig = activation::sigmoid(gates.clone());
+        let i = sig.clone().slice([0..b, 0..hn]);
+        let f = sig.clone().slice([0..b, hn..2 * hn]);
+        let g = gates.slice([0..b, 2 * hn..3 * hn]).tanh();
+        let o = sig.slice([0..b, 3 * hn..4 * hn]);
+        c = f * c + i * g;
+        h = o * c.clone().tanh();
+        hs.push(h.clone());
+    }
+    Tensor::stack::<3>(hs, 1).reshape([b * d.steps, hn])
+}
+
+/// The output layer, heads and end-of-flow mask on the LSTM's hidden states `[B · steps, lstm]`.
+pub(crate) fn features_from_states(params: &Params, d: &Dims, hs: Tensor<2>) -> Generated {
+    let [rows, _] = hs.dims();
+    let b = rows / d.steps;
+    let raw = linear(params, "gen_feat.out", hs).reshape([b * d.max_len, d.rec()]);
+    let act = crate::heads::activate(raw, &d.feat_runs);
+    // Continue while the flag's arg-max is 'continue'; a record is real when no earlier
+    // record said 'end' (the 'end' record itself is the flow's last record).
+    let flags = act
+        .clone()
+        .without_autodiff()
+        .slice([0..b * d.max_len, d.feat..d.feat + 2]);
+    let dtype = flags.dtype();
+    let cont = flags
+        .clone()
+        .slice([0..b * d.max_len, 0..1])
+        .greater_equal(flags.slice([0..b * d.max_len, 1..2]))
+        .float()
+        .cast(dtype)
+        .reshape([b, d.max_len]);
+    let mask = if d.max_len == 1 {
+        cont.ones_like()
+    } else {
+        let first = cont.clone().slice([0..b, 0..1]).ones_like();
+        let shifted = Tensor::cat(vec![first, cont.slice([0..b, 0..d.max_len - 1])], 1);
+        shifted.cumprod(1)
+    };
+    let records = act.reshape([b, d.max_len, d.rec()])
+        * mask
+            .clone()
+            .reshape([b, d.max_len, 1])
+            .expand([b, d.max_len, d.rec()]);
+    Generated { records, mask }
+}

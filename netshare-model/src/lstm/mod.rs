@@ -1,0 +1,225 @@
+//! The feature generator's LSTM fused for the CPU: the whole sequence forward and backward in
+//! host loops and large matmuls ([`host`]), without an autodiff graph. The tensor-op form in
+//! `features` stays the reference (tests hold the two equal in f64) and the path for other
+//! devices.
+//!
+//! The generator step plugs in by cutting the graph at the hidden states: the fused forward
+//! gives them as a leaf tensor, autodiff runs from there (output layer, heads, critics' input
+//! gradients) and returns the loss's gradient for them, and [`host::backward`] turns that into
+//! the LSTM's parameter gradients. The LSTM's conditioning is the attributes hardened into
+//! one-hots, which carries no gradient, so nothing flows from here back into the attribute
+//! generator, exactly as in the tensor form.
+
+mod act;
+mod host;
+
+use burn::tensor::{DType, Tensor};
+
+use crate::error::{Error, Result};
+use crate::nets::{Ctx, Dims, Params};
+use host::{Float, Inputs, Tape, Weights};
+
+/// The LSTM's parameters, whose gradients come from here rather than from the autodiff graph.
+pub(crate) const PARAMS: [&str; 4] = [
+    "gen_feat.lstm.wa",
+    "gen_feat.lstm.wz",
+    "gen_feat.lstm.wh",
+    "gen_feat.lstm.b",
+];
+
+fn read<T: Float, const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<T>> {
+    t.without_autodiff()
+        .try_into_vec_as::<T>()
+        .map_err(|e| Error::Backend(format!("reading {what} for the fused LSTM: {e:?}")))
+}
+
+fn weights<T: Float>(params: &Params, d: &Dims) -> Result<Weights<T>> {
+    let get = |name: &str| -> Result<Vec<T>> {
+        let t = params
+            .get(name)
+            .ok_or_else(|| Error::Backend(format!("parameter {name} is missing")))?;
+        read(t.clone(), name)
+    };
+    Ok(Weights {
+        wa: get(PARAMS[0])?,
+        wz: get(PARAMS[1])?,
+        wh: get(PARAMS[2])?,
+        b: get(PARAMS[3])?,
+        attr: d.attr,
+        noise: d.feat_noise,
+        hidden: d.lstm,
+    })
+}
+
+/// The LSTM's inputs on the host: conditioning `[B, A]`, noise `[B, S, Z]`, `h0`, `c0` `[B, H]`.
+pub(crate) struct HostInputs<T> {
+    rows: usize,
+    cond: Vec<T>,
+    z: Vec<T>,
+    h0: Vec<T>,
+    c0: Vec<T>,
+}
+
+impl<T: Float> HostInputs<T> {
+    fn new(cond: Tensor<2>, z: Tensor<3>, h0: Tensor<2>, c0: Tensor<2>) -> Result<Self> {
+        let [rows, _] = cond.dims();
+        Ok(HostInputs {
+            rows,
+            cond: read(cond, "the conditioning")?,
+            z: read(z, "the noise")?,
+            h0: read(h0, "h0")?,
+            c0: read(c0, "c0")?,
+        })
+    }
+
+    /// Rows `r` of every input, as one block.
+    fn block(&self, d: &Dims, r: std::ops::Range<usize>) -> Inputs<'_, T> {
+        let (a, z, h) = (d.attr, d.steps * d.feat_noise, d.lstm);
+        Inputs {
+            rows: r.len(),
+            steps: d.steps,
+            cond: &self.cond[r.start * a..r.end * a],
+            z: &self.z[r.start * z..r.end * z],
+            h0: &self.h0[r.start * h..r.end * h],
+            c0: &self.c0[r.start * h..r.end * h],
+        }
+    }
+}
+
+/// The rows split into two fixed halves, one per core (rows are independent). The split does
+/// not depend on the thread count, so neither do the bytes.
+fn halves(rows: usize) -> [std::ops::Range<usize>; 2] {
+    let mid = rows / 2;
+    [0..mid, mid..rows]
+}
+
+fn forward_halves<T: Float>(w: &Weights<T>, x: &HostInputs<T>, d: &Dims) -> [Tape<T>; 2] {
+    let [top, bottom] = halves(x.rows);
+    let (a, b) = rayon::join(
+        || host::forward(w, &x.block(d, top)),
+        || host::forward(w, &x.block(d, bottom)),
+    );
+    [a, b]
+}
+
+fn hidden_tensor<T: Float>(ctx: &Ctx, d: &Dims, rows: usize, tapes: &[Tape<T>; 2]) -> Tensor<2> {
+    let hs: Vec<T> = tapes.iter().flat_map(|t| t.hs.iter().copied()).collect();
+    ctx.tensor(hs, [rows * d.steps, d.lstm])
+}
+
+fn unsupported(dtype: DType) -> Error {
+    Error::Backend(format!("the fused LSTM runs in f32 or f64, not {dtype:?}"))
+}
+
+/// The hidden states `[B · S, H]` (row b's steps adjacent), as the tensor form computes them.
+pub(crate) fn hidden(
+    params: &Params,
+    d: &Dims,
+    cond: Tensor<2>,
+    z: Tensor<3>,
+    h0: Tensor<2>,
+    c0: Tensor<2>,
+) -> Result<Tensor<2>> {
+    fn run<T: Float>(
+        params: &Params,
+        d: &Dims,
+        ctx: &Ctx,
+        x: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+    ) -> Result<Tensor<2>> {
+        let w = weights::<T>(params, d)?;
+        let x = HostInputs::new(x.0, x.1, x.2, x.3)?;
+        let tapes = forward_halves(&w, &x, d);
+        Ok(hidden_tensor(ctx, d, x.rows, &tapes))
+    }
+    let ctx = Ctx {
+        device: cond.device(),
+        dtype: cond.dtype(),
+    };
+    let x = (cond, z, h0, c0);
+    match ctx.dtype {
+        DType::F32 => run::<f32>(params, d, &ctx, x),
+        DType::F64 => run::<f64>(params, d, &ctx, x),
+        other => Err(unsupported(other)),
+    }
+}
+
+/// The LSTM's gradients as tensors: its parameters' (named) and its inputs'. Training reads
+/// only the parameters' (the conditioning is hardened and the noise is constant); the tests
+/// check the inputs' too.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) struct LstmGrads {
+    /// (name, gradient) for each of [`PARAMS`].
+    pub params: Vec<(String, Tensor<2>)>,
+    /// Conditioning `[B, A]`.
+    pub cond: Tensor<2>,
+    /// Noise `[B, S, Z]`.
+    pub z: Tensor<3>,
+    /// Initial hidden state `[B, H]`.
+    pub h0: Tensor<2>,
+    /// Initial cell state `[B, H]`.
+    pub c0: Tensor<2>,
+}
+
+/// Runs the LSTM forward, hands the hidden states `[B · S, H]` to `rest`, which returns its
+/// own result and the loss's gradient for those states, and backpropagates that through the
+/// LSTM.
+pub(crate) fn with_grads<R>(
+    params: &Params,
+    d: &Dims,
+    inputs: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+    rest: impl FnOnce(Tensor<2>) -> Result<(R, Tensor<2>)>,
+) -> Result<(R, LstmGrads)> {
+    fn run<T: Float, R>(
+        params: &Params,
+        d: &Dims,
+        ctx: &Ctx,
+        x: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+        rest: impl FnOnce(Tensor<2>) -> Result<(R, Tensor<2>)>,
+    ) -> Result<(R, LstmGrads)> {
+        let w = weights::<T>(params, d)?;
+        let x = HostInputs::new(x.0, x.1, x.2, x.3)?;
+        let tapes = forward_halves(&w, &x, d);
+        let (out, dhs) = rest(hidden_tensor(ctx, d, x.rows, &tapes))?;
+        let dhs = read::<T, 2>(dhs, "the hidden states' gradient")?;
+        let [top, bottom] = halves(x.rows);
+        let per_row = d.steps * d.lstm;
+        let back = |r: std::ops::Range<usize>, tape: &Tape<T>| {
+            let g = &dhs[r.start * per_row..r.end * per_row];
+            host::backward(&w, &x.block(d, r), tape, g)
+        };
+        let (g1, g2) = rayon::join(|| back(top, &tapes[0]), || back(bottom, &tapes[1]));
+        let sum =
+            |a: Vec<T>, b: Vec<T>| -> Vec<T> { a.into_iter().zip(b).map(|(x, y)| x + y).collect() };
+        let cat = |a: Vec<T>, b: Vec<T>| -> Vec<T> { a.into_iter().chain(b).collect() };
+        let (h4, b) = (4 * d.lstm, x.rows);
+        let named = vec![
+            (PARAMS[0], sum(g1.wa, g2.wa), [d.attr, h4]),
+            (PARAMS[1], sum(g1.wz, g2.wz), [d.feat_noise, h4]),
+            (PARAMS[2], sum(g1.wh, g2.wh), [d.lstm, h4]),
+            (PARAMS[3], sum(g1.b, g2.b), [1, h4]),
+        ];
+        let grads = LstmGrads {
+            params: named
+                .into_iter()
+                .map(|(n, v, shape)| (n.to_string(), ctx.tensor(v, shape)))
+                .collect(),
+            cond: ctx.tensor(cat(g1.cond, g2.cond), [b, d.attr]),
+            z: ctx.tensor(cat(g1.z, g2.z), [b, d.steps, d.feat_noise]),
+            h0: ctx.tensor(cat(g1.h0, g2.h0), [b, d.lstm]),
+            c0: ctx.tensor(cat(g1.c0, g2.c0), [b, d.lstm]),
+        };
+        Ok((out, grads))
+    }
+    let ctx = Ctx {
+        device: inputs.0.device(),
+        dtype: inputs.0.dtype(),
+    };
+    match ctx.dtype {
+        DType::F32 => run::<f32, R>(params, d, &ctx, inputs, rest),
+        DType::F64 => run::<f64, R>(params, d, &ctx, inputs, rest),
+        other => Err(unsupported(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests;
