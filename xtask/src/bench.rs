@@ -19,6 +19,9 @@ pub enum Which {
     Synth,
     /// Seconds for all distributional metrics on 1M vs 1M records.
     Eval,
+    /// Held-out fidelity over several traces and seeds against the baselines
+    /// (`cargo xtask bench fidelity -- --help`).
+    Fidelity,
 }
 
 /// Runs a benchmark in release mode.
@@ -29,6 +32,7 @@ pub fn run(root: &Path, which: Which, extra: &[String]) -> Result<()> {
         Which::Train => ("netshare-model", "bench_train"),
         Which::Synth => ("netshare-synth", "bench_synth"),
         Which::Eval => ("netshare-eval", "bench_eval"),
+        Which::Fidelity => bail!("the fidelity benchmark is run by the driver itself"),
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)

@@ -6,6 +6,7 @@
 
 mod bench;
 mod driver;
+mod fidelity;
 mod pipeline;
 
 use std::path::{Path, PathBuf};
@@ -232,6 +233,23 @@ fn main() -> Result<()> {
                 let p = Pipeline::load(&root, &name)?;
                 println!("{name:<14} {}", p.description);
             }
+        }
+        Cmd::Bench {
+            which: bench::Which::Fidelity,
+            args,
+        } => {
+            #[derive(Parser)]
+            #[command(name = "cargo xtask bench fidelity -- ")]
+            struct FidelityCli {
+                #[command(flatten)]
+                args: fidelity::FidelityArgs,
+            }
+            let cli_args = FidelityCli::try_parse_from(
+                std::iter::once("fidelity".to_string()).chain(args.iter().cloned()),
+            )
+            .unwrap_or_else(|e| e.exit());
+            let store = open_store(&root, &cli.store)?;
+            fidelity::run(&root, &store, &cli_args.args)?;
         }
         Cmd::Bench { which, args } => bench::run(&root, which, &args)?,
     }
