@@ -72,6 +72,10 @@ pub enum FieldEncoding {
         /// (or on the public records in private mode).
         #[serde(default)]
         bounds: Option<[f64; 2]>,
+        /// Encode through this many quantile knots of the data (the empirical CDF) instead of
+        /// min-max; 0 = min-max. Ignored when `bounds` are fixed.
+        #[serde(default)]
+        quantiles: usize,
     },
     /// One-hot over a sorted category list.
     Categorical {
@@ -215,6 +219,9 @@ impl Default for EncodeConfig {
     }
 }
 
+/// Quantile knots of the flow size and duration fields by default.
+pub const DEFAULT_QUANTILES: usize = 100;
+
 /// Records per chunk targeted by the automatic chunk count.
 pub const AUTO_RECORDS_PER_CHUNK: usize = 100_000;
 /// Most chunks the automatic chunk count picks (the paper's count).
@@ -258,8 +265,17 @@ pub fn default_field_encoding(
         log1p,
         range: Range::Unit,
         bounds,
+        quantiles: 0,
     };
     Some(match (kind, field) {
+        // Flow sizes and durations are heavy-tailed with a mass at their minimum (one packet,
+        // 0 s): their empirical CDF is what the generator learns best (see `quantiles`).
+        (TraceKind::Flows, "td" | "pkt" | "byt") if !private => FieldEncoding::Continuous {
+            log1p: true,
+            range: Range::Unit,
+            bounds: None,
+            quantiles: DEFAULT_QUANTILES,
+        },
         (TraceKind::Flows, "td" | "pkt" | "byt") => cont(true, None),
         (TraceKind::Flows, "label") => FieldEncoding::Categorical { categories: None },
         (TraceKind::Packets, "pkt_len") => cont(false, private.then_some([20.0, 1500.0])),
@@ -294,7 +310,8 @@ mod tests {
             Some(FieldEncoding::Continuous {
                 log1p: false,
                 range: Range::Symmetric,
-                bounds: Some([0.0, 10.0])
+                bounds: Some([0.0, 10.0]),
+                quantiles: 0,
             })
         );
         assert_eq!(
@@ -302,7 +319,8 @@ mod tests {
             Some(FieldEncoding::Continuous {
                 log1p: true,
                 range: Range::Unit,
-                bounds: None
+                bounds: None,
+                quantiles: DEFAULT_QUANTILES,
             })
         );
     }

@@ -251,9 +251,78 @@ pub struct ContinuousCodec {
     pub hi: f64,
     /// Round decoded values to integers.
     pub integer: bool,
+    /// Quantile knots (after log1p) at probabilities 0, 1/K, …, 1; when given, a value is
+    /// encoded as its piecewise-linear empirical CDF instead of min-max, so the generator sees
+    /// a uniform marginal instead of a skewed one. A run of equal knots (a value many records
+    /// share, such as one packet) encodes to the middle of its probability span and every
+    /// output inside the span decodes to it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub knots: Vec<f64>,
 }
 
 impl ContinuousCodec {
+    /// Adds `k` quantile knots fitted on `values` (see [`ContinuousCodec::knots`]); fewer than
+    /// two finite values leave the min-max encoding in place.
+    pub fn with_quantiles(mut self, values: &[f64], k: usize) -> Self {
+        let f = |x: f64| if self.log1p { x.max(0.0).ln_1p() } else { x };
+        let mut y: Vec<f64> = values
+            .iter()
+            .filter(|x| x.is_finite())
+            .map(|&x| f(x))
+            .collect();
+        if y.len() < 2 || k < 1 {
+            return self;
+        }
+        y.sort_by(f64::total_cmp);
+        let n = y.len();
+        self.knots = (0..=k).map(|i| y[i * (n - 1) / k]).collect();
+        self.lo = y[0];
+        self.hi = y[n - 1];
+        self
+    }
+
+    /// The empirical CDF of `y` (transformed space) through the knots, in [0, 1].
+    fn cdf(&self, y: f64) -> f64 {
+        let q = &self.knots;
+        let k = (q.len() - 1) as f64;
+        if y <= q[0] {
+            // Inside the run of knots equal to the minimum: the middle of its span.
+            let last = q.iter().rposition(|&x| x <= q[0]).unwrap_or(0);
+            return if y < q[0] { 0.0 } else { 0.5 * last as f64 / k };
+        }
+        if y >= q[q.len() - 1] {
+            let first = q
+                .iter()
+                .position(|&x| x >= q[q.len() - 1])
+                .unwrap_or(q.len() - 1);
+            return if y > q[q.len() - 1] {
+                1.0
+            } else {
+                0.5 * (first as f64 + k) / k
+            };
+        }
+        // First knot above y, and the run of knots equal to y (if any).
+        let hi = q.partition_point(|&x| x <= y);
+        let lo = q.partition_point(|&x| x < y);
+        if lo < hi {
+            return 0.5 * ((lo as f64) + (hi - 1) as f64) / k;
+        }
+        let j = hi - 1;
+        let t = (y - q[j]) / (q[hi] - q[j]);
+        (j as f64 + t) / k
+    }
+
+    /// The inverse of [`ContinuousCodec::cdf`].
+    fn inverse_cdf(&self, u: f64) -> f64 {
+        let q = &self.knots;
+        let k = q.len() - 1;
+        let p = u.clamp(0.0, 1.0) * k as f64;
+        let j = (p.floor() as usize).min(k - 1);
+        let t = p - j as f64;
+        q[j] + t * (q[j + 1] - q[j])
+    }
+
+    /// Fits bounds: the fixed ones when given, else the finite min and max of `values`.
     /// Fits bounds: the fixed ones when given, else the finite min and max of `values`.
     pub fn fit(
         values: &[f64],
@@ -282,6 +351,7 @@ impl ContinuousCodec {
             lo,
             hi,
             integer,
+            knots: Vec::new(),
         }
     }
 
@@ -300,6 +370,10 @@ impl ContinuousCodec {
             return (self.to_range(0.0), true);
         }
         let y = if self.log1p { x.max(0.0).ln_1p() } else { x };
+        if self.knots.len() >= 2 {
+            let clamped = y < self.lo || y > self.hi || (self.log1p && x < 0.0);
+            return (self.to_range(self.cdf(y)), clamped);
+        }
         let span = self.hi - self.lo;
         let u = if span > 0.0 {
             (y - self.lo) / span
@@ -324,7 +398,11 @@ impl ContinuousCodec {
             Range::Unit => v.clamp(0.0, 1.0),
             Range::Symmetric => (v.clamp(-1.0, 1.0) + 1.0) / 2.0,
         };
-        let y = self.lo + u * (self.hi - self.lo);
+        let y = if self.knots.len() >= 2 {
+            self.inverse_cdf(u)
+        } else {
+            self.lo + u * (self.hi - self.lo)
+        };
         let x = if self.log1p { y.exp_m1() } else { y };
         if self.integer { x.round() } else { x }
     }
@@ -469,6 +547,40 @@ mod tests {
         row[3] = 0.0;
         row[2] = 0.7;
         assert_eq!(d.decode(&row), 443);
+    }
+
+    #[test]
+    fn quantile_codec_gives_uniform_codes_and_decodes_shared_values_exactly() {
+        // 60 one-packet records, then 2..=41 packets once each: a skewed field.
+        let mut values = vec![1.0; 60];
+        values.extend((2..=41).map(f64::from));
+        let c = ContinuousCodec::fit(&values, true, Range::Unit, None, true)
+            .with_quantiles(&values, 20);
+        assert_eq!(c.knots.len(), 21);
+        // The shared value sits in the middle of its 60% probability span and comes back.
+        let (u1, clamped) = c.encode(1.0);
+        assert!(!clamped);
+        assert!((f64::from(u1) - 0.3).abs() < 1e-6, "{u1}");
+        assert_eq!(c.decode(u1), 1.0);
+        // Any output inside the span decodes to it.
+        for u in [0.0f32, 0.1, 0.5, 0.59] {
+            assert_eq!(c.decode(u), 1.0, "u = {u}");
+        }
+        // Every value round-trips, and codes are increasing in the value.
+        let mut last = -1.0f32;
+        for v in 1..=41 {
+            let (u, _) = c.encode(f64::from(v));
+            assert_eq!(c.decode(u), f64::from(v), "value {v}");
+            assert!(u >= last);
+            last = u;
+        }
+        // Codes are about uniform: the upper 40% of records use the upper 40% of the range.
+        assert!((f64::from(c.encode(2.0).0) - 0.6).abs() < 0.05);
+        assert!(
+            c.encode(1e9).1,
+            "above the fitted range is reported as clamped"
+        );
+        assert_eq!(c.decode(1.0), 41.0);
     }
 
     #[test]

@@ -135,6 +135,7 @@ pub(crate) fn fit_encoder(
                 log1p,
                 range,
                 bounds,
+                quantiles,
             } => {
                 if name == "label" {
                     return Err(Error::Config(
@@ -145,13 +146,12 @@ pub(crate) fn fit_encoder(
                     Some(_) => Vec::new(),
                     None => numbers(need(vocab_src, &format!("bounds of `{name}`"))?, name),
                 };
-                FieldCodec::Continuous(ContinuousCodec::fit(
-                    &values,
-                    log1p,
-                    range,
-                    bounds,
-                    name != "td",
-                ))
+                let codec = ContinuousCodec::fit(&values, log1p, range, bounds, name != "td");
+                FieldCodec::Continuous(if bounds.is_none() && quantiles > 0 {
+                    codec.with_quantiles(&values, quantiles)
+                } else {
+                    codec
+                })
             }
             FieldEncoding::Categorical { categories } => {
                 let categories = match categories {

@@ -36,7 +36,7 @@ use netshare_core::stage::StageDef;
 /// This stage's identity in the artifact store.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 2,
+    version: 3,
 };
 
 /// Reads a `layout.json` (as written by this stage).

@@ -70,6 +70,7 @@ fn private_mode_without_public_records_refuses_embeddings_but_takes_bits() {
                 log1p: true,
                 range: Default::default(),
                 bounds: Some([0.0, hi]),
+                quantiles: 0,
             },
         );
     }

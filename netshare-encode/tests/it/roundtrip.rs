@@ -57,7 +57,16 @@ pub fn assert_round_trip(input: &Records, e: &Encoded) {
                     (FieldCodec::Continuous(c), Value::Num(x), Value::Num(y)) => {
                         let scale = if c.log1p { 1.0 + x.abs() } else { 1.0 };
                         // Plus f64 rounding of log1p/expm1 (relative 1e-12 is far above it).
-                        let tol = scale * (c.hi - c.lo) * EPS + 1e-12 * (1.0 + x.abs());
+                        // A quantile codec stretches each knot interval to 1/K of the code
+                        // range, so an f32 code error is worth K times the widest interval.
+                        let span = if c.knots.len() >= 2 {
+                            let widest =
+                                c.knots.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+                            (c.knots.len() - 1) as f64 * widest
+                        } else {
+                            c.hi - c.lo
+                        };
+                        let tol = scale * span * EPS + 1e-12 * (1.0 + x.abs());
                         if c.integer && tol < 0.5 {
                             assert_eq!(
                                 x, y,
