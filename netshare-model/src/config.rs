@@ -115,9 +115,11 @@ impl ModelConfig {
                 batch_size: 64,
                 critic_steps: 3,
                 lr: 5e-4,
-                iterations: 3000,
-                checkpoint_every: 250,
-                log_every: 25,
+                // Held-out on UGR16 1k (seed 0): 3,000 steps left detectability at 0.98 and the
+                // MI difference at 0.19; 10,000 gave 0.90 and 0.09, in about 3 min on 2 cores.
+                iterations: 10_000,
+                checkpoint_every: 1000,
+                log_every: 100,
                 ..base
             },
             Profile::Tiny => ModelConfig {
