@@ -121,10 +121,29 @@ fn one_chunk_has_no_tag_heads_and_flow_start_is_normalised_by_the_chunk() {
 
 #[test]
 fn head_names_follow_the_architecture_document() {
+    use netshare_encode::config::DiscreteEncoding;
+    // The default top_bits heads: a one-hot over the frequent values, then the bits.
+    let d = encode_with(
+        &Records::Flows(ugr16_1k()),
+        &EncodeConfig {
+            n_chunks: Some(2),
+            ..EncodeConfig::default()
+        },
+    )
+    .encoder
+    .layout();
+    let names: Vec<&str> = d.attributes.iter().map(|s| s.field.as_str()).collect();
+    assert_eq!(&names[..3], ["srcip/top", "srcip/bit00", "srcip/bit01"]);
+    assert_eq!(names[33], "dstip/top");
+    assert_eq!(&names[66..68], ["srcport/top", "srcport/bit00"]);
+    // NetShare's encodings: address bits, embeddings for ports and protocol.
     let e = encode_with(
         &Records::Flows(ugr16_1k()),
         &EncodeConfig {
             n_chunks: Some(2),
+            ips: DiscreteEncoding::Bits,
+            ports: DiscreteEncoding::Embedding,
+            proto: DiscreteEncoding::Embedding,
             ..EncodeConfig::default()
         },
     );

@@ -56,6 +56,7 @@ fn private_mode_without_public_records_refuses_embeddings_but_takes_bits() {
     assert!(matches!(encode(&input, None, &cfg), Err(Error::Config(m)) if m.contains("public")));
     // Bits need no fitting, but td/pkt/byt bounds and labels still need a source.
     let mut cfg = EncodeConfig {
+        ips: DiscreteEncoding::Bits,
         ports: DiscreteEncoding::Bits,
         proto: DiscreteEncoding::Bits,
         ..cfg
