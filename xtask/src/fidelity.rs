@@ -270,11 +270,26 @@ impl TraceResult {
                 r >= 0.6,
             ));
         }
-        for m in self
+        let netshare: Vec<String> = self
             .metrics()
             .into_iter()
             .filter(|m| m.starts_with("distributional."))
-        {
+            .collect();
+        let vs_ref: Vec<bool> = netshare
+            .iter()
+            .filter_map(|m| Some(med("synthetic", m)? < med("reference-impl", m)?))
+            .collect();
+        if !vs_ref.is_empty() {
+            let won = vs_ref.iter().filter(|w| **w).count();
+            out.push((
+                format!(
+                    "beats the reference NetShare output on {won} of {} of NetShare's metrics (>= 8)",
+                    vs_ref.len()
+                ),
+                won >= 8,
+            ));
+        }
+        for m in netshare {
             if let (Some(s), Some(b)) = (med("synthetic", &m), med("marginals", &m)) {
                 out.push((
                     format!("{m} within 2x of marginals ({} vs {})", fmt(s), fmt(b)),
