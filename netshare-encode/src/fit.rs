@@ -70,16 +70,9 @@ pub(crate) fn fit_encoder(
     let vocab_src = fit_on;
     let ips = match cfg.ips {
         DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 32 },
-        DiscreteEncoding::TopBits => DiscreteCodec::TopBits {
-            top: top_values(
-                need(vocab_src, "ips = top_bits")?
-                    .keys
-                    .iter()
-                    .flat_map(|k| [k.srcip, k.dstip]),
-                cfg,
-            ),
-            bits: 32,
-        },
+        DiscreteEncoding::TopBits => {
+            top_bits(vocab_src, "ips", 32, cfg, |k| vec![k.srcip, k.dstip])?
+        }
         other => {
             return Err(Error::Config(format!(
                 "ips = {other:?} is not offered: addresses are encoded as bits or top_bits"
@@ -94,16 +87,9 @@ pub(crate) fn fit_encoder(
                 .collect(),
         },
         DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 16 },
-        DiscreteEncoding::TopBits => DiscreteCodec::TopBits {
-            top: top_values(
-                need(vocab_src, "ports = top_bits")?
-                    .keys
-                    .iter()
-                    .flat_map(|k| [u32::from(k.srcport), u32::from(k.dstport)]),
-                cfg,
-            ),
-            bits: 16,
-        },
+        DiscreteEncoding::TopBits => top_bits(vocab_src, "ports", 16, cfg, |k| {
+            vec![u32::from(k.srcport), u32::from(k.dstport)]
+        })?,
     };
     let proto = match cfg.proto {
         DiscreteEncoding::Embedding => proto_vectors.expect("trained above when needed"),
@@ -113,16 +99,9 @@ pub(crate) fn fit_encoder(
                 .collect(),
         },
         DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 8 },
-        DiscreteEncoding::TopBits => DiscreteCodec::TopBits {
-            top: top_values(
-                need(vocab_src, "proto = top_bits")?
-                    .keys
-                    .iter()
-                    .map(|k| u32::from(k.proto)),
-                cfg,
-            ),
-            bits: 8,
-        },
+        DiscreteEncoding::TopBits => {
+            top_bits(vocab_src, "proto", 8, cfg, |k| vec![u32::from(k.proto)])?
+        }
     };
 
     let mut fields = Vec::new();
@@ -216,6 +195,21 @@ fn need<'t>(t: Option<&'t Table>, what: &str) -> Result<&'t Table> {
             "private mode takes {what} from the `public` input or the config, and neither \
              gave it"
         ))
+    })
+}
+
+/// A `top_bits` codec of `bits` bits over the values `of` each record's five-tuple gives.
+fn top_bits(
+    src: Option<&Table>,
+    field: &str,
+    bits: u32,
+    cfg: &EncodeConfig,
+    of: impl Fn(&crate::table::FiveTuple) -> Vec<u32>,
+) -> Result<DiscreteCodec> {
+    let t = need(src, &format!("{field} = top_bits"))?;
+    Ok(DiscreteCodec::TopBits {
+        top: top_values(t.keys.iter().flat_map(of), cfg),
+        bits,
     })
 }
 

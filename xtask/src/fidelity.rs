@@ -86,52 +86,39 @@ pub struct FidelityArgs {
     pub no_build: bool,
 }
 
-/// The held-out pipeline of one trace, as a pipeline file's text.
-fn pipeline_text(trace: &Trace, profile: &str) -> String {
-    let reference = trace
-        .reference
-        .map(|r| format!(", reference-impl = \"file:{r}\""))
-        .unwrap_or_default();
-    format!(
-        r#"description = "held-out fidelity benchmark: {name}"
-[[stage]]
-id = "ingest"
-bin = "netshare-ingest"
-inputs = {{ trace = "file:{file}" }}
-[[stage]]
-id = "split"
-bin = "netshare-baseline"
-inputs = {{ records = "ingest:records.parquet" }}
-config = {{ seed = 0 }}
-[[stage]]
-id = "encode"
-bin = "netshare-encode"
-inputs = {{ records = "split:half-a.parquet" }}
-config = {{ seed = 0 }}
-[[stage]]
-id = "model"
-bin = "netshare-model"
-spread = ["encode"]
-config = {{ profile = "{profile}", seed = 0 }}
-[[stage]]
-id = "synth"
-bin = "netshare-synth"
-spread = ["encode", "model"]
-inputs = {{ records = "split:half-a.parquet" }}
-config = {{ seed = 0 }}
-[[stage]]
-id = "baseline"
-bin = "netshare-baseline"
-inputs = {{ records = "split:half-a.parquet" }}
-config = {{ seed = 0 }}
-[[stage]]
-id = "eval"
-bin = "netshare-eval"
-inputs = {{ real = "split:half-b.parquet", train = "split:half-a.parquet", synthetic = "synth:synthetic.parquet", marginals = "baseline:marginals.parquet", train-log = "model:train-log.csv"{reference} }}
-"#,
-        name = trace.name,
-        file = trace.file,
-    )
+/// The held-out pipeline of one trace: the shipped `pipelines/ugr16.toml` (split, train on one
+/// part, judge on the other) with the trace, the reference output and the profile swapped in, so
+/// the benchmark measures exactly what a user runs.
+fn pipeline_for(root: &Path, trace: &Trace, profile: &str) -> Result<Pipeline> {
+    let mut p = Pipeline::load(root, "ugr16")?;
+    p.name = format!("bench-fidelity-{}", trace.name);
+    p.description = format!("held-out fidelity benchmark: {}", trace.name);
+    for stage in &mut p.stages {
+        match stage.id.as_str() {
+            "ingest" => {
+                stage
+                    .inputs
+                    .insert("trace".into(), format!("file:{}", trace.file));
+            }
+            "eval" => {
+                stage.inputs.remove("reference-impl");
+                if let Some(r) = trace.reference {
+                    stage
+                        .inputs
+                        .insert("reference-impl".into(), format!("file:{r}"));
+                }
+            }
+            _ => {}
+        }
+    }
+    for id in [
+        "ingest", "split", "encode", "model", "synth", "baseline", "eval",
+    ] {
+        p.stage(id)
+            .with_context(|| format!("pipelines/ugr16.toml lost its {id} stage"))?;
+    }
+    p.apply_override(&format!("model.profile={profile}"))?;
+    Ok(p)
 }
 
 /// The metrics of one run: comparison → metric path (without the comparison) → value.
@@ -354,19 +341,14 @@ pub fn run(root: &Path, store: &Store, args: &FidelityArgs) -> Result<()> {
         profile: args.build_profile.clone(),
         no_build: args.no_build,
     };
-    let tmp = store.root().join("tmp");
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
     let mut results = Vec::new();
     for trace in &traces {
-        let path = tmp.join(format!("bench-fidelity-{}.toml", trace.name));
-        std::fs::write(&path, pipeline_text(trace, &args.profile))
-            .with_context(|| format!("writing {}", path.display()))?;
         let mut tr = TraceResult {
             name: trace.name.to_string(),
             runs: Vec::new(),
         };
         for &seed in &args.seeds {
-            let mut p = Pipeline::load(root, path.to_str().context("a UTF-8 store path")?)?;
+            let mut p = pipeline_for(root, trace, &args.profile)?;
             for stage in ["encode", "model", "synth", "baseline"] {
                 p.apply_override(&format!("{stage}.seed={seed}"))?;
             }
@@ -503,18 +485,24 @@ mod tests {
     }
 
     #[test]
-    fn every_benchmark_pipeline_parses_and_names_existing_files() {
+    fn every_benchmark_pipeline_is_the_shipped_one_on_its_trace() {
         let root = crate::workspace_root();
-        let dir = tempfile::tempdir().expect("tempdir");
         for t in &TRACES {
-            let path = dir.path().join(format!("{}.toml", t.name));
-            std::fs::write(&path, pipeline_text(t, "default")).expect("write");
-            let p = Pipeline::load(&root, path.to_str().expect("utf-8")).expect("parses");
+            let p = pipeline_for(&root, t, "tiny").expect("builds");
             assert_eq!(p.stages.len(), 7);
+            assert_eq!(
+                p.stage("ingest").expect("ingest").inputs["trace"],
+                format!("file:{}", t.file)
+            );
             assert!(root.join(t.file).exists(), "{}", t.file);
-            if let Some(r) = t.reference {
-                assert!(root.join(r).exists(), "{r}");
+            let eval = p.stage("eval").expect("eval");
+            assert_eq!(eval.inputs["real"], "split:half-b.parquet");
+            assert_eq!(eval.inputs["train"], "split:half-a.parquet");
+            match t.reference {
+                Some(r) => assert!(root.join(r).exists(), "{r}"),
+                None => assert!(!eval.inputs.contains_key("reference-impl")),
             }
+            assert_eq!(p.stage("model").expect("model").config["profile"], "tiny");
         }
     }
 }
