@@ -83,20 +83,21 @@ body{{font-family:sans-serif;margin:24px;color:#222;max-width:1500px}}table{{bor
 td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th{{background:#f3f3f3}}td.l,th.l{{text-align:left}}\
 .plots{{display:flex;flex-wrap:wrap;gap:10px}}.note{{color:#555;font-size:13px}}h2{{margin-top:28px;border-bottom:1px solid #ddd}}</style></head><body>"
     );
-    let _ = write!(
-        h,
-        "<h1>netshare-eval report</h1><p class=\"note\">Trace kind: <b>{:?}</b>. Distributional metrics use the <b>{}</b> convention; metrics beyond the paper use <b>netshare-rs</b>. Seed {}. Each comparison judges a candidate against a reference; <i>real-vs-real</i> compares two parts of the real trace with disjoint five-tuples (the floor a generator cannot be expected to beat; in a held-out report, the model's training records against the held-out ones), <i>synthetic-in-sample</i> judges the synthetic trace against its own training records (NetShare's convention), <i>marginals</i> draws each field independently from the real marginals (the baseline to beat); <i>reference-impl</i>, when present, is the reference NetShare implementation's output on the same real trace.</p>",
-        report.kind,
-        report.config.convention.name(),
-        report.config.seed
-    );
+    h.push_str("<h1>netshare-eval report</h1>");
     if !report.verdict.is_empty() {
-        h.push_str("<h2>Verdict</h2><ul>");
+        h.push_str("<ul>");
         for line in &report.verdict {
             let _ = write!(h, "<li>{}</li>", esc(line));
         }
         h.push_str("</ul>");
     }
+    let _ = write!(
+        h,
+        "<p class=\"note\">Trace kind: <b>{:?}</b>. Distributional metrics use the <b>{}</b> convention; metrics beyond the paper use <b>netshare-rs</b>. Seed {}. Each comparison judges a candidate against a reference; <i>real-vs-real</i> compares two parts of the real trace with disjoint five-tuples (the floor a generator cannot be expected to beat; in a held-out report, the model's training records against the held-out ones), <i>synthetic-in-sample</i> judges the synthetic trace against its own training records (NetShare's convention), <i>marginals</i> draws each field independently from the real marginals (the baseline to beat); <i>reference-impl</i>, when present, is the reference NetShare implementation's output on the same real trace.</p>",
+        report.kind,
+        report.config.convention.name(),
+        report.config.seed
+    );
     h.push_str("<table><tr><th class=\"l\">table</th><th>rows</th><th>five-tuples</th></tr>");
     for (name, t) in &report.tables {
         let _ = write!(

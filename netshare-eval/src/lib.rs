@@ -34,7 +34,7 @@ pub use table::Table;
 /// This stage's identity in the artifact store.
 pub const STAGE: StageDef = StageDef {
     name: "eval",
-    version: 1,
+    version: 2,
 };
 
 /// Paths of the inputs of one evaluation by role.
