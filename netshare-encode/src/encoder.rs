@@ -450,12 +450,14 @@ impl FittedEncoder {
     /// Turns generated activations of one chunk into records.
     ///
     /// `attributes` is `[n, A]`, `features` `[n, T, F]` (T = [`FittedEncoder::max_len`]),
-    /// `lengths[i]` the number of real steps of flow i (≤ T). Per flow: IP bits by per-bit
-    /// argmax, ports and protocol by the codec's nearest value, `flow_start` denormalised with
-    /// the chunk's range; per step: time = flow start + cumulative inter-arrival gaps (rounded
-    /// to µs), continuous fields by inverse min-max (+ expm1) in f64 with integer rounding,
-    /// categories by argmax; then the learned [`Semantics`](crate::semantics::Semantics), if any
-    /// (time and value resolution, implications, per-protocol ranges). One record per step below the length, flows in input order.
+    /// `lengths[i]` the number of real steps of flow i (≤ T). Per flow: addresses, ports and
+    /// protocol by their codecs (the top_bits one-hot, else per-bit argmax; nearest value for
+    /// embeddings), `flow_start` denormalised with the chunk's range; per step: time = flow
+    /// start + cumulative inter-arrival gaps (rounded to µs), continuous fields by inverse
+    /// min-max or inverse empirical CDF (+ expm1) in f64 with integer rounding,
+    /// categories by argmax; then the learned [`Semantics`](crate::semantics::Semantics), if
+    /// any (time and value resolution, implications, per-protocol ranges). One record per step
+    /// below the length, flows in input order.
     pub fn decode_chunk(
         &self,
         chunk: &ChunkInfo,
