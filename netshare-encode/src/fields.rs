@@ -1,7 +1,8 @@
-//! Invertible field codecs (SPEC §3): bits for IPs (and optionally ports and protocol),
-//! IP2Vec embeddings or one-hots for ports and protocol, min-max (with optional log1p) for
-//! continuous fields, sorted one-hots for categories. Each codec knows its output heads, writes
-//! its dims into a tensor row, and reads generated activations back into a value.
+//! Invertible field codecs (SPEC §3, and where we depart from it): bits or top_bits (a one-hot
+//! over frequent values, bits for the rest) for addresses, ports and protocol, IP2Vec
+//! embeddings or one-hots for ports and protocol, min-max (with optional log1p) or an empirical
+//! CDF for continuous fields, sorted one-hots for categories. Each codec knows its output heads,
+//! writes its dims into a tensor row, and reads generated activations back into a value.
 
 use netshare_core::layout::{Activation, Segment};
 use serde::{Deserialize, Serialize};
