@@ -226,6 +226,12 @@ fn train_chunk(
         run.restore(p, &t, it)?;
         first = it;
         log = rows;
+        // Said on stderr whatever the progress setting: a user (and the crash test) must be
+        // able to tell a resumed run from one that silently started again.
+        eprintln!(
+            "chunk {chunk}: resuming from {} at iteration {it} of {iterations}",
+            p.display()
+        );
     }
     let real = Real::new(&ctx, d, data);
     let t0 = Instant::now();

@@ -33,8 +33,24 @@ pub fn write(
     let meta: Option<HashMap<String, String>> = metadata.map(|m| m.into_iter().collect());
     let out = safetensors::serialize(views, meta).map_err(|e| err(e.to_string()))?;
     let tmp = path.with_extension("safetensors.partial");
-    std::fs::write(&tmp, out).map_err(|e| Error::io("writing", &tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into", path, e))
+    // Data on disk before the rename makes it visible: a crash must leave either the old file
+    // or the whole new one, never a renamed file whose blocks were not written yet.
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io("creating", &tmp, e))?;
+        f.write_all(&out)
+            .map_err(|e| Error::io("writing", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("syncing", &tmp, e))?;
+    }
+    std::fs::rename(&tmp, path).map_err(|e| Error::io("renaming into", path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself is durable once the directory is synced (Linux; elsewhere a
+        // directory may not open as a file, which is not an error worth failing a run for).
+        if let Ok(d) = std::fs::File::open(dir) {
+            d.sync_all().map_err(|e| Error::io("syncing", dir, e))?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads every tensor (must be f32) and the metadata of a safetensors file.

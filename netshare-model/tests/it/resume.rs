@@ -171,10 +171,23 @@ fn store_mode_killed_with_sigkill_resumes_to_the_same_outputs() {
         find(&store_b, "ckpt-000.safetensors"),
         "the checkpoint survives the kill"
     );
-    let resumed = store_run(&store_b, &enc, config)
+    let mut again = store_run(&store_b, &enc, config);
+    let resumed = again
+        .stderr(std::process::Stdio::piped())
         .output()
         .expect("run b again");
     assert!(resumed.status.success());
+    // The same bytes would also come from a run that silently started over: the run must say
+    // it resumed, from a checkpoint past iteration 0.
+    let said = String::from_utf8_lossy(&resumed.stderr);
+    let at: u64 = said
+        .lines()
+        .find_map(|l| l.strip_prefix("chunk 0: resuming from "))
+        .and_then(|l| l.split(" at iteration ").nth(1))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the second run did not resume: {said}"));
+    assert!(at > 0 && at < 300, "resumed at iteration {at}");
     assert_eq!(
         outputs(&resumed.stdout),
         outputs(&whole.stdout),
