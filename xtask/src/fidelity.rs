@@ -428,6 +428,18 @@ fn markdown(results: &[TraceResult], args: &FidelityArgs, root: &Path) -> String
          seeds [min–max]. Lower is better except for rank correlations. JSD and EMD follow \
          NetShare's convention (squared JS distance, natural log; EMD on raw values).\n"
     );
+    let skipped: Vec<&str> = TRACES
+        .iter()
+        .map(|t| t.name)
+        .filter(|n| results.iter().all(|r| r.name != *n))
+        .collect();
+    if !skipped.is_empty() {
+        let _ = writeln!(
+            s,
+            "Not run in this invocation (no figures for them here): {}.\n",
+            skipped.join(", ")
+        );
+    }
     for t in results {
         let _ = writeln!(s, "## {}\n", t.name);
         let secs: Vec<Option<f64>> = t.runs.iter().map(|r| Some(r.2)).collect();
