@@ -75,7 +75,21 @@ fn metric_cell(v: Option<f64>) -> String {
 /// Renders the report page.
 pub fn render(report: &Report, inputs: &Inputs) -> String {
     let mut h = String::new();
-    let comps: Vec<&String> = report.comparisons.keys().collect();
+    // The judged trace first, then what it is judged against.
+    let rank = |c: &str| {
+        [
+            "synthetic",
+            "synthetic-in-sample",
+            "marginals",
+            "real-vs-real",
+            "reference-impl",
+        ]
+        .iter()
+        .position(|k| *k == c)
+        .unwrap_or(usize::MAX)
+    };
+    let mut comps: Vec<&String> = report.comparisons.keys().collect();
+    comps.sort_by_key(|c| (rank(c), c.as_str()));
     let _ = write!(
         h,
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>netshare-eval report</title><style>\
