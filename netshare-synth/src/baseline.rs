@@ -132,28 +132,31 @@ pub fn marginals(real: &Records, n: usize, seed: u64) -> Result<Records> {
     })
 }
 
+/// A five-tuple as the split sees it: (srcip, dstip, srcport, dstport, proto).
+type Key = (u32, u32, u16, u16, u8);
+
 /// Assigns every five-tuple to half 0 or 1 so that the halves hold about equal record counts
 /// (greedy, largest flow first, each to the half with fewer records so far; flows of equal size
 /// in seeded hash order, so which flow goes where is random but reproducible). A plain hash
 /// split can put one flow of thousands of records on one side and make the halves differ in
 /// everything; this one keeps them within one flow's length of each other.
-fn balanced_halves(seed: u64, keys: &[(u32, u32, u16, u16, u8)]) -> Vec<usize> {
+fn balanced_halves(seed: u64, keys: &[Key]) -> Vec<usize> {
     use std::collections::HashMap;
-    let mut counts: HashMap<(u32, u32, u16, u16, u8), usize> = HashMap::new();
+    let mut counts: HashMap<Key, usize> = HashMap::new();
     for k in keys {
         *counts.entry(*k).or_insert(0) += 1;
     }
-    let hash = |k: &(u32, u32, u16, u16, u8)| {
+    let hash = |k: &Key| {
         let a = (u64::from(k.0) << 32) | u64::from(k.1);
         let b = (u64::from(k.2) << 24) | (u64::from(k.3) << 8) | u64::from(k.4);
         mix64(mix64(a ^ mix64(seed)) ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15))
     };
-    let mut order: Vec<((u32, u32, u16, u16, u8), usize, u64)> =
+    let mut order: Vec<(Key, usize, u64)> =
         counts.into_iter().map(|(k, n)| (k, n, hash(&k))).collect();
     // The hash orders equal sizes; the key itself breaks the (astronomically rare) hash tie.
     order.sort_by(|x, y| y.1.cmp(&x.1).then(x.2.cmp(&y.2)).then(x.0.cmp(&y.0)));
     let mut load = [0usize; 2];
-    let mut half: HashMap<(u32, u32, u16, u16, u8), usize> = HashMap::with_capacity(order.len());
+    let mut half: HashMap<Key, usize> = HashMap::with_capacity(order.len());
     for (k, n, h) in order {
         let side = match load[0].cmp(&load[1]) {
             std::cmp::Ordering::Less => 0,
