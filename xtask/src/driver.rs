@@ -55,9 +55,17 @@ impl Toolchain {
             }
             return Ok(());
         }
+        // Cargo's own progress is shown: a first build takes many minutes, and a silent one
+        // looks hung.
+        eprintln!(
+            "building the stage binaries ({} profile; nothing to do when they are up to date, \
+             a first build takes tens of minutes on 2 cores)",
+            self.profile
+        );
+        let t0 = std::time::Instant::now();
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
         cmd.current_dir(&self.root)
-            .args(["build", "--quiet", "--profile", &self.profile]);
+            .args(["build", "--profile", &self.profile]);
         let mut uniq: Vec<&str> = bins.to_vec();
         uniq.sort_unstable();
         uniq.dedup();
@@ -70,6 +78,7 @@ impl Toolchain {
         if !status.success() {
             bail!("cargo build of the stage binaries failed ({status})");
         }
+        eprintln!("stage binaries ready in {:.1}s", t0.elapsed().as_secs_f64());
         Ok(())
     }
 }
