@@ -37,34 +37,23 @@ fn shuffled(n: usize, rng: &mut ChaCha8Rng) -> Vec<usize> {
 
 /// Real-vs-synthetic detectability: a random forest is trained to tell rows apart on 70% of an
 /// equal-size sample of both traces and scored on the other 30%. AUC 0.5 is indistinguishable.
-pub fn detectability(real: &Table, syn: &Table, s: &TaskSettings) -> BTreeMap<String, Metric> {
+pub fn detectability(real: &Table, syn: &Table, s: &TaskSettings) -> Detectability {
+    // One sample, split and feature matrix serves the overall forest and the per-field ones.
     let d = DetectionData::new(real, syn, s);
     let auc = d.auc(None, s.seed);
     let n = d.n;
-    let mut m = BTreeMap::new();
-    m.insert(
+    let mut overall = BTreeMap::new();
+    overall.insert(
         "auc".to_string(),
         Metric::lower(auc, OWN_CONVENTION, format!("held-out ROC AUC of a random forest telling {n}+{n} rows apart (0.5 = indistinguishable)")),
     );
-    m.insert(
+    overall.insert(
         "auc_excess".to_string(),
         Metric::lower(auc.map(|a| (a - 0.5).abs()), OWN_CONVENTION, "|AUC - 0.5|"),
     );
-    m
-}
-
-/// Detectability from one feature at a time (the same rows, split and forest settings as
-/// [`detectability`]): which field gives a synthetic trace away. For flow traces bytes per
-/// packet is added, a ratio the generator must get right jointly.
-pub fn detectability_by_field(
-    real: &Table,
-    syn: &Table,
-    s: &TaskSettings,
-) -> BTreeMap<String, Metric> {
-    let d = DetectionData::new(real, syn, s);
-    let mut m = BTreeMap::new();
+    let mut by_field = BTreeMap::new();
     for (j, name) in d.names.iter().enumerate() {
-        m.insert(
+        by_field.insert(
             name.clone(),
             Metric::lower(
                 d.auc(Some(j), s.seed),
@@ -73,12 +62,24 @@ pub fn detectability_by_field(
             ),
         );
     }
-    m
+    Detectability { overall, by_field }
+}
+
+/// What [`detectability`] measures: the forest on every feature, and on one feature at a time
+/// (the same rows, split and forest settings; for flow traces bytes per packet is added, a
+/// ratio the generator must get right jointly), which says what gives a candidate away.
+pub struct Detectability {
+    /// `auc` and `auc_excess`.
+    pub overall: BTreeMap<String, Metric>,
+    /// AUC per feature.
+    pub by_field: BTreeMap<String, Metric>,
 }
 
 /// The labelled, shuffled and split rows of a detectability task.
 struct DetectionData {
     n: usize,
+    /// Columns of the overall forest: the shared features, without the derived ones.
+    base_cols: usize,
     x: Matrix,
     y: Vec<usize>,
     train: Vec<usize>,
@@ -97,6 +98,7 @@ impl DetectionData {
         let mut data = fr.take(&ir).data;
         data.extend(fs.take(&is).data);
         let mut x = Matrix::new(2 * n, fr.cols, data);
+        let base_cols = x.cols;
         // Bytes per packet, when both counts exist (flow traces).
         let col = |name: &str| names.iter().position(|c| c == name);
         if let (Some(b), Some(p)) = (col("log1p_byt"), col("log1p_pkt")) {
@@ -118,6 +120,7 @@ impl DetectionData {
         let (tr, te) = order.split_at(cut);
         DetectionData {
             n,
+            base_cols,
             x,
             y,
             train: tr.to_vec(),
@@ -132,14 +135,9 @@ impl DetectionData {
         if self.n < 10 {
             return None;
         }
-        let base_cols = if self.names.last().is_some_and(|n| n == "bytes_per_packet") {
-            self.x.cols - 1
-        } else {
-            self.x.cols
-        };
         let cols: Vec<usize> = match only {
             Some(j) => vec![j],
-            None => (0..base_cols).collect(),
+            None => (0..self.base_cols).collect(),
         };
         let pick = |rows: &[usize]| {
             let mut data = Vec::with_capacity(rows.len() * cols.len());

@@ -188,6 +188,7 @@ pub fn compare(
         sketch_repeats: cfg.sketch_repeats,
     };
     let mi = joint::mutual_information_pairs(reference, cand);
+    let det = downstream::detectability(reference, cand, &s);
     Ok(Comparison {
         reference: reference_name.to_string(),
         candidate: cand_name.to_string(),
@@ -195,8 +196,8 @@ pub fn compare(
         joint: joint::joint(reference, cand, &mi),
         mutual_information: mi,
         flow: joint::flow_level(reference, cand),
-        detectability: downstream::detectability(reference, cand, &s),
-        detectability_by_field: downstream::detectability_by_field(reference, cand, &s),
+        detectability: det.overall,
+        detectability_by_field: det.by_field,
         classification: downstream::classification(reference, cand, &s),
         telemetry: downstream::telemetry(reference, cand, &s),
         anomaly: crate::anomaly::anomaly(reference, cand, &s),

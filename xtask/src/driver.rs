@@ -94,7 +94,8 @@ pub struct StageResult {
     pub cached: bool,
 }
 
-fn git_rev(root: &Path) -> Option<String> {
+/// The checked-out commit, when `root` is a git checkout.
+pub fn git_rev(root: &Path) -> Option<String> {
     let out = Command::new("git")
         .current_dir(root)
         .args(["rev-parse", "HEAD"])

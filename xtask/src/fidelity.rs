@@ -307,13 +307,8 @@ fn cpu_model() -> String {
 }
 
 fn git_rev(root: &Path) -> String {
-    std::process::Command::new("git")
-        .current_dir(root)
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    driver::git_rev(root)
+        .map(|r| r.chars().take(7).collect())
         .unwrap_or_else(|| "unknown".into())
 }
 
