@@ -397,11 +397,52 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
     }
     h.push_str("</div>");
     if let Some(log) = &report.training {
-        h.push_str("<h2>Training curves</h2><div class=\"plots\">");
         let palette = [
             "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
             "#bcbd22", "#17becf",
         ];
+        if let Some((curves, timed)) = log.time_to_quality() {
+            h.push_str("<h2>Time to quality</h2>");
+            h.push_str(&format!(
+                "<p class=\"note\">The model's quick quality score at each checkpoint: the mean 1-D \
+                 Wasserstein distance, over the columns the critic sees (each attribute dimension, \
+                 each feature at each step), between 1,000 generated flows and the chunk's \
+                 training flows, in the encoded space. Lower is better; it ignores joints, so it \
+                 shows when more training stops paying, while the tables above judge the \
+                 trace. {}</p><div class=\"plots\">",
+                if timed {
+                    "Against wall-clock seconds of training."
+                } else {
+                    "Against iterations: the log has no wall time (train with the model's \
+                     <code>log_wall_time = true</code> for seconds; each iteration costs about \
+                     the same, so the shape is the same)."
+                }
+            ));
+            let series: Vec<Series> = curves
+                .iter()
+                .enumerate()
+                .map(|(i, (chunk, pts))| Series {
+                    name: format!("chunk {chunk}"),
+                    color: palette[i % palette.len()].to_string(),
+                    points: pts.clone(),
+                    step: false,
+                })
+                .collect();
+            h.push_str(&line_chart(
+                "Quick quality score against training time",
+                if timed {
+                    "training seconds"
+                } else {
+                    "iteration"
+                },
+                "score (lower is better)",
+                Scale::Linear,
+                Scale::Linear,
+                &series,
+            ));
+            h.push_str("</div>");
+        }
+        h.push_str("<h2>Training curves</h2><div class=\"plots\">");
         for (col, chunks) in &log.curves {
             let series: Vec<Series> = chunks
                 .iter()

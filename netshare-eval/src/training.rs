@@ -8,13 +8,43 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Chunk → (x, value) points in file order.
+pub type ChunkCurves = BTreeMap<u64, Vec<(f64, f64)>>;
+
 /// Curves of a training log.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct TrainingLog {
     /// Column → chunk → (iteration, value) points in file order.
-    pub curves: BTreeMap<String, BTreeMap<u64, Vec<(f64, f64)>>>,
+    pub curves: BTreeMap<String, ChunkCurves>,
     /// Rows read.
     pub rows: usize,
+}
+
+impl TrainingLog {
+    /// The model's quick quality score (column `quality`, lower is better) per chunk against
+    /// training time: wall-clock seconds when the log has them (column `seconds`, written with
+    /// the model's `log_wall_time`), otherwise iterations. The bool says which.
+    pub fn time_to_quality(&self) -> Option<(ChunkCurves, bool)> {
+        let quality = self.curves.get("quality")?;
+        let seconds = self.curves.get("seconds");
+        let mut by_time = BTreeMap::new();
+        for (chunk, pts) in quality {
+            let Some(secs) = seconds.and_then(|s| s.get(chunk)) else {
+                return Some((quality.clone(), false));
+            };
+            // Rows with a score and a time at the same iteration.
+            let at: BTreeMap<u64, f64> = secs.iter().map(|&(it, s)| (it as u64, s)).collect();
+            let mut v = Vec::new();
+            for &(it, q) in pts {
+                match at.get(&(it as u64)) {
+                    Some(&s) => v.push((s, q)),
+                    None => return Some((quality.clone(), false)),
+                }
+            }
+            by_time.insert(*chunk, v);
+        }
+        Some((by_time, true))
+    }
 }
 
 /// Reads a training log. Empty or non-numeric cells are skipped; a column with no numeric cell
@@ -77,4 +107,37 @@ pub fn read_training_log(path: &Path) -> Result<TrainingLog> {
         log.rows += 1;
     }
     Ok(log)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_of(text: &str) -> TrainingLog {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("train-log.csv");
+        std::fs::write(&p, text).expect("write");
+        read_training_log(&p).expect("read")
+    }
+
+    #[test]
+    fn quality_is_put_against_seconds_when_the_log_has_them_else_iterations() {
+        let timed = log_of(
+            "chunk,iteration,g_loss,quality,seconds\n0,10,1.0,,1.5\n0,20,0.9,0.30,3.0\n\
+             0,30,0.8,0.20,4.5\n1,5,0.7,0.25,0.8\n",
+        );
+        let (c, t) = timed.time_to_quality().expect("a score column");
+        assert!(t);
+        assert_eq!(c[&0], vec![(3.0, 0.30), (4.5, 0.20)]);
+        assert_eq!(c[&1], vec![(0.8, 0.25)]);
+        let untimed = log_of("chunk,iteration,g_loss,quality\n0,10,1.0,\n0,20,0.9,0.30\n");
+        let (c, t) = untimed.time_to_quality().expect("a score column");
+        assert!(!t);
+        assert_eq!(c[&0], vec![(20.0, 0.30)]);
+        assert!(
+            log_of("chunk,iteration,g_loss\n0,10,1.0\n")
+                .time_to_quality()
+                .is_none()
+        );
+    }
 }

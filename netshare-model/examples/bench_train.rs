@@ -1,41 +1,78 @@
-//! Training-step benchmark: seconds per generator step (with its critic steps) at the
-//! `netshare` profile sizes, burn (Flex CPU, or CUDA with the `cuda` feature) next to the
-//! PyTorch implementation in `bench/torch_step.py` on the same tensors, in one table.
+//! Training-step benchmark: seconds per generator step (with its critic steps), burn (Flex CPU,
+//! or CUDA with the `cuda` feature) next to the PyTorch implementation in `bench/torch_step.py`
+//! on the same tensors, one table row per shape and profile.
 //!
-//! `RAYON_NUM_THREADS=2 cargo run --release -p netshare-model --example bench_train -- ENCODED_DIR`
-//! (ENCODED_DIR: the encoder's output for a trace, e.g. UGR16; without it, random tensors of
-//! UGR16's shape). Options: `--steps N` (default 20), `--warmup N` (default 3), `--profile P`,
-//! `--device cpu|cuda`, `--no-torch`, `--no-tensor-lstm` (on the CPU the tensor-op LSTM is timed
-//! too unless this is given), `--python PYTHON`.
+//! `RAYON_NUM_THREADS=2 cargo xtask bench train -- [ENCODED_DIR ...] [options]`
+//!
+//! Without ENCODED_DIR it sweeps random tensors shaped like the encoder's UGR16 output over the
+//! flow lengths `--t` (default 2,16,200; N = `--n`, default 989), since a step's cost depends on
+//! the shapes and not on the values. With one or more ENCODED_DIR (the encoder's output for a
+//! trace) it times chunk 0 of each instead. Every shape runs at each of `--profiles` (default
+//! `default,netshare`) and each of `--sample-lens` that divides T (default 1).
+//!
+//! Options: `--steps N` (default 20), `--warmup N` (default 3), `--device cpu|cuda`,
+//! `--no-torch`, `--tensor-lstm` (also time the tensor-op LSTM, the form before the fused one),
+//! `--python PYTHON`, `--json PATH` (the table as JSON, with the CPU it ran on).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 use netshare_model::testing::{ugr16_shaped, write_encoded};
 use netshare_model::{Encoded, LstmForm, ModelConfig, Profile};
+use serde::Serialize;
 
 struct Args {
-    encoded: Option<PathBuf>,
+    encoded: Vec<PathBuf>,
+    ts: Vec<usize>,
+    n: usize,
+    profiles: Vec<Profile>,
+    sample_lens: Vec<usize>,
     steps: u64,
     warmup: u64,
-    profile: Profile,
     device: String,
     torch: bool,
     tensor_lstm: bool,
     python: String,
+    json: Option<PathBuf>,
+}
+
+fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    s.split(',')
+        .map(|x| {
+            x.trim()
+                .parse::<T>()
+                .with_context(|| format!("bad list item {x:?}"))
+        })
+        .collect()
+}
+
+fn profile(s: &str) -> Result<Profile> {
+    Ok(match s.trim() {
+        "netshare" => Profile::Netshare,
+        "default" => Profile::Default,
+        "tiny" => Profile::Tiny,
+        p => bail!("unknown profile {p} (netshare, default or tiny)"),
+    })
 }
 
 fn args() -> Result<Args> {
     let mut a = Args {
-        encoded: None,
+        encoded: Vec::new(),
+        ts: vec![2, 16, 200],
+        n: 989,
+        profiles: vec![Profile::Default, Profile::Netshare],
+        sample_lens: vec![1],
         steps: 20,
         warmup: 3,
-        profile: Profile::Netshare,
         device: "cpu".into(),
         torch: true,
-        tensor_lstm: true,
+        tensor_lstm: false,
         python: "python3".into(),
+        json: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -43,40 +80,174 @@ fn args() -> Result<Args> {
         match x.as_str() {
             "--steps" => a.steps = val()?.parse()?,
             "--warmup" => a.warmup = val()?.parse()?,
-            "--profile" => {
-                a.profile = match val()?.as_str() {
-                    "netshare" => Profile::Netshare,
-                    "default" => Profile::Default,
-                    "tiny" => Profile::Tiny,
-                    p => bail!("unknown profile {p}"),
-                }
+            "--t" => a.ts = list(&val()?)?,
+            "--n" => a.n = val()?.parse()?,
+            "--profile" | "--profiles" => {
+                a.profiles = val()?.split(',').map(profile).collect::<Result<_>>()?
             }
+            "--sample-lens" => a.sample_lens = list(&val()?)?,
             "--device" => a.device = val()?,
             "--no-torch" => a.torch = false,
-            "--no-tensor-lstm" => a.tensor_lstm = false,
+            "--tensor-lstm" => a.tensor_lstm = true,
             "--python" => a.python = val()?,
-            p if !p.starts_with("--") => a.encoded = Some(PathBuf::from(p)),
-            p => bail!("unknown option {p}"),
+            "--json" => a.json = Some(PathBuf::from(val()?)),
+            "-h" | "--help" => {
+                println!("{}", HELP);
+                std::process::exit(0);
+            }
+            p if !p.starts_with("--") => a.encoded.push(PathBuf::from(p)),
+            p => bail!("unknown option {p} (see --help)"),
         }
     }
+    if a.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
     Ok(a)
+}
+
+const HELP: &str = "bench_train [ENCODED_DIR ...] [--t 2,16,200] [--n 989] \
+[--profiles default,netshare] [--sample-lens 1] [--steps 20] [--warmup 3] [--device cpu|cuda] \
+[--no-torch] [--tensor-lstm] [--python PYTHON] [--json PATH]
+
+Seconds per generator step (with its critic steps), burn next to PyTorch on the same tensors.
+Without ENCODED_DIR: random tensors of UGR16's encoded shape for each T in --t.";
+
+/// The CPU this runs on: `/proc/cpuinfo`'s model name and the SIMD flags that decide which
+/// kernels the matmuls and activations use.
+#[derive(Serialize)]
+struct Cpu {
+    model: String,
+    simd_flags: Vec<String>,
+    cores: usize,
+}
+
+fn cpu() -> Cpu {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let field = |name: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == name))
+            .and_then(|l| l.split_once(':'))
+            .map(|(_, v)| v.trim().to_string())
+    };
+    let wanted = |f: &&str| {
+        ["sse4_2", "avx", "avx2", "fma", "f16c"].contains(f)
+            || f.starts_with("avx512")
+            || f.starts_with("amx")
+            || f.starts_with("avx_vnni")
+    };
+    Cpu {
+        model: field("model name").unwrap_or_else(|| "unknown".into()),
+        simd_flags: field("flags")
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(wanted)
+            .map(str::to_string)
+            .collect(),
+        cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// One timed implementation.
+#[derive(Serialize)]
+struct Timing {
+    implementation: String,
+    mean_seconds: f64,
+    min_seconds: f64,
+}
+
+/// One row of the table: a shape at a profile and sample_len.
+#[derive(Serialize)]
+struct Row {
+    set: String,
+    n: usize,
+    attr_dim: usize,
+    t: usize,
+    feat_dim: usize,
+    profile: String,
+    sample_len: usize,
+    timings: Vec<Timing>,
+    /// PyTorch's mean seconds per step over burn's (fused LSTM); above 1 burn is faster.
+    rate_vs_torch: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct Report {
+    cpu: Cpu,
+    threads: String,
+    matmul_kernels: &'static str,
+    steps: u64,
+    warmup: u64,
+    rows: Vec<Row>,
+}
+
+fn torch_step(
+    a: &Args,
+    dir: &Path,
+    cfg: &ModelConfig,
+    threads: &str,
+) -> Result<(String, f64, f64)> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_step.py");
+    let mut cmd = Command::new(&a.python);
+    // On a shared machine OpenMP's default spin-waiting makes 2-thread torch several times
+    // slower than 1 thread; passive waiting gives torch its best case.
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        cmd.env("OMP_WAIT_POLICY", "PASSIVE");
+    }
+    // The same allocator thresholds this process set with `tune_allocator`, so both sides
+    // run with the same malloc behaviour (torch measured no different either way).
+    for (k, v) in [
+        ("MALLOC_MMAP_THRESHOLD_", "67108864"),
+        ("MALLOC_TRIM_THRESHOLD_", "268435456"),
+        ("MALLOC_TOP_PAD_", "67108864"),
+    ] {
+        if std::env::var_os(k).is_none() {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd
+        .arg(&script)
+        .arg(dir)
+        .args(["--steps", &a.steps.to_string()])
+        .args(["--warmup", &a.warmup.to_string()])
+        .args(["--config-json", &serde_json::to_string(cfg)?])
+        .args(["--threads", if threads == "all" { "0" } else { threads }])
+        .output()
+        .with_context(|| format!("running {} {}", a.python, script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "torch benchmark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("torch benchmark output")?;
+    let f = |k: &str| {
+        v[k].as_f64()
+            .with_context(|| format!("torch output lacks {k}"))
+    };
+    Ok((
+        format!("pytorch {}", v["torch_version"].as_str().unwrap_or("?")),
+        f("mean_seconds")?,
+        f("min_seconds")?,
+    ))
 }
 
 fn main() -> Result<()> {
     netshare_model::tune_allocator();
     let a = args()?;
     let tmp = tempfile::tempdir()?;
-    let (dir, what) = match &a.encoded {
-        Some(d) => (d.clone(), format!("{}", d.display())),
-        None => {
-            let d = tmp.path().join("enc");
-            write_encoded(&ugr16_shaped(989, 2, 1, 7), &d)?;
-            (d, "random tensors of UGR16 shape".to_string())
+    let mut sets: Vec<(String, PathBuf)> = Vec::new();
+    if a.encoded.is_empty() {
+        for &t in &a.ts {
+            let d = tmp.path().join(format!("enc-t{t}"));
+            write_encoded(&ugr16_shaped(a.n, t, 1, 7), &d)?;
+            sets.push((format!("random UGR16-shaped, T={t}"), d));
         }
-    };
-    let enc = Encoded::from_dir(&dir).with_context(|| format!("reading {}", dir.display()))?;
-    let c = &enc.chunks[0];
-    let cfg = ModelConfig::profile(a.profile);
+    } else {
+        for d in &a.encoded {
+            sets.push((d.display().to_string(), d.clone()));
+        }
+    }
     let device = match a.device.as_str() {
         "cpu" => burn::tensor::Device::flex(),
         #[cfg(feature = "cuda")]
@@ -84,101 +255,118 @@ fn main() -> Result<()> {
         d => bail!("device {d} is not available in this build"),
     };
     let threads = std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all".into());
-    println!(
-        "tensors: {what}: N={} A={} T={} F={}; profile {:?}: MLPs {}x{}, LSTM {}, batch {}, {} critic steps; threads {threads}",
-        c.n,
-        c.attr_dim,
-        c.max_len,
-        c.feat_dim,
-        a.profile,
-        cfg.critic_layers,
-        cfg.critic_hidden,
-        cfg.lstm_hidden,
-        cfg.batch_size,
-        cfg.critic_steps
-    );
-    // On the CPU the tensor-op LSTM (the form before the fused one) is timed too, in the same run.
-    let forms: &[(LstmForm, &str)] = if a.device == "cpu" && a.tensor_lstm {
-        &[
-            (LstmForm::TensorOps, ", tensor LSTM"),
-            (LstmForm::Fused, ""),
-        ]
-    } else {
-        &[(LstmForm::Fused, "")]
+    let mut report = Report {
+        cpu: cpu(),
+        threads: threads.clone(),
+        matmul_kernels: netshare_model::matmul_kernels(),
+        steps: a.steps,
+        warmup: a.warmup,
+        rows: Vec::new(),
     };
-    let mut rows = Vec::new();
-    for &(form, label) in forms {
-        let t = netshare_model::measure_steps(&cfg, &enc, device.clone(), form, a.warmup, a.steps)?;
-        rows.push((
-            format!("burn ({}{label})", a.device),
-            t.mean_seconds,
-            t.min_seconds,
-        ));
-    }
-    if a.torch {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_step.py");
-        let cfg_json = serde_json::to_string(&cfg)?;
-        let mut cmd = Command::new(&a.python);
-        // On a shared machine OpenMP's default spin-waiting makes 2-thread torch several times
-        // slower than 1 thread; passive waiting gives torch its best case.
-        if std::env::var_os("OMP_WAIT_POLICY").is_none() {
-            cmd.env("OMP_WAIT_POLICY", "PASSIVE");
-        }
-        // The same allocator thresholds this process set with `tune_allocator`, so both sides
-        // run with the same malloc behaviour (torch measured no different either way).
-        for (k, v) in [
-            ("MALLOC_MMAP_THRESHOLD_", "67108864"),
-            ("MALLOC_TRIM_THRESHOLD_", "268435456"),
-            ("MALLOC_TOP_PAD_", "67108864"),
-        ] {
-            if std::env::var_os(k).is_none() {
-                cmd.env(k, v);
+    println!(
+        "CPU: {} ({} cores); SIMD flags: {}",
+        report.cpu.model,
+        report.cpu.cores,
+        report.cpu.simd_flags.join(" ")
+    );
+    println!(
+        "matmul kernels: {}; threads {threads}; {} timed steps after {} warm-up",
+        report.matmul_kernels, a.steps, a.warmup
+    );
+    println!(
+        "| set | N | A | T | F | profile | sample_len | burn s/step (mean / min) | PyTorch s/step (mean / min) | burn / PyTorch rate |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (label, dir) in &sets {
+        let enc = Encoded::from_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let c = &enc.chunks[0];
+        for &p in &a.profiles {
+            for &s in &a.sample_lens {
+                if s == 0 || !c.max_len.is_multiple_of(s) {
+                    continue;
+                }
+                let cfg = ModelConfig {
+                    sample_len: s,
+                    ..ModelConfig::profile(p)
+                };
+                let mut forms = vec![(LstmForm::Fused, "")];
+                if a.device == "cpu" && a.tensor_lstm {
+                    forms.push((LstmForm::TensorOps, ", tensor LSTM"));
+                }
+                let mut timings = Vec::new();
+                for (form, suffix) in forms {
+                    let t = netshare_model::measure_steps(
+                        &cfg,
+                        &enc,
+                        device.clone(),
+                        form,
+                        a.warmup,
+                        a.steps,
+                    )?;
+                    timings.push(Timing {
+                        implementation: format!("burn ({}{suffix})", a.device),
+                        mean_seconds: t.mean_seconds,
+                        min_seconds: t.min_seconds,
+                    });
+                }
+                let mut rate = None;
+                if a.torch {
+                    let (name, mean, min) = torch_step(&a, dir, &cfg, &threads)?;
+                    rate = Some(mean / timings[0].mean_seconds);
+                    timings.push(Timing {
+                        implementation: name,
+                        mean_seconds: mean,
+                        min_seconds: min,
+                    });
+                }
+                let cellf = |t: Option<&Timing>| {
+                    t.map_or("-".to_string(), |t| {
+                        format!("{:.4} / {:.4}", t.mean_seconds, t.min_seconds)
+                    })
+                };
+                let torch_timing = a.torch.then(|| timings.last()).flatten();
+                println!(
+                    "| {label} | {} | {} | {} | {} | {} | {s} | {} | {} | {} |",
+                    c.n,
+                    c.attr_dim,
+                    c.max_len,
+                    c.feat_dim,
+                    cfg.profile.name(),
+                    cellf(timings.first()),
+                    cellf(torch_timing),
+                    rate.map_or("-".to_string(), |r| format!("{r:.2}x")),
+                );
+                for t in timings.iter().skip(1) {
+                    if !t.implementation.starts_with("pytorch") {
+                        println!(
+                            "|   {} | | | | | | | {} | | {} |",
+                            t.implementation,
+                            cellf(Some(t)),
+                            torch_timing.map_or("-".to_string(), |p| format!(
+                                "{:.2}x",
+                                p.mean_seconds / t.mean_seconds
+                            ))
+                        );
+                    }
+                }
+                report.rows.push(Row {
+                    set: label.clone(),
+                    n: c.n,
+                    attr_dim: c.attr_dim,
+                    t: c.max_len,
+                    feat_dim: c.feat_dim,
+                    profile: cfg.profile.name().to_string(),
+                    sample_len: s,
+                    timings,
+                    rate_vs_torch: rate,
+                });
             }
         }
-        let out = cmd
-            .arg(&script)
-            .arg(&dir)
-            .args([
-                "--steps",
-                &a.steps.to_string(),
-                "--warmup",
-                &a.warmup.to_string(),
-            ])
-            .args(["--config-json", &cfg_json])
-            .args(["--threads", if threads == "all" { "0" } else { &threads }])
-            .output()
-            .with_context(|| format!("running {} {}", a.python, script.display()))?;
-        if !out.status.success() {
-            bail!(
-                "torch benchmark failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        let v: serde_json::Value =
-            serde_json::from_slice(&out.stdout).context("torch benchmark output")?;
-        let f = |k: &str| {
-            v[k].as_f64()
-                .with_context(|| format!("torch output lacks {k}"))
-        };
-        rows.push((
-            format!("pytorch {}", v["torch_version"].as_str().unwrap_or("?")),
-            f("mean_seconds")?,
-            f("min_seconds")?,
-        ));
     }
-    println!(
-        "{:<28} {:>14} {:>14} {:>12}",
-        "implementation", "s/step (mean)", "s/step (min)", "steps/s"
-    );
-    for (name, mean, min) in &rows {
-        println!("{name:<28} {mean:>14.4} {min:>14.4} {:>12.2}", 1.0 / mean);
-    }
-    if a.torch
-        && let Some((_, torch, _)) = rows.last()
-    {
-        for (name, mean, _) in &rows[..rows.len() - 1] {
-            println!("{name} step rate / pytorch step rate: {:.2}x", torch / mean);
-        }
+    if let Some(p) = &a.json {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+        println!("wrote {}", p.display());
     }
     Ok(())
 }

@@ -71,8 +71,11 @@ fn log_to_meta(log: &[LogRow]) -> String {
         let secs = r
             .seconds
             .map_or("-".to_string(), |x| x.to_bits().to_string());
+        let quality = r
+            .quality
+            .map_or("-".to_string(), |x| x.to_bits().to_string());
         s.push_str(&format!(
-            "{} {} {} {} {} {} {} {secs}\n",
+            "{} {} {} {} {} {} {} {secs} {quality}\n",
             r.chunk,
             r.iteration,
             l.d_loss.to_bits(),
@@ -89,9 +92,13 @@ fn log_from_meta(text: &str) -> Option<Vec<LogRow>> {
     text.lines()
         .map(|line| {
             let w: Vec<&str> = line.split(' ').collect();
-            if w.len() != 8 {
+            if w.len() != 9 {
                 return None;
             }
+            let opt = |x: &str| match x {
+                "-" => Some(None),
+                x => x.parse().ok().map(|b| Some(f64::from_bits(b))),
+            };
             let f = |i: usize| w[i].parse::<u32>().ok().map(f32::from_bits);
             Some(LogRow {
                 chunk: w[0].parse().ok()?,
@@ -103,10 +110,8 @@ fn log_from_meta(text: &str) -> Option<Vec<LogRow>> {
                     aux_gp: f(5)?,
                     g_loss: f(6)?,
                 },
-                seconds: match w[7] {
-                    "-" => None,
-                    x => Some(f64::from_bits(x.parse().ok()?)),
-                },
+                seconds: opt(w[7])?,
+                quality: opt(w[8])?,
             })
         })
         .collect()

@@ -21,6 +21,17 @@ pub enum Profile {
     Tiny,
 }
 
+impl Profile {
+    /// The name used in configs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Default => "default",
+            Profile::Netshare => "netshare",
+            Profile::Tiny => "tiny",
+        }
+    }
+}
+
 /// Every hyperparameter of DoppelGANger as this crate trains it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "ConfigOverrides")]
@@ -69,6 +80,13 @@ pub struct ModelConfig {
     pub log_every: u64,
     /// Add a wall-clock `seconds` column to `train-log.csv` (makes that file differ run to run).
     pub log_wall_time: bool,
+    /// Wall-clock seconds chunk 0 may train for: it stops at the first logged iteration past
+    /// the budget (or at `iterations`, whichever comes first), and every later chunk fine-tunes
+    /// for `fine_tune_fraction` of the steps chunk 0 reached. The step count then depends on
+    /// the machine, so `model.json` records it as `iterations` with no budget: training again
+    /// with that config gives the same bytes. `None`: no budget.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_budget_seconds: Option<f64>,
 }
 
 impl Default for ModelConfig {
@@ -103,6 +121,7 @@ impl ModelConfig {
             checkpoint_every: 1000,
             log_every: 100,
             log_wall_time: false,
+            time_budget_seconds: None,
         };
         match profile {
             Profile::Netshare => base,
@@ -198,6 +217,13 @@ impl ModelConfig {
         if self.log_every == 0 {
             return Err(Error::Config("log_every must be at least 1".into()));
         }
+        if let Some(b) = self.time_budget_seconds
+            && !(b.is_finite() && b > 0.0)
+        {
+            return Err(Error::Config(format!(
+                "time_budget_seconds must be a positive number of seconds, got {b}"
+            )));
+        }
         Ok(())
     }
 }
@@ -228,6 +254,7 @@ struct ConfigOverrides {
     checkpoint_every: Option<u64>,
     log_every: Option<u64>,
     log_wall_time: Option<bool>,
+    time_budget_seconds: Option<f64>,
 }
 
 impl TryFrom<ConfigOverrides> for ModelConfig {
@@ -258,6 +285,7 @@ impl TryFrom<ConfigOverrides> for ModelConfig {
             checkpoint_every: o.checkpoint_every.unwrap_or(b.checkpoint_every),
             log_every: o.log_every.unwrap_or(b.log_every),
             log_wall_time: o.log_wall_time.unwrap_or(b.log_wall_time),
+            time_budget_seconds: o.time_budget_seconds.or(b.time_budget_seconds),
         };
         c.validate()?;
         Ok(c)

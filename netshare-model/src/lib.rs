@@ -54,6 +54,7 @@ mod features;
 mod heads;
 mod lstm;
 mod nets;
+mod quality;
 pub mod sample;
 mod step;
 pub mod train;
@@ -68,6 +69,7 @@ pub use alloc::tune_allocator;
 pub use config::{ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
+pub use lstm::matmul_kernels;
 pub use sample::TrainedModel;
 pub use step::LstmForm;
 pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train};
@@ -75,9 +77,11 @@ pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, tra
 /// This stage's identity in the artifact store. Version 2: critic gradients derived by hand,
 /// fused Adam and grouped generator passes (same maths, different rounding, so new bytes).
 /// Version 3: the feature generator's LSTM fused on the CPU (same maths, new rounding).
+/// Version 4: `train-log.csv` gains the quick quality score at checkpoints (`quality`), and a
+/// time budget may end training early (weights unchanged for a given iteration count).
 pub const STAGE: StageDef = StageDef {
     name: "model",
-    version: 3,
+    version: 4,
 };
 
 /// The store-mode body: reads the encoder's outputs from the run's inputs, trains with
@@ -100,6 +104,9 @@ pub fn run_stage_body(
     ctx.set_summary(serde_json::json!({
         "chunks": trained.model.chunks.len(),
         "iterations": trained.model.chunks.iter().map(|c| c.iterations).collect::<Vec<_>>(),
+        "time_budget_seconds": config.time_budget_seconds,
+        "stopped_by_time_budget": trained.stopped_by_budget,
+        "final_quality": trained.log.iter().rev().find_map(|r| r.quality),
         "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
     }));
     Ok(())

@@ -38,6 +38,12 @@ enum Command {
         /// Seed (overrides the config).
         #[arg(long)]
         seed: Option<u64>,
+        /// Wall-clock seconds chunk 0 may train for (overrides the config's
+        /// `time_budget_seconds`). Training stops at the first logged iteration past it; the
+        /// later chunks fine-tune for their share of the steps reached. model.json records the
+        /// steps as `iterations`, so `--iterations N` without a budget gives the same bytes.
+        #[arg(long, value_name = "SECONDS")]
+        time_budget: Option<f64>,
         /// A JSON config file (a profile name plus overrides); --profile is then ignored.
         #[arg(long)]
         config: Option<PathBuf>,
@@ -98,6 +104,7 @@ fn main() -> Result<()> {
             profile,
             iterations,
             seed,
+            time_budget,
             config,
             checkpoints,
             device: dev,
@@ -117,6 +124,10 @@ fn main() -> Result<()> {
             if let Some(s) = seed {
                 cfg.seed = s;
             }
+            if time_budget.is_some() {
+                cfg.time_budget_seconds = time_budget;
+            }
+            cfg.validate()?;
             let enc = Encoded::from_dir(&encoded)
                 .with_context(|| format!("reading {}", encoded.display()))?;
             let opts = TrainOptions {
@@ -130,6 +141,12 @@ fn main() -> Result<()> {
             trained
                 .write(&output)
                 .with_context(|| format!("writing {}", output.display()))?;
+            if trained.stopped_by_budget {
+                eprintln!(
+                    "time budget reached: chunk 0 trained {} of {} iterations (recorded in model.json)",
+                    trained.model.config.iterations, cfg.iterations
+                );
+            }
             eprintln!("wrote {}", output.display());
         }
         Command::Sample {

@@ -327,6 +327,22 @@ impl<'a> ChunkRun<'a> {
         )
     }
 
+    /// `groups` batches of generated flows, without gradients, as the critics see them:
+    /// attributes `[n, A]` and flattened records `[n, T · (F + 2)]` on the host. Drawn from
+    /// `seed` alone, and nothing in the run changes, so training goes on exactly as without it.
+    pub fn sample_for_score(&self, groups: usize, seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
+        let b = self.cfg.batch_size;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = noise(&self.ctx, self.d, &mut rng, b * groups);
+        let (a, r) = generate_plain(&self.params, self.d, n, groups, self.fused_lstm)?;
+        let host = |t: Tensor<2>| {
+            t.without_autodiff()
+                .try_into_vec_as::<f32>()
+                .map_err(|e| Error::Backend(format!("reading generated flows: {e:?}")))
+        };
+        Ok((host(a)?, host(r)?))
+    }
+
     /// One generator iteration: `critic_steps` critic updates, then one generator update.
     pub fn iteration(&mut self, real: &Real, it: u64, want_losses: bool) -> Result<Option<Losses>> {
         let (cfg, d) = (self.cfg, self.d);

@@ -53,6 +53,9 @@ pub struct LogRow {
     pub losses: Losses,
     /// Wall-clock seconds since the chunk started (only with `log_wall_time`).
     pub seconds: Option<f64>,
+    /// The quick quality score ([`crate::quality`]) at checkpoint iterations and at the last.
+    #[serde(default)]
+    pub quality: Option<f64>,
 }
 
 /// Per-chunk facts in `model.json`.
@@ -96,6 +99,8 @@ pub struct Trained {
     pub weights: Vec<HostTensors>,
     /// The training log, chunk by chunk.
     pub log: Vec<LogRow>,
+    /// Whether chunk 0 stopped at its time budget before its planned iterations.
+    pub stopped_by_budget: bool,
 }
 
 /// How to run training (things that do not change the result).
@@ -234,20 +239,47 @@ fn train_chunk(
         );
     }
     let real = Real::new(&ctx, d, data);
+    let real_host = (
+        data.attributes.as_slice(),
+        crate::data::critic_records(data),
+    );
+    let groups = crate::quality::SCORE_FLOWS.div_ceil(cfg.batch_size);
+    let quality = |run: &ChunkRun, done: u64| -> Result<Option<f64>> {
+        let seed = derive_seed(cfg.seed, &[7, chunk as u64, done]);
+        let (attrs, recs) = run.sample_for_score(groups, seed)?;
+        Ok(crate::quality::score(
+            (real_host.0, &real_host.1),
+            (&attrs, &recs),
+            d.attr,
+            d.max_len * d.rec(),
+        ))
+    };
+    // Only chunk 0 has a time budget; the others get a fixed share of the steps it reached.
+    let budget = if chunk == 0 {
+        cfg.time_budget_seconds
+    } else {
+        None
+    };
     let t0 = Instant::now();
     let base_seconds = log.last().and_then(|r: &LogRow| r.seconds).unwrap_or(0.0);
     bar.set_position(first);
+    let mut stopped_at = None;
     for it in first..iterations {
         if opts.stop_after == Some(it) {
             return Ok(None);
         }
         let done = it + 1;
-        let want = done % cfg.log_every == 0 || done == iterations;
+        let scored =
+            done == iterations || (cfg.checkpoint_every > 0 && done % cfg.checkpoint_every == 0);
+        let want = scored || done % cfg.log_every == 0;
         if let Some(losses) = run.iteration(&real, it, want)? {
             bar.set_message(format!(
                 "d {:+.3} gp {:.3} aux {:+.3} g {:+.3}",
                 losses.d_loss, losses.d_gp, losses.aux_loss, losses.g_loss
             ));
+            // The budget is checked at logged iterations only, so a budgeted run's log ends
+            // with the same row (losses and score) as a run told that many iterations.
+            let over_budget = budget.is_some_and(|b| t0.elapsed().as_secs_f64() >= b);
             log.push(LogRow {
                 chunk,
                 iteration: done,
@@ -255,7 +287,17 @@ fn train_chunk(
                 seconds: cfg
                     .log_wall_time
                     .then(|| base_seconds + t0.elapsed().as_secs_f64()),
+                quality: if scored || over_budget {
+                    quality(&run, done)?
+                } else {
+                    None
+                },
             });
+            if over_budget && done < iterations {
+                stopped_at = Some(done);
+                bar.inc(1);
+                break;
+            }
         }
         bar.inc(1);
         if let Some(p) = &ckpt_path
@@ -266,15 +308,19 @@ fn train_chunk(
             write_checkpoint(p, &fp, &run.checkpoint_tensors()?, done, &log)?;
         }
     }
+    let reached = stopped_at.unwrap_or(iterations);
     let weights = to_host(&run.params)?;
     if let Some(p) = &final_path {
-        write_checkpoint(p, &fp, &weights, iterations, &log)?;
+        write_checkpoint(p, &fp, &weights, reached, &log)?;
     }
-    bar.finish();
+    match stopped_at {
+        Some(n) => bar.finish_with_message(format!("time budget reached at iteration {n}")),
+        None => bar.finish(),
+    }
     Ok(Some(ChunkResult {
         weights,
         log,
-        iterations,
+        iterations: reached,
     }))
 }
 
@@ -299,27 +345,43 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
         .expect("the progress template is valid");
     let bar_for = |chunk: usize| {
         multi
-            .add(ProgressBar::new(cfg.iterations_for(chunk)))
+            .add(ProgressBar::new(0))
             .with_style(style.clone())
             .with_prefix(format!("{chunk:03}"))
     };
-    let train_one = |chunk: usize, start: &HostTensors| -> Result<Option<ChunkResult>> {
-        let data = &encoded.chunks[chunk];
-        if data.n == 0 {
-            return Ok(Some(ChunkResult {
-                weights: start.clone(),
-                log: Vec::new(),
-                iterations: 0,
-            }));
-        }
-        train_chunk(cfg, &d, &specs, opts, chunk, data, start, &bar_for(chunk))
-    };
-    let Some(first) = train_one(0, &init)? else {
+    let train_one =
+        |cfg: &ModelConfig, chunk: usize, start: &HostTensors| -> Result<Option<ChunkResult>> {
+            let data = &encoded.chunks[chunk];
+            if data.n == 0 {
+                return Ok(Some(ChunkResult {
+                    weights: start.clone(),
+                    log: Vec::new(),
+                    iterations: 0,
+                }));
+            }
+            let bar = bar_for(chunk);
+            bar.set_length(cfg.iterations_for(chunk));
+            train_chunk(cfg, &d, &specs, opts, chunk, data, start, &bar)
+        };
+    let Some(first) = train_one(cfg, 0, &init)? else {
         return Ok(None);
+    };
+    // A time budget ends in a plain config: the steps chunk 0 reached and no budget, which is
+    // what `model.json` records and what the later chunks' share is taken of, so training again
+    // with the recorded config gives the same bytes.
+    let stopped_by_budget = cfg.time_budget_seconds.is_some() && first.iterations < cfg.iterations;
+    let effective = ModelConfig {
+        iterations: if cfg.time_budget_seconds.is_some() && encoded.chunks[0].n > 0 {
+            first.iterations
+        } else {
+            cfg.iterations
+        },
+        time_budget_seconds: None,
+        ..cfg.clone()
     };
     let rest: Vec<Result<Option<ChunkResult>>> = (1..encoded.chunks.len())
         .into_par_iter()
-        .map(|c| train_one(c, &first.weights))
+        .map(|c| train_one(&effective, c, &first.weights))
         .collect();
     let mut results = vec![first];
     for r in rest {
@@ -345,7 +407,7 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
         .collect();
     let model = ModelFile {
         format: MODEL_FORMAT.to_string(),
-        config: cfg.clone(),
+        config: effective,
         layout: encoded.layout.clone(),
         max_len: d.max_len,
         chunks,
@@ -356,12 +418,13 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
         model,
         weights,
         log,
+        stopped_by_budget,
     }))
 }
 
 /// The training log as CSV text.
 pub fn log_csv(log: &[LogRow], wall_time: bool) -> String {
-    let mut s = String::from("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss");
+    let mut s = String::from("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss,quality");
     if wall_time {
         s.push_str(",seconds");
     }
@@ -369,8 +432,15 @@ pub fn log_csv(log: &[LogRow], wall_time: bool) -> String {
     for r in log {
         let l = &r.losses;
         s.push_str(&format!(
-            "{},{},{},{},{},{},{}",
-            r.chunk, r.iteration, l.d_loss, l.d_gp, l.aux_loss, l.aux_gp, l.g_loss
+            "{},{},{},{},{},{},{},{}",
+            r.chunk,
+            r.iteration,
+            l.d_loss,
+            l.d_gp,
+            l.aux_loss,
+            l.aux_gp,
+            l.g_loss,
+            r.quality.map_or(String::new(), |q| format!("{q:.6}"))
         ));
         if wall_time {
             s.push_str(&format!(",{:.3}", r.seconds.unwrap_or(0.0)));

@@ -1,7 +1,7 @@
 //! Sigmoid and tanh over f32 slices without libm calls: Cephes' `expf` and `tanhf` polynomials
-//! written branch-free, so the compiler vectorises the loops. On x86-64 a copy compiled for
-//! AVX2 is picked at run time; it does the same IEEE operations (no fused multiply-add), so the
-//! two give the same bits.
+//! written branch-free, so the compiler vectorises the loops. On x86-64 copies compiled for
+//! AVX-512F and for AVX2 are picked at run time; each lane does the same IEEE operations (no
+//! fused multiply-add, no reductions), so every copy gives the same bits.
 
 /// `e^x` for x in [-87, 88] (clamped there): `2^n · e^r` with `n = round(x / ln 2)`.
 #[inline(always)]
@@ -44,15 +44,22 @@ fn tanh(x: f32) -> f32 {
 }
 
 macro_rules! slice_fn {
-    ($name:ident, $avx2:ident, $f:ident) => {
+    ($name:ident, $avx2:ident, $avx512:ident, $f:ident) => {
         /// Applies the function to every element, in place.
         #[allow(unsafe_code)]
         pub(crate) fn $name(x: &mut [f32]) {
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, the only feature the copy is compiled for.
-                unsafe { $avx2(x) };
-                return;
+            {
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F, the only feature the copy is compiled for.
+                    unsafe { $avx512(x) };
+                    return;
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2, the only feature the copy is compiled for.
+                    unsafe { $avx2(x) };
+                    return;
+                }
             }
             for v in x {
                 *v = $f(*v);
@@ -66,11 +73,19 @@ macro_rules! slice_fn {
                 *v = $f(*v);
             }
         }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f")]
+        fn $avx512(x: &mut [f32]) {
+            for v in x {
+                *v = $f(*v);
+            }
+        }
     };
 }
 
-slice_fn!(sigmoid_f32, sigmoid_avx2, sigmoid);
-slice_fn!(tanh_f32, tanh_avx2, tanh);
+slice_fn!(sigmoid_f32, sigmoid_avx2, sigmoid_avx512, sigmoid);
+slice_fn!(tanh_f32, tanh_avx2, tanh_avx512, tanh);
 
 #[cfg(test)]
 mod tests {
@@ -109,7 +124,8 @@ mod tests {
     }
 
     #[test]
-    fn the_avx2_copy_gives_the_portable_bits() {
+    #[allow(unsafe_code)]
+    fn every_simd_copy_gives_the_portable_bits() {
         let xs: Vec<f32> = (-20_000..=20_000).map(|i| i as f32 * 1.37e-3).collect();
         type OnSlice = fn(&mut [f32]);
         type OnOne = fn(f32) -> f32;
@@ -119,6 +135,33 @@ mod tests {
             fast(&mut a);
             let b: Vec<f32> = xs.iter().map(|&x| plain(x)).collect();
             assert_eq!(a, b);
+        }
+        // Each copy the dispatcher may pick, where this CPU can run it.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let mut copies: Vec<(&str, OnSlice, OnOne)> = Vec::new();
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                copies.push(("sigmoid avx2", |x| unsafe { sigmoid_avx2(x) }, sigmoid));
+                copies.push(("tanh avx2", |x| unsafe { tanh_avx2(x) }, tanh));
+            } else {
+                eprintln!("skipped: this CPU has no AVX2, so the AVX2 copies were not compared");
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F.
+                copies.push(("sigmoid avx512", |x| unsafe { sigmoid_avx512(x) }, sigmoid));
+                copies.push(("tanh avx512", |x| unsafe { tanh_avx512(x) }, tanh));
+            } else {
+                eprintln!(
+                    "skipped: this CPU has no AVX-512F, so the AVX-512 copies were not compared"
+                );
+            }
+            for (name, fast, plain) in copies {
+                let mut a = xs.clone();
+                fast(&mut a);
+                let b: Vec<f32> = xs.iter().map(|&x| plain(x)).collect();
+                assert!(a == b, "{name} differs from the portable form");
+            }
         }
     }
 }

@@ -174,23 +174,30 @@ pub(crate) struct Tape<T> {
     pub hs: Vec<T>,
 }
 
-/// Runs the LSTM over all steps: `gates = cond·wa + b + z_t·wz + h·wh`, `c = f ⊙ c + i ⊙ g`,
-/// `h = o ⊙ tanh c`.
-pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
-    let (r, s, h) = (x.rows, x.steps, w.hidden);
-    let g4 = 4 * h;
-    let mut fixed = vec![T::default(); r * g4];
+/// The gates' part that is the same at every step: `b + cond · wa`, `[R, 4H]`.
+fn fixed_gates<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T> {
+    let g4 = 4 * w.hidden;
+    let mut fixed = vec![T::default(); x.rows * g4];
     for row in fixed.chunks_exact_mut(g4) {
         row.copy_from_slice(&w.b);
     }
     matmul(
-        (r, g4, w.attr),
+        (x.rows, g4, w.attr),
         &mut fixed,
         g4,
         true,
         rows(x.cond, w.attr),
         rows(&w.wa, g4),
     );
+    fixed
+}
+
+/// Runs the LSTM over all steps: `gates = cond·wa + b + z_t·wz + h·wh`, `c = f ⊙ c + i ⊙ g`,
+/// `h = o ⊙ tanh c`.
+pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
+    let (r, s, h) = (x.rows, x.steps, w.hidden);
+    let g4 = 4 * h;
+    let fixed = fixed_gates(w, x);
     let mut acts = vec![T::default(); r * s * g4];
     matmul(
         (r * s, g4, w.noise),
@@ -230,33 +237,88 @@ pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
         );
         for row in 0..r {
             let at = row * s + t;
-            let gate = &mut acts[at * g4..(at + 1) * g4];
-            T::sigmoid(&mut gate[..2 * h]);
-            T::tanh(&mut gate[2 * h..3 * h]);
-            T::sigmoid(&mut gate[3 * h..]);
-            let (i, rest) = gate.split_at(h);
-            let (f, rest) = rest.split_at(h);
-            let (g, o) = rest.split_at(h);
             let (before, after) = cs.split_at_mut(at * h);
-            let c_prev = if t == 0 {
+            let c = &mut after[..h];
+            c.copy_from_slice(if t == 0 {
                 &x.c0[row * h..(row + 1) * h]
             } else {
                 &before[(at - 1) * h..at * h]
-            };
-            let c = &mut after[..h];
-            for j in 0..h {
-                c[j] = f[j] * c_prev[j] + i[j] * g[j];
-            }
-            let tc = &mut tcs[at * h..(at + 1) * h];
-            tc.copy_from_slice(c);
-            T::tanh(tc);
-            let hn = &mut hs[at * h..(at + 1) * h];
-            for j in 0..h {
-                hn[j] = o[j] * tc[j];
-            }
+            });
+            cell(
+                &mut acts[at * g4..(at + 1) * g4],
+                c,
+                &mut tcs[at * h..(at + 1) * h],
+                &mut hs[at * h..(at + 1) * h],
+            );
         }
     }
     Tape { acts, cs, tcs, hs }
+}
+
+/// One cell update for one row: activates the gates `[4H]` in place, turns `c` (the previous
+/// cell state on entry) into the new one, and writes `tanh c` and the hidden state.
+#[inline]
+fn cell<T: Float>(gate: &mut [T], c: &mut [T], tc: &mut [T], hn: &mut [T]) {
+    let h = c.len();
+    T::sigmoid(&mut gate[..2 * h]);
+    T::tanh(&mut gate[2 * h..3 * h]);
+    T::sigmoid(&mut gate[3 * h..]);
+    let (i, rest) = gate.split_at(h);
+    let (f, rest) = rest.split_at(h);
+    let (g, o) = rest.split_at(h);
+    for j in 0..h {
+        c[j] = f[j] * c[j] + i[j] * g[j];
+    }
+    tc.copy_from_slice(c);
+    T::tanh(tc);
+    for j in 0..h {
+        hn[j] = o[j] * tc[j];
+    }
+}
+
+/// The hidden states `[R, S, H]` alone, for sampling and for the critics' fake batches, which
+/// need no backward pass. The same operations in the same order as [`forward`], so the same
+/// bits, but one step's gates at a time: `[R, 4H]` stays in cache instead of `[R, S, 4H]`
+/// going through memory, and no tape is kept.
+pub(crate) fn hidden_only<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T> {
+    let (r, s, h) = (x.rows, x.steps, w.hidden);
+    let (g4, zd) = (4 * h, w.noise);
+    let fixed = fixed_gates(w, x);
+    let mut gates = vec![T::default(); r * g4];
+    let mut c = x.c0.to_vec();
+    let mut tc = vec![T::default(); h];
+    let mut hs = vec![T::default(); r * s * h];
+    for t in 0..s {
+        let z_t = Mat {
+            data: &x.z[t * zd..],
+            rs: s * zd,
+            cs: 1,
+        };
+        matmul((r, g4, zd), &mut gates, g4, false, z_t, rows(&w.wz, g4));
+        for (a, &b) in gates.iter_mut().zip(&fixed) {
+            *a += b;
+        }
+        let prev = if t == 0 {
+            rows(x.h0, h)
+        } else {
+            Mat {
+                data: &hs[(t - 1) * h..],
+                rs: s * h,
+                cs: 1,
+            }
+        };
+        matmul((r, g4, h), &mut gates, g4, true, prev, rows(&w.wh, g4));
+        for row in 0..r {
+            let at = row * s + t;
+            cell(
+                &mut gates[row * g4..(row + 1) * g4],
+                &mut c[row * h..(row + 1) * h],
+                &mut tc,
+                &mut hs[at * h..(at + 1) * h],
+            );
+        }
+    }
+    hs
 }
 
 /// Gradients of a block: the weights' and the inputs' (same layouts as they).

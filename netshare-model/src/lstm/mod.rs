@@ -19,6 +19,20 @@ use crate::error::{Error, Result};
 use crate::nets::{Ctx, Dims, Params};
 use host::{Float, Inputs, Tape, Weights};
 
+/// The SIMD kernels the CPU matmuls (gemm: burn's Flex backend and the fused LSTM) use on this
+/// CPU. gemm picks them at run time from the CPU's features, among those it was built with.
+/// Its AVX-512 kernels (its `x86-v4` feature) are not built: on an AMD Zen 4 they made the
+/// training step 4-11 % slower than its AVX2+FMA ones (`bench/RESULTS.md`), and gemm offers no
+/// way to choose between them at run time. The gate activations do use AVX-512 where the CPU
+/// has it, with the same bits as every other copy.
+pub fn matmul_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("fma") {
+        return "gemm AVX2+FMA (AVX-512 kernels not built)";
+    }
+    "gemm, this architecture's kernels"
+}
+
 /// The LSTM's parameters, whose gradients come from here rather than from the autodiff graph.
 pub(crate) const PARAMS: [&str; 4] = [
     "gen_feat.lstm.wa",
@@ -128,8 +142,13 @@ pub(crate) fn hidden(
     ) -> Result<Tensor<2>> {
         let w = weights::<T>(params, d)?;
         let x = HostInputs::new(x.0, x.1, x.2, x.3)?;
-        let tapes = forward_halves(&w, &x, d);
-        Ok(hidden_tensor(ctx, d, x.rows, &tapes))
+        let [top, bottom] = halves(x.rows);
+        let (a, b) = rayon::join(
+            || host::hidden_only(&w, &x.block(d, top)),
+            || host::hidden_only(&w, &x.block(d, bottom)),
+        );
+        let hs: Vec<T> = a.into_iter().chain(b).collect();
+        Ok(ctx.tensor(hs, [x.rows * d.steps, d.lstm]))
     }
     let ctx = Ctx {
         device: cond.device(),

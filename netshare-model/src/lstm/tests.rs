@@ -183,3 +183,30 @@ fn the_f32_fused_states_stay_close_to_the_tensor_form() {
         .fold(0.0f32, f32::max);
     assert!(w <= 2e-6, "f32 states differ by {w:e}");
 }
+
+/// The tape-free forward used for sampling and the critics' fake batches must give exactly the
+/// states the training forward gives (the same operations in the same order), at the
+/// production width (H = 100) so gemm's blocking is the one training uses.
+#[test]
+fn the_tape_free_forward_gives_the_training_forwards_bits() {
+    let mut d = dims();
+    (d.attr, d.feat_noise, d.lstm, d.steps) = (20, 5, 100, 13);
+    let rows = 37;
+    let c = case(&d, rows);
+    for dtype in [DType::F32, DType::F64] {
+        let ctx = ctx(dtype);
+        let params = params_of(&c, &ctx, false);
+        let (cond, z, h0, c0) = inputs_of(&c, &ctx, false);
+        let tape_free = hidden(&params, &d, cond.clone(), z.clone(), h0.clone(), c0.clone())
+            .expect("tape-free forward");
+        let ((), _) = with_grads(&params, &d, (cond, z, h0, c0), |states| {
+            assert_eq!(
+                f64s(states.clone()),
+                f64s(tape_free.clone()),
+                "{dtype:?}: the two forwards differ"
+            );
+            Ok(((), states.zeros_like()))
+        })
+        .expect("training forward");
+    }
+}

@@ -83,3 +83,30 @@ fn a_short_seeded_run_learns_two_flow_types_and_untrained_weights_do_not() {
     let learned = check(&trained(1000));
     assert!(learned.is_empty(), "after training: {learned:?}");
 }
+
+#[test]
+fn the_quality_score_in_the_log_falls_as_the_model_learns() {
+    let enc = two_flow_types(500, 1, 1);
+    let cfg = netshare_model::ModelConfig {
+        checkpoint_every: 100,
+        ..crate::tiny(1000, 3)
+    };
+    let t = netshare_model::train(&cfg, &enc, &TrainOptions::default())
+        .expect("train")
+        .expect("not stopped");
+    let scores: Vec<(u64, f64)> = t
+        .log
+        .iter()
+        .filter_map(|r| r.quality.map(|q| (r.iteration, q)))
+        .collect();
+    assert_eq!(
+        scores.iter().map(|s| s.0).collect::<Vec<_>>(),
+        (1..=10).map(|k| k * 100).collect::<Vec<_>>()
+    );
+    let (first, last) = (scores[0].1, scores[scores.len() - 1].1);
+    eprintln!("quality scores: {scores:?}");
+    assert!(
+        last < 0.6 * first,
+        "the score did not fall: {first} at 100 iterations, {last} at 1000"
+    );
+}

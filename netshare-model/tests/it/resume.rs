@@ -198,3 +198,41 @@ fn store_mode_killed_with_sigkill_resumes_to_the_same_outputs() {
         "scratch removed after commit"
     );
 }
+
+#[test]
+fn a_time_budget_stops_at_a_logged_iteration_and_its_recorded_config_gives_the_same_bytes() {
+    let budgeted = netshare_model::ModelConfig {
+        time_budget_seconds: Some(1e-9),
+        ..tiny(200, 5)
+    };
+    let enc = two_flow_types(120, 3, 9);
+    let t = netshare_model::train(&budgeted, &enc, &TrainOptions::default())
+        .expect("train")
+        .expect("not stopped");
+    assert!(t.stopped_by_budget);
+    // A 1 ns budget is spent by the first iteration; training stops at the first logged one.
+    let n = budgeted.log_every;
+    assert_eq!(t.model.config.iterations, n);
+    assert_eq!(t.model.config.time_budget_seconds, None);
+    let its: Vec<u64> = t.model.chunks.iter().map(|c| c.iterations).collect();
+    assert_eq!(its, vec![n, n.div_ceil(4), n.div_ceil(4)]);
+    // The last row of chunk 0 carries the score, as a run told n iterations writes it.
+    let last = t.log.iter().rfind(|r| r.chunk == 0).expect("a chunk 0 row");
+    assert_eq!(last.iteration, n);
+    assert!(last.quality.is_some());
+    let dir = tempfile::tempdir().expect("tempdir");
+    t.write(dir.path()).expect("write");
+    let reproduced = run(&tiny(n, 5), &TrainOptions::default());
+    assert!(
+        dir_bytes(dir.path()) == reproduced,
+        "training with the recorded config gave other bytes"
+    );
+    // A budget that is never reached changes nothing either.
+    let generous = netshare_model::ModelConfig {
+        time_budget_seconds: Some(1e6),
+        ..tiny(30, 5)
+    };
+    assert!(
+        run(&generous, &TrainOptions::default()) == run(&tiny(30, 5), &TrainOptions::default())
+    );
+}

@@ -59,7 +59,7 @@ fn the_stage_writes_model_weights_and_log_and_is_cached_the_second_time() {
     assert_eq!(m.n_chunks(), 2);
     let log = std::fs::read_to_string(&files["train-log.csv"]).expect("log");
     assert!(
-        log.starts_with("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss\n"),
+        log.starts_with("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss,quality\n"),
         "{log}"
     );
     assert!(

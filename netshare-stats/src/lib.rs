@@ -1,6 +1,7 @@
 //! Statistical primitives with the exact definitions of scipy / scikit-learn, so values can be
 //! checked against them: Jensen-Shannon divergence, 1-D Wasserstein distance, mutual
-//! information, Spearman correlation and ROC AUC.
+//! information, Spearman correlation and ROC AUC. Their one home: the evaluator's metrics and
+//! the trainer's quick quality score both use them.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
