@@ -16,6 +16,6 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader ||
 cargo build --release -p netshare-model --features cuda --example bench_train
 bench=target/release/examples/bench_train
 echo "== GPU (burn cuda), ${steps} generator steps =="
-"$bench" ${encoded:+"$encoded"} --device cuda --steps "$steps" --warmup 20 --no-torch
+"$bench" ${encoded:+"$encoded"} --t 2 --profiles netshare --device cuda --steps "$steps" --warmup 20 --no-torch
 echo "== CPU (burn flex, all cores), 20 generator steps =="
-"$bench" ${encoded:+"$encoded"} --device cpu --steps 20 --warmup 3 --no-torch
+"$bench" ${encoded:+"$encoded"} --t 2 --profiles netshare --device cpu --steps 20 --warmup 3 --no-torch

@@ -37,9 +37,10 @@
 //!
 //! # Benchmark and GPU
 //!
-//! `RAYON_NUM_THREADS=2 cargo run --release -p netshare-model --example bench_train -- DIR`
-//! times generator steps (each with its critic steps) at the `netshare` sizes on the encoder's
-//! tensors in DIR, next to `bench/torch_step.py` (the same architecture in PyTorch). The `cuda`
+//! `RAYON_NUM_THREADS=2 cargo xtask bench train -- [DIR ...]` times generator steps (each with
+//! its critic steps) at the `default` and `netshare` sizes, over T = 2, 16, 200 of random
+//! UGR16-shaped tensors or on the encoder's tensors in each DIR, next to `bench/torch_step.py`
+//! (the same architecture in PyTorch), and names the CPU. The `cuda`
 //! feature adds burn's CUDA backend (`--device cuda`); `scripts/gpu-step-rate.sh` builds it and
 //! prints the GPU step rate.
 #![deny(missing_docs)]
