@@ -12,7 +12,9 @@
 //!
 //! Options: `--steps N` (default 20), `--warmup N` (default 3), `--device cpu|cuda`,
 //! `--no-torch`, `--tensor-lstm` (also time the tensor-op LSTM, the form before the fused one),
-//! `--python PYTHON`, `--json PATH` (the table as JSON, with the CPU it ran on).
+//! `--python PYTHON`, `--json PATH` (the table as JSON, with the CPU it ran on),
+//! `--compare-kernels` (burn alone with gemm's AVX2 and then its AVX-512 kernels, each in a
+//! process of its own, to check the per-CPU choice of `choose_matmul_kernels` on a machine).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +37,7 @@ struct Args {
     tensor_lstm: bool,
     python: String,
     json: Option<PathBuf>,
+    compare_kernels: bool,
 }
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>>
@@ -73,6 +76,7 @@ fn args() -> Result<Args> {
         tensor_lstm: false,
         python: "python3".into(),
         json: None,
+        compare_kernels: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -91,6 +95,7 @@ fn args() -> Result<Args> {
             "--tensor-lstm" => a.tensor_lstm = true,
             "--python" => a.python = val()?,
             "--json" => a.json = Some(PathBuf::from(val()?)),
+            "--compare-kernels" => a.compare_kernels = true,
             "-h" | "--help" => {
                 println!("{}", HELP);
                 std::process::exit(0);
@@ -107,7 +112,7 @@ fn args() -> Result<Args> {
 
 const HELP: &str = "bench_train [ENCODED_DIR ...] [--t 2,16,200] [--n 989] \
 [--profiles default,netshare] [--sample-lens 1] [--steps 20] [--warmup 3] [--device cpu|cuda] \
-[--no-torch] [--tensor-lstm] [--python PYTHON] [--json PATH]
+[--no-torch] [--tensor-lstm] [--python PYTHON] [--json PATH] [--compare-kernels]
 
 Seconds per generator step (with its critic steps), burn next to PyTorch on the same tensors.
 Without ENCODED_DIR: random tensors of UGR16's encoded shape for each T in --t.";
@@ -232,9 +237,67 @@ fn torch_step(
     ))
 }
 
+/// Runs this benchmark again, burn only, once with each of gemm's x86 kernel sets (the choice
+/// is fixed at a process's first matmul, hence one process each), and prints them side by side.
+fn compare_kernels() -> Result<()> {
+    if !cfg!(target_arch = "x86_64") {
+        bail!("--compare-kernels compares x86-64 kernels");
+    }
+    #[cfg(target_arch = "x86_64")]
+    if !std::arch::is_x86_feature_detected!("avx512f") {
+        bail!("this CPU has no AVX-512F, so there is nothing to compare");
+    }
+    let tmp = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let rest: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|x| x != "--compare-kernels")
+        .collect();
+    let mut runs = Vec::new();
+    for k in ["avx2", "avx512"] {
+        let out = tmp.path().join(format!("{k}.json"));
+        println!("== NETSHARE_MATMUL={k} ==");
+        let status = Command::new(&exe)
+            .args(&rest)
+            .args(["--no-torch", "--json"])
+            .arg(&out)
+            .env("NETSHARE_MATMUL", k)
+            .status()?;
+        if !status.success() {
+            bail!("the {k} run failed ({status})");
+        }
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out)?)?;
+        runs.push(v);
+    }
+    println!(
+        "\n| set | T | profile | sample_len | AVX2 s/step (mean) | AVX-512 s/step (mean) | AVX-512 / AVX2 time |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let rows = |v: &serde_json::Value| v["rows"].as_array().cloned().unwrap_or_default();
+    for (x, y) in rows(&runs[0]).iter().zip(rows(&runs[1])) {
+        let mean =
+            |r: &serde_json::Value| r["timings"][0]["mean_seconds"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "| {} | {} | {} | {} | {:.4} | {:.4} | {:.2} |",
+            x["set"].as_str().unwrap_or("?"),
+            x["t"],
+            x["profile"].as_str().unwrap_or("?"),
+            x["sample_len"],
+            mean(x),
+            mean(&y),
+            mean(&y) / mean(x)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     netshare_model::tune_allocator();
+    let kernels = netshare_model::choose_matmul_kernels();
     let a = args()?;
+    if a.compare_kernels {
+        return compare_kernels();
+    }
     let tmp = tempfile::tempdir()?;
     let mut sets: Vec<(String, PathBuf)> = Vec::new();
     if a.encoded.is_empty() {
@@ -258,7 +321,7 @@ fn main() -> Result<()> {
     let mut report = Report {
         cpu: cpu(),
         threads: threads.clone(),
-        matmul_kernels: netshare_model::matmul_kernels(),
+        matmul_kernels: kernels.describe(),
         steps: a.steps,
         warmup: a.warmup,
         rows: Vec::new(),
@@ -270,7 +333,8 @@ fn main() -> Result<()> {
         report.cpu.simd_flags.join(" ")
     );
     println!(
-        "matmul kernels: {}; threads {threads}; {} timed steps after {} warm-up",
+        "matmul kernels: {} (chosen per CPU model; NETSHARE_MATMUL=avx2|avx512 overrides); \
+         threads {threads}; {} timed steps after {} warm-up",
         report.matmul_kernels, a.steps, a.warmup
     );
     println!(

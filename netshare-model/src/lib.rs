@@ -70,7 +70,7 @@ pub use alloc::tune_allocator;
 pub use config::{ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
-pub use lstm::matmul_kernels;
+pub use lstm::{MatmulKernels, choose_matmul_kernels, kernels_for, matmul_kernels};
 pub use sample::TrainedModel;
 pub use step::LstmForm;
 pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train};
@@ -108,6 +108,7 @@ pub fn run_stage_body(
         "time_budget_seconds": config.time_budget_seconds,
         "stopped_by_time_budget": trained.stopped_by_budget,
         "final_quality": trained.log.iter().rev().find_map(|r| r.quality),
+        "matmul_kernels": matmul_kernels().describe(),
         "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
     }));
     Ok(())

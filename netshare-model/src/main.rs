@@ -97,6 +97,7 @@ fn device(d: DeviceArg) -> Result<burn::tensor::Device> {
 
 fn main() -> Result<()> {
     netshare_model::tune_allocator();
+    netshare_model::choose_matmul_kernels();
     match Cli::parse().command {
         Command::Train {
             encoded,

@@ -155,6 +155,7 @@ fn generate(g: GenerateArgs) -> Result<()> {
 
 fn main() -> Result<()> {
     netshare_model::tune_allocator();
+    netshare_model::choose_matmul_kernels();
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Convert(a)) => {

@@ -19,18 +19,107 @@ use crate::error::{Error, Result};
 use crate::nets::{Ctx, Dims, Params};
 use host::{Float, Inputs, Tape, Weights};
 
-/// The SIMD kernels the CPU matmuls (gemm: burn's Flex backend and the fused LSTM) use on this
-/// CPU. gemm picks them at run time from the CPU's features, among those it was built with.
-/// Its AVX-512 kernels (its `x86-v4` feature) are not built: on an AMD Zen 4 they made the
-/// training step 4-11 % slower than its AVX2+FMA ones (`bench/RESULTS.md`), and gemm offers no
-/// way to choose between them at run time. The gate activations do use AVX-512 where the CPU
-/// has it, with the same bits as every other copy.
-pub fn matmul_kernels() -> &'static str {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
-        return "gemm AVX2+FMA (AVX-512 kernels not built)";
+/// Which of gemm's kernels the CPU matmuls (burn's Flex backend and the fused LSTM) use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatmulKernels {
+    /// 256-bit AVX2 with FMA (or the architecture's own kernels off x86-64).
+    Avx2,
+    /// 512-bit AVX-512F.
+    Avx512,
+}
+
+impl MatmulKernels {
+    /// A short description for logs and manifests.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MatmulKernels::Avx2 => "gemm AVX2+FMA",
+            MatmulKernels::Avx512 => "gemm AVX-512F",
+        }
     }
-    "gemm, this architecture's kernels"
+}
+
+/// The kernels [`choose_matmul_kernels`] picks for a CPU: AVX-512F on Intel CPUs that have
+/// it, AVX2+FMA otherwise. On an AMD Zen 4, which splits 512-bit operations in two, the
+/// AVX-512 kernels made the training step 1-14 % slower (`bench/RESULTS.md`); Intel server
+/// CPUs have two 512-bit FMA units. `overridden` is `NETSHARE_MATMUL` (`avx2` or `avx512`).
+pub fn kernels_for(vendor: &str, has_avx512f: bool, overridden: Option<&str>) -> MatmulKernels {
+    let wanted = match overridden.map(str::trim) {
+        Some("avx512") => true,
+        Some("avx2") => false,
+        _ => vendor == "GenuineIntel",
+    };
+    if wanted && has_avx512f {
+        MatmulKernels::Avx512
+    } else {
+        MatmulKernels::Avx2
+    }
+}
+
+/// Chooses gemm's matmul kernels for this process by CPU model ([`kernels_for`]), from
+/// `/proc/cpuinfo`'s vendor and the CPU's features, unless `NETSHARE_MATMUL=avx2|avx512` says
+/// otherwise. Call it at the start of `main`, before the first matmul: each element type's
+/// kernel is fixed at its first use. Without the call a process uses AVX2+FMA. The choice is
+/// the same for every run on one machine, so a seed still gives the same bytes there; another
+/// choice rounds differently.
+pub fn choose_matmul_kernels() -> MatmulKernels {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let vendor = cpuinfo
+            .lines()
+            .find(|l| l.starts_with("vendor_id"))
+            .and_then(|l| l.split_once(':'))
+            .map_or("", |(_, v)| v.trim());
+        let overridden = std::env::var("NETSHARE_MATMUL").ok();
+        let k = kernels_for(
+            vendor,
+            std::arch::is_x86_feature_detected!("avx512f"),
+            overridden.as_deref(),
+        );
+        gemm_common::set_x86_v4(k == MatmulKernels::Avx512);
+        k
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    MatmulKernels::Avx2
+}
+
+/// The kernels this process's matmuls use (what [`choose_matmul_kernels`] set, or AVX2+FMA).
+pub fn matmul_kernels() -> MatmulKernels {
+    #[cfg(target_arch = "x86_64")]
+    if gemm_common::get_x86_v4() && std::arch::is_x86_feature_detected!("avx512f") {
+        return MatmulKernels::Avx512;
+    }
+    MatmulKernels::Avx2
+}
+
+#[cfg(test)]
+mod kernel_choice {
+    use super::*;
+
+    #[test]
+    fn avx512_is_chosen_on_intel_only_unless_overridden_and_never_without_the_feature() {
+        assert_eq!(
+            kernels_for("GenuineIntel", true, None),
+            MatmulKernels::Avx512
+        );
+        assert_eq!(kernels_for("AuthenticAMD", true, None), MatmulKernels::Avx2);
+        assert_eq!(
+            kernels_for("GenuineIntel", false, None),
+            MatmulKernels::Avx2
+        );
+        assert_eq!(
+            kernels_for("AuthenticAMD", true, Some("avx512")),
+            MatmulKernels::Avx512
+        );
+        assert_eq!(
+            kernels_for("GenuineIntel", true, Some("avx2")),
+            MatmulKernels::Avx2
+        );
+        assert_eq!(
+            kernels_for("AuthenticAMD", false, Some("avx512")),
+            MatmulKernels::Avx2
+        );
+    }
 }
 
 /// The LSTM's parameters, whose gradients come from here rather than from the autodiff graph.

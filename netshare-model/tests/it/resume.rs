@@ -236,3 +236,48 @@ fn a_time_budget_stops_at_a_logged_iteration_and_its_recorded_config_gives_the_s
         run(&generous, &TrainOptions::default()) == run(&tiny(30, 5), &TrainOptions::default())
     );
 }
+
+/// gemm's AVX2 and AVX-512 kernels accumulate each output in the same order, so the per-CPU
+/// kernel choice does not change a model's bytes. Runs where the CPU has AVX-512F.
+#[test]
+fn the_avx2_and_avx512_matmul_kernels_train_to_the_same_bytes() {
+    #[cfg(target_arch = "x86_64")]
+    let has = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let has = false;
+    if !has {
+        eprintln!("skipped: this CPU has no AVX-512F, so there is only one kernel set to run");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let enc = dir.path().join("enc");
+    netshare_model::testing::write_encoded(
+        &netshare_model::testing::ugr16_shaped(300, 4, 1, 3),
+        &enc,
+    )
+    .expect("encoded");
+    let train = |kernels: &str| {
+        let out = dir.path().join(kernels);
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_netshare-model"))
+            .args([
+                "train",
+                "--profile",
+                "default",
+                "--iterations",
+                "20",
+                "--seed",
+                "4",
+            ])
+            .arg(&enc)
+            .arg("-o")
+            .arg(&out)
+            .env("NETSHARE_MATMUL", kernels)
+            .status()
+            .expect("spawn netshare-model");
+        assert!(status.success(), "{kernels}: {status}");
+        dir_bytes(&out)
+    };
+    let (a, b) = (train("avx2"), train("avx512"));
+    assert_eq!(a.len(), 3);
+    assert!(a == b, "the kernel sets gave different bytes");
+}
