@@ -32,13 +32,32 @@ pub struct Segment {
 ///
 /// The two-way `gen_flag` is not part of `features`: tensors carry it separately as a 0/1 mask
 /// and the model adds its own two-way head for it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Layout {
     /// Attribute heads, in tensor order.
     pub attributes: Vec<Segment>,
     /// Feature heads, in tensor order.
     pub features: Vec<Segment>,
+    /// Records the model emits per LSTM step. The encoder's setting (it pads every flow's time
+    /// length T to a multiple of it); the model reads it from here, so it is set in one place.
+    /// Layouts written before it was carried read as 1 (then the default of both configs).
+    #[serde(default = "one")]
+    pub sample_len: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            attributes: Vec::new(),
+            features: Vec::new(),
+            sample_len: 1,
+        }
+    }
 }
 
 impl Layout {
@@ -121,6 +140,7 @@ mod tests {
                 },
             ],
             features: vec![],
+            sample_len: 1,
         };
         let offs: Vec<usize> = l.attribute_offsets().iter().map(|(o, _)| *o).collect();
         assert_eq!(offs, vec![0, 2, 3]);

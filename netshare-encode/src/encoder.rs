@@ -274,6 +274,7 @@ impl FittedEncoder {
         Layout {
             attributes,
             features,
+            sample_len: self.sample_len,
         }
     }
 

@@ -33,10 +33,11 @@ pub use table::{FiveTuple, Table, Value};
 
 use netshare_core::stage::StageDef;
 
-/// This stage's identity in the artifact store.
+/// This stage's identity in the artifact store. Version 4: `layout.json` carries
+/// `sample_len`, which the model now reads from there instead of its own config.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 3,
+    version: 4,
 };
 
 /// Reads a `layout.json` (as written by this stage).

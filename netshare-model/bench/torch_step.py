@@ -129,7 +129,7 @@ def main():
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     cfg = {
-        "sample_len": 1, "attr_noise_dim": 5, "feat_noise_dim": 5, "gen_hidden": 512,
+        "attr_noise_dim": 5, "feat_noise_dim": 5, "gen_hidden": 512,
         "gen_layers": 5, "lstm_hidden": 100, "critic_hidden": 512, "critic_layers": 5,
         "batch_size": 100, "critic_steps": 5, "gp_lambda": 10.0, "aux_weight": 1.0,
         "lr": 1e-4, "beta1": 0.5, "beta2": 0.999, "seed": 0,
@@ -139,6 +139,8 @@ def main():
     torch.manual_seed(cfg["seed"])
     with open(os.path.join(a.encoded, "layout.json")) as f:
         layout = json.load(f)
+    # Records per LSTM step: the encoder's setting, in the layout, unless the bench overrides it.
+    cfg.setdefault("sample_len", layout.get("sample_len", 1))
     t = read_safetensors(os.path.join(a.encoded, "train-000.safetensors"))
     attributes, features, gen_flag = t["attributes"], t["features"], t["gen_flag"]
     N, T, F_ = features.shape

@@ -189,8 +189,11 @@ fn torch_step(
     a: &Args,
     dir: &Path,
     cfg: &ModelConfig,
+    sample_len: usize,
     threads: &str,
 ) -> Result<(String, f64, f64)> {
+    let mut cfg_json = serde_json::to_value(cfg)?;
+    cfg_json["sample_len"] = sample_len.into();
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/torch_step.py");
     let mut cmd = Command::new(&a.python);
     // On a shared machine OpenMP's default spin-waiting makes 2-thread torch several times
@@ -214,7 +217,7 @@ fn torch_step(
         .arg(dir)
         .args(["--steps", &a.steps.to_string()])
         .args(["--warmup", &a.warmup.to_string()])
-        .args(["--config-json", &serde_json::to_string(cfg)?])
+        .args(["--config-json", &cfg_json.to_string()])
         .args(["--threads", if threads == "all" { "0" } else { threads }])
         .output()
         .with_context(|| format!("running {} {}", a.python, script.display()))?;
@@ -342,17 +345,17 @@ fn main() -> Result<()> {
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (label, dir) in &sets {
-        let enc = Encoded::from_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-        let c = &enc.chunks[0];
+        let mut enc =
+            Encoded::from_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+        let c = enc.chunks[0].clone();
         for &p in &a.profiles {
             for &s in &a.sample_lens {
                 if s == 0 || !c.max_len.is_multiple_of(s) {
                     continue;
                 }
-                let cfg = ModelConfig {
-                    sample_len: s,
-                    ..ModelConfig::profile(p)
-                };
+                // sample_len is the encoder's setting, carried by the layout.
+                enc.layout.sample_len = s;
+                let cfg = ModelConfig::profile(p);
                 let mut forms = vec![(LstmForm::Fused, "")];
                 if a.device == "cpu" && a.tensor_lstm {
                     forms.push((LstmForm::TensorOps, ", tensor LSTM"));
@@ -375,7 +378,7 @@ fn main() -> Result<()> {
                 }
                 let mut rate = None;
                 if a.torch {
-                    let (name, mean, min) = torch_step(&a, dir, &cfg, &threads)?;
+                    let (name, mean, min) = torch_step(&a, dir, &cfg, s, &threads)?;
                     rate = Some(mean / timings[0].mean_seconds);
                     timings.push(Timing {
                         implementation: name,

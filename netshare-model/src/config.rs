@@ -40,8 +40,6 @@ pub struct ModelConfig {
     pub profile: Profile,
     /// Seed of every random draw (initial weights, noise, batches, interpolation weights).
     pub seed: u64,
-    /// Records emitted per LSTM step; the tensors' time length must be a multiple of it.
-    pub sample_len: usize,
     /// Noise dimensions of the attribute generator.
     pub attr_noise_dim: usize,
     /// Noise dimensions per LSTM step of the feature generator.
@@ -101,7 +99,6 @@ impl ModelConfig {
         let base = ModelConfig {
             profile,
             seed: 0,
-            sample_len: 1,
             attr_noise_dim: 5,
             feat_noise_dim: 5,
             gen_hidden: 512,
@@ -172,7 +169,6 @@ impl ModelConfig {
     /// Checks values that would make training meaningless or impossible.
     pub fn validate(&self) -> Result<()> {
         let positive = [
-            ("sample_len", self.sample_len),
             ("attr_noise_dim", self.attr_noise_dim),
             ("feat_noise_dim", self.feat_noise_dim),
             ("gen_hidden", self.gen_hidden),
@@ -234,6 +230,7 @@ impl ModelConfig {
 struct ConfigOverrides {
     profile: Profile,
     seed: Option<u64>,
+    /// Refused with a pointer to the encoder (the model reads it from the layout).
     sample_len: Option<usize>,
     attr_noise_dim: Option<usize>,
     feat_noise_dim: Option<usize>,
@@ -261,11 +258,17 @@ impl TryFrom<ConfigOverrides> for ModelConfig {
     type Error = Error;
 
     fn try_from(o: ConfigOverrides) -> Result<Self> {
+        if o.sample_len.is_some() {
+            return Err(Error::Config(
+                "sample_len is the encoder's setting (encode.sample_len; layout.json carries it \
+                 to the model), not the model's"
+                    .into(),
+            ));
+        }
         let b = ModelConfig::profile(o.profile);
         let c = ModelConfig {
             profile: o.profile,
             seed: o.seed.unwrap_or(b.seed),
-            sample_len: o.sample_len.unwrap_or(b.sample_len),
             attr_noise_dim: o.attr_noise_dim.unwrap_or(b.attr_noise_dim),
             feat_noise_dim: o.feat_noise_dim.unwrap_or(b.feat_noise_dim),
             gen_hidden: o.gen_hidden.unwrap_or(b.gen_hidden),

@@ -96,10 +96,11 @@ impl Dims {
         if layout.attributes.is_empty() {
             return Err("layout has no attribute heads".into());
         }
-        if max_len == 0 || !max_len.is_multiple_of(config.sample_len) {
+        let sample_len = layout.sample_len;
+        if sample_len == 0 || max_len == 0 || !max_len.is_multiple_of(sample_len) {
             return Err(format!(
-                "time length {max_len} is not a positive multiple of sample_len {}",
-                config.sample_len
+                "time length {max_len} is not a positive multiple of the layout's sample_len \
+                 {sample_len}"
             ));
         }
         let mut feat_segs = layout.features.clone();
@@ -112,8 +113,8 @@ impl Dims {
             attr: layout.attribute_dim(),
             feat: layout.feature_dim(),
             max_len,
-            sample_len: config.sample_len,
-            steps: max_len / config.sample_len,
+            sample_len,
+            steps: max_len / sample_len,
             attr_noise: config.attr_noise_dim,
             feat_noise: config.feat_noise_dim,
             gen_hidden: config.gen_hidden,

@@ -37,6 +37,7 @@ pub mod two_types {
 pub fn two_flow_types(n: usize, chunks: usize, seed: u64) -> Encoded {
     use two_types::*;
     let layout = Layout {
+        sample_len: 1,
         attributes: vec![
             seg("proto", 2, Activation::Softmax),
             seg("dstport", 1, Activation::Tanh),
@@ -100,6 +101,7 @@ pub fn ugr16_shaped(n: usize, max_len: usize, n_chunks: usize, seed: u64) -> Enc
     let layout = Layout {
         attributes,
         features,
+        sample_len: 1,
     };
     let (a, f) = (layout.attribute_dim(), layout.feature_dim());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

@@ -184,6 +184,34 @@ fn stage_command(
     cmd
 }
 
+/// Validates every stage's config (each binary's `--plan`, which needs no inputs for that)
+/// before anything runs, so a bad value fails at once rather than after the stages before it.
+fn check_configs(tc: &Toolchain, store: &Store, stages: &[&StageSpec]) -> Result<()> {
+    for stage in stages {
+        let out = stage_command(tc, store, stage, &BTreeMap::new())
+            .arg("--plan")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("spawning {} --plan", tc.bin_path(&stage.bin).display()))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let message: Vec<&str> = err
+                .lines()
+                .take_while(|l| !l.starts_with("Stack backtrace"))
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            bail!(
+                "stage {} ({}) refuses its config, so nothing was run:\n{}",
+                stage.id,
+                stage.bin,
+                message.join("\n")
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Runs the pipeline's stages in order (all of them, or up to and including `until`).
 pub fn run(
     tc: &Toolchain,
@@ -204,6 +232,7 @@ pub fn run(
         None => p.stages.iter().collect(),
     };
     tc.build(&stages.iter().map(|s| s.bin.as_str()).collect::<Vec<_>>())?;
+    check_configs(tc, store, &stages)?;
     let rev = git_rev(&tc.root);
     let mut done: BTreeMap<String, Manifest> = BTreeMap::new();
     let mut results = Vec::new();

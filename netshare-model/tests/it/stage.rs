@@ -94,3 +94,44 @@ fn configs_are_a_profile_plus_overrides_and_unknown_fields_are_refused() {
     let e = serde_json::from_str::<ModelConfig>(r#"{"batch_size":1}"#).expect_err("batch of one");
     assert!(e.to_string().contains("batch_size"), "{e}");
 }
+
+/// `sample_len` has one home, the encoder's config, and reaches the model in `layout.json`:
+/// the model refuses it in its own config (also in the `--plan` check the driver runs before
+/// any stage), and trains with the layout's value.
+#[test]
+fn sample_len_comes_from_the_layout_and_the_model_config_refuses_it() {
+    let e = serde_json::from_str::<ModelConfig>(r#"{"sample_len":5}"#).expect_err("refused");
+    assert!(e.to_string().contains("encode.sample_len"), "{e}");
+    let store = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_netshare-model"))
+        .args(["store", "--plan", "--config-json", r#"{"sample_len":5}"#])
+        .arg("--store")
+        .arg(store.path())
+        .output()
+        .expect("spawn");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("encode.sample_len"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // T = 6 with two records per step: 3 LSTM steps, and the sampled flows keep T = 6.
+    let mut enc = netshare_model::testing::two_flow_types(40, 1, 2);
+    enc.layout.sample_len = 2;
+    let t = netshare_model::train(
+        &crate::tiny(5, 1),
+        &enc,
+        &netshare_model::TrainOptions::default(),
+    )
+    .expect("train")
+    .expect("not stopped");
+    assert_eq!(t.model.layout.sample_len, 2);
+    enc.layout.sample_len = 4;
+    let e = netshare_model::train(
+        &crate::tiny(5, 1),
+        &enc,
+        &netshare_model::TrainOptions::default(),
+    )
+    .expect_err("6 is not a multiple of 4");
+    assert!(e.to_string().contains("sample_len 4"), "{e}");
+}

@@ -28,6 +28,7 @@ fn layout() -> Layout {
     Layout {
         attributes,
         features: vec![seg("interarrival", 1, Activation::Sigmoid)],
+        sample_len: 1,
     }
 }
 
