@@ -32,6 +32,18 @@ impl Profile {
     }
 }
 
+/// Which weights a chunk's training ends with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Keep {
+    /// The weights of the last iteration.
+    #[default]
+    Last,
+    /// The weights at the scored iteration (each checkpoint and the last) with the lowest quick
+    /// quality score (`crate::quality`); the earliest on a tie.
+    Best,
+}
+
 /// Every hyperparameter of DoppelGANger as this crate trains it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "ConfigOverrides")]
@@ -85,6 +97,10 @@ pub struct ModelConfig {
     /// with that config gives the same bytes. `None`: no budget.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub time_budget_seconds: Option<f64>,
+    /// Which weights each chunk ends with: the last iteration's, or the best-scoring
+    /// checkpoint's ([`Keep`]).
+    #[serde(skip_serializing_if = "is_last")]
+    pub keep: Keep,
 }
 
 impl Default for ModelConfig {
@@ -119,6 +135,7 @@ impl ModelConfig {
             log_every: 100,
             log_wall_time: false,
             time_budget_seconds: None,
+            keep: Keep::Last,
         };
         match profile {
             Profile::Netshare => base,
@@ -224,6 +241,10 @@ impl ModelConfig {
     }
 }
 
+fn is_last(k: &Keep) -> bool {
+    *k == Keep::Last
+}
+
 /// The written form of a config: a profile and any fields that override it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -252,6 +273,7 @@ struct ConfigOverrides {
     log_every: Option<u64>,
     log_wall_time: Option<bool>,
     time_budget_seconds: Option<f64>,
+    keep: Option<Keep>,
 }
 
 impl TryFrom<ConfigOverrides> for ModelConfig {
@@ -289,6 +311,7 @@ impl TryFrom<ConfigOverrides> for ModelConfig {
             log_every: o.log_every.unwrap_or(b.log_every),
             log_wall_time: o.log_wall_time.unwrap_or(b.log_wall_time),
             time_budget_seconds: o.time_budget_seconds.or(b.time_budget_seconds),
+            keep: o.keep.unwrap_or(b.keep),
         };
         c.validate()?;
         Ok(c)

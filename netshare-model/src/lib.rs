@@ -67,7 +67,7 @@ pub mod testing;
 use netshare_core::stage::{BodyError, StageCtx, StageDef};
 
 pub use alloc::tune_allocator;
-pub use config::{ModelConfig, Profile};
+pub use config::{Keep, ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
 pub use lstm::{MatmulKernels, choose_matmul_kernels, kernels_for, matmul_kernels};

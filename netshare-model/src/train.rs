@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{fingerprint, read_checkpoint, write_checkpoint};
-use crate::config::ModelConfig;
+use crate::config::{Keep, ModelConfig};
 use crate::data::Encoded;
 use crate::error::{Error, Result};
 use crate::nets::{self, Ctx, Dims, Params, Spec};
@@ -70,6 +70,9 @@ pub struct ChunkSummary {
     pub iterations: u64,
     /// Where training started: `scratch` or `chunk-000`.
     pub initialised_from: String,
+    /// With `keep = "best"`: the iteration whose weights were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_iteration: Option<u64>,
     /// Losses at the last logged iteration.
     pub final_losses: Losses,
 }
@@ -186,6 +189,17 @@ struct ChunkResult {
     iterations: u64,
 }
 
+/// The scored iteration with the lowest quality score in a chunk's log, the earliest on a tie:
+/// the one whose weights `keep = "best"` keeps.
+fn best_scored(log: &[LogRow]) -> Option<(u64, f64)> {
+    log.iter()
+        .filter_map(|r| r.quality.map(|q| (r.iteration, q)))
+        .fold(None, |best, (it, q)| match best {
+            Some((_, b)) if b <= q => best,
+            _ => Some((it, q)),
+        })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn train_chunk(
     cfg: &ModelConfig,
@@ -207,6 +221,10 @@ fn train_chunk(
         .checkpoint_dir
         .as_ref()
         .map(|p| p.join(format!("ckpt-{chunk:03}.safetensors")));
+    let best_path = opts
+        .checkpoint_dir
+        .as_ref()
+        .map(|p| p.join(format!("best-{chunk:03}.safetensors")));
     if let Some(p) = &final_path
         && let Some((t, it, log)) = read_checkpoint(p, &fp)?
     {
@@ -224,6 +242,7 @@ fn train_chunk(
     };
     let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start, LstmForm::Fused);
     let mut log = Vec::new();
+    let mut best_weights: Option<HostTensors> = None;
     let mut first = 0;
     if let Some(p) = &ckpt_path
         && let Some((t, it, rows)) = read_checkpoint(p, &fp)?
@@ -231,6 +250,14 @@ fn train_chunk(
         run.restore(p, &t, it)?;
         first = it;
         log = rows;
+        // The best weights so far, kept beside the checkpoint.
+        if cfg.keep == Keep::Best
+            && let Some(bp) = &best_path
+            && let Some((w, bit, _)) = read_checkpoint(bp, &fp)?
+            && best_scored(&log).map(|b| b.0) == Some(bit)
+        {
+            best_weights = Some(w);
+        }
         // Said on stderr whatever the progress setting: a user (and the crash test) must be
         // able to tell a resumed run from one that silently started again.
         eprintln!(
@@ -293,6 +320,17 @@ fn train_chunk(
                     None
                 },
             });
+            let last = log.last().expect("a row was just pushed");
+            if cfg.keep == Keep::Best
+                && last.quality.is_some()
+                && best_scored(&log).map(|b| b.0) == Some(done)
+            {
+                let w = to_host(&run.params)?;
+                if let Some(bp) = &best_path {
+                    write_checkpoint(bp, &fp, &w, done, &[])?;
+                }
+                best_weights = Some(w);
+            }
             if over_budget && done < iterations {
                 stopped_at = Some(done);
                 bar.inc(1);
@@ -309,7 +347,10 @@ fn train_chunk(
         }
     }
     let reached = stopped_at.unwrap_or(iterations);
-    let weights = to_host(&run.params)?;
+    let weights = match best_weights {
+        Some(w) if cfg.keep == Keep::Best => w,
+        _ => to_host(&run.params)?,
+    };
     if let Some(p) = &final_path {
         write_checkpoint(p, &fp, &weights, reached, &log)?;
     }
@@ -402,6 +443,9 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
             } else {
                 "chunk-000".into()
             },
+            kept_iteration: (cfg.keep == Keep::Best)
+                .then(|| best_scored(&r.log).map(|b| b.0))
+                .flatten(),
             final_losses: r.log.last().map(|l| l.losses).unwrap_or_default(),
         })
         .collect();

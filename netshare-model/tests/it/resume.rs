@@ -281,3 +281,44 @@ fn the_avx2_and_avx512_matmul_kernels_train_to_the_same_bytes() {
     assert_eq!(a.len(), 3);
     assert!(a == b, "the kernel sets gave different bytes");
 }
+
+/// `keep = "best"` ends a chunk with the weights of its best-scoring checkpoint: the same bytes
+/// as a run told to stop at that iteration.
+#[test]
+fn keeping_the_best_checkpoint_gives_the_weights_of_a_run_stopped_there() {
+    let enc = two_flow_types(120, 1, 9);
+    let best_cfg = netshare_model::ModelConfig {
+        keep: netshare_model::Keep::Best,
+        checkpoint_every: 20,
+        ..tiny(120, 5)
+    };
+    let t = netshare_model::train(&best_cfg, &enc, &TrainOptions::default())
+        .expect("train")
+        .expect("not stopped");
+    let scores: Vec<(u64, f64)> = t
+        .log
+        .iter()
+        .filter_map(|r| r.quality.map(|q| (r.iteration, q)))
+        .collect();
+    assert_eq!(scores.len(), 6, "{scores:?}");
+    let min = scores.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
+    let kept = scores.iter().find(|s| s.1 == min).expect("a minimum").0;
+    assert_eq!(t.model.chunks[0].kept_iteration, Some(kept));
+    let stopped = netshare_model::ModelConfig {
+        checkpoint_every: 20,
+        ..tiny(kept, 5)
+    };
+    let s = netshare_model::train(&stopped, &enc, &TrainOptions::default())
+        .expect("train")
+        .expect("not stopped");
+    assert!(
+        t.weights[0] == s.weights[0],
+        "kept weights differ from iteration {kept}'s"
+    );
+    if kept != 120 {
+        let last = netshare_model::train(&tiny(120, 5), &enc, &TrainOptions::default())
+            .expect("train")
+            .expect("not stopped");
+        assert!(t.weights[0] != last.weights[0]);
+    }
+}
