@@ -185,7 +185,7 @@ impl Adam {
                 };
                 Ok((pick(&|hm| &hm.m), pick(&|hm| &hm.v)))
             }
-            State::Device { m, v } => Ok((crate::train::to_host(m)?, crate::train::to_host(v)?)),
+            State::Device { m, v } => Ok((crate::host::to_host(m)?, crate::host::to_host(v)?)),
         }
     }
 
@@ -201,8 +201,8 @@ impl Adam {
                 }
             }
             State::Device { m: dm, v: dv } => {
-                *dm = crate::train::to_device(ctx, &m);
-                *dv = crate::train::to_device(ctx, &v);
+                *dm = crate::host::to_device(ctx, &m);
+                *dv = crate::host::to_device(ctx, &v);
             }
         }
     }
@@ -263,13 +263,13 @@ mod tests {
                 adam.step(&cfg, &ctx, &mut params, g.clone()).expect("step");
             }
             let (m, v) = adam.moments().expect("moments");
-            (crate::train::to_host(&params).expect("params"), m, v)
+            (crate::host::to_host(&params).expect("params"), m, v)
         };
         let (fused, tensor) = (run(true), run(false));
         assert_eq!(fused, tensor);
         assert_ne!(
             fused.0,
-            crate::train::to_host(&start).expect("start"),
+            crate::host::to_host(&start).expect("start"),
             "the steps moved the weights"
         );
     }

@@ -8,8 +8,9 @@ use netshare_core::tensors::ChunkTensors;
 
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::log::{LogRow, Losses};
 use crate::nets::Dims;
-use crate::train::{LogRow, Losses, derive_seed};
+use crate::seed::derive_seed;
 use crate::weights::{self, HostTensors};
 
 /// A fingerprint of what a checkpoint belongs to, so a stale file is never resumed.

@@ -11,9 +11,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 use crate::features;
+use crate::host::to_device;
+use crate::model_file::{MODEL_FORMAT, ModelFile};
 use crate::nets::{self, Ctx, Dims};
+use crate::seed::derive_seed;
 use crate::step::feat_noise;
-use crate::train::{MODEL_FORMAT, ModelFile, derive_seed, to_device};
 use crate::weights::{self, HostTensors};
 
 /// A trained model, ready to sample. See the crate docs for the API contract.

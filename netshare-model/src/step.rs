@@ -14,8 +14,10 @@ use crate::config::ModelConfig;
 use crate::data::critic_records;
 use crate::error::{Error, Result};
 use crate::features;
+use crate::host::{scalar, to_device, to_host};
+use crate::log::Losses;
 use crate::nets::{self, Ctx, Dims, Group, Params, Spec};
-use crate::train::{Losses, derive_seed, scalar, to_device, to_host};
+use crate::seed::derive_seed;
 use crate::weights::HostTensors;
 use crate::{heads, lstm};
 

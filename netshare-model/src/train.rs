@@ -2,96 +2,29 @@
 //! checkpoints that make a killed run resume to the same bytes, the training log and the
 //! `model.json` summary. The iteration itself is in [`crate::step`].
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use burn::tensor::{DType, Device, Tensor};
+use burn::tensor::{DType, Device};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use netshare_core::layout::Layout;
 use netshare_core::tensors::ChunkTensors;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::checkpoint::{fingerprint, read_checkpoint, write_checkpoint};
 use crate::config::{Keep, ModelConfig};
 use crate::data::Encoded;
 use crate::error::{Error, Result};
-use crate::nets::{self, Ctx, Dims, Params, Spec};
+use crate::host::to_host;
+pub use crate::log::{LogRow, Losses, log_csv};
+pub use crate::model_file::{ChunkSummary, MODEL_FORMAT, ModelFile};
+use crate::nets::{self, Ctx, Dims, Spec};
+pub(crate) use crate::seed::derive_seed;
 use crate::step::{ChunkRun, LstmForm, Real};
 use crate::weights::{self, HostTensors};
-
-/// Name and format tag of `model.json`.
-pub const MODEL_FORMAT: &str = "netshare.model.v1";
-
-/// Losses of one logged generator iteration.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Losses {
-    /// Critic Wasserstein term: mean D(fake) − mean D(real).
-    pub d_loss: f32,
-    /// Critic gradient penalty (λ included).
-    pub d_gp: f32,
-    /// Auxiliary critic Wasserstein term.
-    pub aux_loss: f32,
-    /// Auxiliary critic gradient penalty (λ included).
-    pub aux_gp: f32,
-    /// Generator loss −D(fake) − aux_weight · D_aux(fake).
-    pub g_loss: f32,
-}
-
-/// One row of `train-log.csv`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LogRow {
-    /// Chunk index.
-    pub chunk: usize,
-    /// Generator iterations done.
-    pub iteration: u64,
-    /// The losses at that iteration.
-    pub losses: Losses,
-    /// Wall-clock seconds since the chunk started (only with `log_wall_time`).
-    pub seconds: Option<f64>,
-    /// The quick quality score ([`crate::quality`]) at checkpoint iterations and at the last.
-    #[serde(default)]
-    pub quality: Option<f64>,
-}
-
-/// Per-chunk facts in `model.json`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChunkSummary {
-    /// Chunk index.
-    pub chunk: usize,
-    /// Flows in the chunk's training tensors.
-    pub flows: usize,
-    /// Generator iterations done.
-    pub iterations: u64,
-    /// Where training started: `scratch` or `chunk-000`.
-    pub initialised_from: String,
-    /// With `keep = "best"`: the iteration whose weights were kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kept_iteration: Option<u64>,
-    /// Losses at the last logged iteration.
-    pub final_losses: Losses,
-}
-
-/// The content of `model.json`: everything needed to rebuild the networks around the weights.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelFile {
-    /// Always [`MODEL_FORMAT`].
-    pub format: String,
-    /// The resolved config.
-    pub config: ModelConfig,
-    /// The encoder's layout the heads were built from.
-    pub layout: Layout,
-    /// Records per flow T.
-    pub max_len: usize,
-    /// One entry per chunk, in order.
-    pub chunks: Vec<ChunkSummary>,
-}
 
 /// Everything a training run produces.
 #[derive(Clone, Debug)]
@@ -130,56 +63,12 @@ impl Default for TrainOptions {
     }
 }
 
-/// A seed for one purpose at one place of training (so no RNG state needs checkpointing).
-pub(crate) fn derive_seed(seed: u64, parts: &[u64]) -> u64 {
-    let mut x = seed ^ 0x9E37_79B9_7F4A_7C15;
-    for &p in parts {
-        x = x.wrapping_add(p).wrapping_add(0x9E37_79B9_7F4A_7C15);
-        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        x ^= x >> 31;
-    }
-    x
-}
-
 /// Chunk 0's starting weights: drawn from the config's seed.
 fn initial_weights(cfg: &ModelConfig, specs: &[Spec]) -> HostTensors {
     nets::init_host(
         specs,
         &mut ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[0])),
     )
-}
-
-pub(crate) fn to_device(ctx: &Ctx, host: &HostTensors) -> Params {
-    host.iter()
-        .map(|(k, (shape, v))| {
-            let t: Tensor<2> =
-                ctx.tensor(v.clone(), [shape[0], shape.get(1).copied().unwrap_or(1)]);
-            (k.clone(), t)
-        })
-        .collect()
-}
-
-pub(crate) fn to_host(params: &Params) -> Result<HostTensors> {
-    let mut out = BTreeMap::new();
-    for (k, t) in params {
-        let shape = t.dims().to_vec();
-        let v = t
-            .clone()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Backend(format!("reading {k}: {e:?}")))?;
-        out.insert(k.clone(), (shape, v));
-    }
-    Ok(out)
-}
-
-pub(crate) fn scalar(t: Tensor<1>, what: &str) -> Result<f32> {
-    let v = t
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Backend(format!("reading {what}: {e:?}")))?;
-    v.first()
-        .copied()
-        .ok_or_else(|| Error::Backend(format!("{what} is empty")))
 }
 
 /// What one chunk's training returns.
@@ -464,34 +353,6 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
         log,
         stopped_by_budget,
     }))
-}
-
-/// The training log as CSV text.
-pub fn log_csv(log: &[LogRow], wall_time: bool) -> String {
-    let mut s = String::from("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss,quality");
-    if wall_time {
-        s.push_str(",seconds");
-    }
-    s.push('\n');
-    for r in log {
-        let l = &r.losses;
-        s.push_str(&format!(
-            "{},{},{},{},{},{},{},{}",
-            r.chunk,
-            r.iteration,
-            l.d_loss,
-            l.d_gp,
-            l.aux_loss,
-            l.aux_gp,
-            l.g_loss,
-            r.quality.map_or(String::new(), |q| format!("{q:.6}"))
-        ));
-        if wall_time {
-            s.push_str(&format!(",{:.3}", r.seconds.unwrap_or(0.0)));
-        }
-        s.push('\n');
-    }
-    s
 }
 
 impl Trained {

@@ -1,0 +1,63 @@
+//! The training log: losses and the quick quality score of logged iterations, and its CSV form
+//! (`train-log.csv`).
+
+use serde::{Deserialize, Serialize};
+
+/// Losses of one logged generator iteration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Losses {
+    /// Critic Wasserstein term: mean D(fake) − mean D(real).
+    pub d_loss: f32,
+    /// Critic gradient penalty (λ included).
+    pub d_gp: f32,
+    /// Auxiliary critic Wasserstein term.
+    pub aux_loss: f32,
+    /// Auxiliary critic gradient penalty (λ included).
+    pub aux_gp: f32,
+    /// Generator loss −D(fake) − aux_weight · D_aux(fake).
+    pub g_loss: f32,
+}
+
+/// One row of `train-log.csv`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    /// Chunk index.
+    pub chunk: usize,
+    /// Generator iterations done.
+    pub iteration: u64,
+    /// The losses at that iteration.
+    pub losses: Losses,
+    /// Wall-clock seconds since the chunk started (only with `log_wall_time`).
+    pub seconds: Option<f64>,
+    /// The quick quality score ([`crate::quality`]) at checkpoint iterations and at the last.
+    #[serde(default)]
+    pub quality: Option<f64>,
+}
+
+/// The training log as CSV text.
+pub fn log_csv(log: &[LogRow], wall_time: bool) -> String {
+    let mut s = String::from("chunk,iteration,d_loss,d_gp,aux_loss,aux_gp,g_loss,quality");
+    if wall_time {
+        s.push_str(",seconds");
+    }
+    s.push('\n');
+    for r in log {
+        let l = &r.losses;
+        s.push_str(&format!(
+            "{},{},{},{},{},{},{},{}",
+            r.chunk,
+            r.iteration,
+            l.d_loss,
+            l.d_gp,
+            l.aux_loss,
+            l.aux_gp,
+            l.g_loss,
+            r.quality.map_or(String::new(), |q| format!("{q:.6}"))
+        ));
+        if wall_time {
+            s.push_str(&format!(",{:.3}", r.seconds.unwrap_or(0.0)));
+        }
+        s.push('\n');
+    }
+    s
+}
