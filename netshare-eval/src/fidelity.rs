@@ -51,6 +51,9 @@ pub struct Metric {
     pub definition: String,
     /// Whether lower values are better (false: higher is better).
     pub lower_is_better: bool,
+    /// What the value leaves out or why it is undefined, when anything (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Metric {
@@ -61,7 +64,14 @@ impl Metric {
             convention: convention.to_string(),
             definition: definition.into(),
             lower_is_better: true,
+            note: None,
         }
+    }
+
+    /// The same metric with a note (see [`Metric::note`]).
+    pub fn with_note(mut self, note: Option<String>) -> Metric {
+        self.note = note;
+        self
     }
 
     /// A metric that is better when higher.
@@ -87,7 +97,18 @@ pub fn emd_fields(kind: TraceKind) -> &'static [&'static str] {
 /// Finite values of a field, prepared for EMD: `ts`/`time` relative to the trace's first
 /// (earliest) record, `flow_size` as packets per five-tuple, other fields raw.
 pub fn emd_sample(t: &Table, field: &str) -> Vec<f64> {
-    match field {
+    emd_sample_counted(t, field).0
+}
+
+/// [`emd_sample`] and how many non-finite values (NaN, ±∞) it left out.
+pub fn emd_sample_counted(t: &Table, field: &str) -> (Vec<f64>, usize) {
+    let raw: &[f64] = match field {
+        "ts" | "time" => &t.time_us,
+        "flow_size" => &[],
+        other => t.value(other).unwrap_or_default(),
+    };
+    let dropped = raw.iter().filter(|v| !v.is_finite()).count();
+    let sample = match field {
         "ts" | "time" => {
             let first = t
                 .time_us
@@ -106,7 +127,8 @@ pub fn emd_sample(t: &Table, field: &str) -> Vec<f64> {
             .value(other)
             .map(|v| v.iter().copied().filter(|x| x.is_finite()).collect())
             .unwrap_or_default(),
-    }
+    };
+    (sample, dropped)
 }
 
 /// Records per five-tuple, one value per five-tuple.
@@ -172,12 +194,36 @@ pub fn jsd(real: &Table, syn: &Table, field: &str, convention: Convention) -> Op
 
 /// The EMD of one field under a convention.
 pub fn emd(real: &Table, syn: &Table, field: &str, convention: Convention) -> Option<f64> {
-    let mut u = emd_sample(real, field);
-    let mut v = emd_sample(syn, field);
+    emd_noted(real, syn, field, convention).0
+}
+
+/// [`emd`], and a note when non-finite values were left out or the value is undefined.
+pub fn emd_noted(
+    real: &Table,
+    syn: &Table,
+    field: &str,
+    convention: Convention,
+) -> (Option<f64>, Option<String>) {
+    let (mut u, du) = emd_sample_counted(real, field);
+    let (mut v, dv) = emd_sample_counted(syn, field);
     if convention == Convention::Netdpsyn {
         rescale(&mut u, &mut v);
     }
-    stats::wasserstein(&u, &v)
+    let value = stats::wasserstein(&u, &v);
+    let mut notes = Vec::new();
+    if du + dv > 0 {
+        notes.push(format!(
+            "left out {du} non-finite reference value(s) and {dv} non-finite candidate value(s)"
+        ));
+    }
+    if value.is_none() {
+        notes.push(format!(
+            "undefined: {} finite reference and {} finite candidate value(s)",
+            u.len(),
+            v.len()
+        ));
+    }
+    (value, (!notes.is_empty()).then(|| notes.join("; ")))
 }
 
 fn jsd_definition(field: &str, c: Convention) -> String {
@@ -230,15 +276,58 @@ pub fn distributional(
                     ),
                 )
             } else {
+                let (value, note) = emd_noted(real, syn, field, convention);
                 (
                     format!("emd_{field}"),
-                    Metric::lower(
-                        emd(real, syn, field, convention),
-                        convention.name(),
-                        emd_definition(field, convention),
-                    ),
+                    Metric::lower(value, convention.name(), emd_definition(field, convention))
+                        .with_note(note),
                 )
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod note_tests {
+    use super::*;
+    use crate::table::Column;
+
+    fn flows(td: &[f64], pkt: &[f64]) -> Table {
+        let n = td.len();
+        Table {
+            kind: TraceKind::Flows,
+            srcip: vec![1; n],
+            dstip: vec![2; n],
+            srcport: vec![3; n],
+            dstport: vec![4; n],
+            proto: vec![6; n],
+            time_us: (0..n).map(|i| i as f64).collect(),
+            values: vec![
+                Column {
+                    name: "td",
+                    data: td.to_vec(),
+                },
+                Column {
+                    name: "pkt",
+                    data: pkt.to_vec(),
+                },
+            ],
+            label: vec![String::new(); n],
+        }
+    }
+
+    #[test]
+    fn non_finite_values_left_out_of_an_emd_are_counted_in_its_note() {
+        let real = flows(&[1.0, 2.0, f64::NAN], &[3.0, 4.0, 5.0]);
+        let syn = flows(&[1.0, f64::INFINITY, 2.0], &[3.0, 4.0, 5.0]);
+        let (v, note) = emd_noted(&real, &syn, "td", Convention::Netshare);
+        // {1, 2} against {1, 2}: 0, with one value left out on each side.
+        assert_eq!(v, Some(0.0));
+        assert_eq!(
+            note.as_deref(),
+            Some("left out 1 non-finite reference value(s) and 1 non-finite candidate value(s)")
+        );
+        let (v, note) = emd_noted(&real, &real, "pkt", Convention::Netshare);
+        assert_eq!((v, note), (Some(0.0), None));
+    }
 }

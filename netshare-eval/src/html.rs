@@ -174,7 +174,25 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
             for c in &comps {
                 let _ = write!(h, "<td>{}</td>", metric_cell(get(c).and_then(|m| m.value)));
             }
-            let _ = write!(h, "<td class=\"l note\">{}</td></tr>", esc(&m0.definition));
+            // Any comparison's note (values left out, undefined), named by comparison.
+            let notes: Vec<String> = comps
+                .iter()
+                .filter_map(|c| {
+                    get(c)
+                        .and_then(|m| m.note.as_ref())
+                        .map(|n| format!("{c}: {n}"))
+                })
+                .collect();
+            let _ = write!(
+                h,
+                "<td class=\"l note\">{}{}</td></tr>",
+                esc(&m0.definition),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("<br><b>note</b>: {}", esc(&notes.join("; ")))
+                }
+            );
         }
     }
     h.push_str("</table>");

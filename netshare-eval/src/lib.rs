@@ -31,10 +31,12 @@ pub use fidelity::{Convention, Metric};
 pub use report::{EvalConfig, Inputs, Report};
 pub use table::Table;
 
-/// This stage's identity in the artifact store.
+/// This stage's identity in the artifact store. Version 3: metrics carry a `note` when values
+/// were left out (non-finite EMD samples, counted) or the value is undefined, and the report
+/// plots the model's quick quality score against training time.
 pub const STAGE: StageDef = StageDef {
     name: "eval",
-    version: 2,
+    version: 3,
 };
 
 /// Paths of the inputs of one evaluation by role.
