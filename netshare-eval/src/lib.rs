@@ -17,6 +17,7 @@ pub mod joint;
 pub mod ml;
 pub mod report;
 pub mod sketch;
+pub mod stage;
 pub use netshare_stats as stats;
 pub mod svg;
 pub mod table;

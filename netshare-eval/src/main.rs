@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use netshare_core::stage::{StoreArgs, run_from_args};
+use netshare_core::stage::StoreArgs;
 use netshare_eval::{Convention, EvalConfig, InputPaths};
 
 /// Judge synthetic network traces against the real one: NetShare's fidelity metrics, joint and
@@ -143,31 +143,7 @@ fn run() -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Cmd::Store(args) => {
-            run_from_args::<EvalConfig, _>(&args, &netshare_eval::STAGE, |cfg, ctx| {
-                let get = |name: &str| ctx.inputs().get(name).cloned();
-                let paths = InputPaths {
-                    real: ctx.input("real")?.to_path_buf(),
-                    synthetic: get("synthetic"),
-                    marginals: get("marginals"),
-                    reference_impl: get("reference-impl"),
-                    half_a: get("half-a"),
-                    half_b: get("half-b"),
-                    train: get("train"),
-                    train_log: get("train-log"),
-                };
-                let inputs = netshare_eval::load_inputs(&paths)?;
-                let dir = ctx
-                    .output("report.json")
-                    .parent()
-                    .map(PathBuf::from)
-                    .unwrap_or_default();
-                let r = netshare_eval::evaluate(&inputs, cfg, &dir)?;
-                ctx.set_summary(serde_json::json!({
-                    "comparisons": r.comparisons.keys().collect::<Vec<_>>(),
-                    "convention": cfg.convention.name(),
-                }));
-                Ok(())
-            })?;
+            netshare_eval::stage::run_store(&args)?;
             Ok(ExitCode::SUCCESS)
         }
     }

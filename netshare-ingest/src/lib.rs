@@ -4,7 +4,7 @@
 //! - [`ingest_files`] / [`ingest_named`]: trace files to one time-ordered `records.parquet`
 //!   plus an [`IngestReport`], streaming with flat memory;
 //! - [`read_packets_from_bytes`] and [`parse_flows_csv`]: in-memory readers for tests and tools;
-//! - [`run_store`]: the stage body in store mode (inputs `trace` or `trace.0`, `trace.1`, ...).
+//! - [`stage`]: the stage in store mode (inputs `trace` or `trace.0`, `trace.1`, ...).
 //!
 //! Damaged input is data: frames and rows that give no record are counted by reason, a file
 //! that stops early keeps what was complete and says where it stopped. `Err` is for I/O, an
@@ -18,13 +18,14 @@ pub mod flows;
 pub mod packets;
 pub mod report;
 pub mod sort;
+pub mod stage;
 
 use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use netshare_core::records::{FlowColumns, META_DIALECT, PacketColumns, ROW_GROUP_ROWS, TraceKind};
-use netshare_core::stage::{StageCtx, StageDef};
+use netshare_core::stage::StageDef;
 use serde::{Deserialize, Serialize};
 
 pub use capture::{CaptureFormat, CaptureReader, Damage, Frame};
@@ -436,63 +437,9 @@ fn in_memory_report(
     }
 }
 
-/// The trace inputs of a store run: `trace`, or `trace.0`, `trace.1`, ... in numeric order.
-pub fn trace_inputs(ctx: &StageCtx) -> std::result::Result<Vec<(String, PathBuf)>, String> {
-    let mut numbered = Vec::new();
-    let mut single = None;
-    for (name, path) in ctx.inputs() {
-        if name == "trace" {
-            single = Some((name.clone(), path.clone()));
-        } else if let Some(n) = name.strip_prefix("trace.") {
-            let i: u64 = n
-                .parse()
-                .map_err(|_| format!("input {name:?}: expected trace.<number>"))?;
-            numbered.push((i, name.clone(), path.clone()));
-        } else {
-            return Err(format!(
-                "unexpected input {name:?}; ingest takes `trace` or `trace.0`, `trace.1`, ..."
-            ));
-        }
-    }
-    numbered.sort();
-    match (single, numbered.is_empty()) {
-        (Some(s), true) => Ok(vec![s]),
-        (None, false) => Ok(numbered.into_iter().map(|(_, n, p)| (n, p)).collect()),
-        (Some(_), false) => Err("give either `trace` or `trace.N` inputs, not both".into()),
-        (None, true) => Err("no input: ingest takes `trace` or `trace.0`, `trace.1`, ...".into()),
-    }
-}
-
-/// The stage body in store mode: writes `records.parquet` and `ingest-report.json`.
-pub fn store_body(
-    cfg: &IngestConfig,
-    ctx: &mut StageCtx,
-) -> std::result::Result<(), netshare_core::stage::BodyError> {
-    let inputs = trace_inputs(ctx)?;
-    let opts = IngestOptions {
-        spill_dir: Some(ctx.scratch_dir()?.to_path_buf()),
-        progress: None,
-    };
-    let out = ctx.output(RECORDS_OUTPUT);
-    let report = ingest_named(&inputs, cfg, &out, &opts)?;
-    write_report(&report, &ctx.output(REPORT_OUTPUT))?;
-    ctx.set_schema(RECORDS_OUTPUT, report.kind.schema_name());
-    ctx.set_summary(report.manifest_summary());
-    Ok(())
-}
-
 /// Writes a report as pretty JSON.
 pub fn write_report(report: &IngestReport, path: &Path) -> Result<()> {
     let mut text = serde_json::to_string_pretty(report).expect("a report always serialises");
     text.push('\n');
     std::fs::write(path, text).map_err(|e| IngestError::io("writing", path, e))
-}
-
-/// Runs the stage in store mode from command-line arguments (prints the manifest).
-pub fn run_store(
-    args: &netshare_core::stage::StoreArgs,
-) -> Result<netshare_core::stage::RunOutcome> {
-    Ok(netshare_core::stage::run_from_args::<IngestConfig, _>(
-        args, &STAGE, store_body,
-    )?)
 }

@@ -65,7 +65,7 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     let cli = Cli::parse();
     if let Some(Command::Store(args)) = cli.command {
-        netshare_ingest::run_store(&args).context("ingest in store mode")?;
+        netshare_ingest::stage::run_store(&args).context("ingest in store mode")?;
         return Ok(());
     }
     let a = cli.standalone;

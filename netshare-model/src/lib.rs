@@ -32,7 +32,7 @@
 //! # Training
 //!
 //! [`train`] trains chunk 0 from scratch, then every other chunk from chunk 0's weights for
-//! `fine_tune_fraction` of the budget, in parallel. The stage body [`run_stage_body`] adds
+//! `fine_tune_fraction` of the budget, in parallel. The stage body ([`stage::body`]) adds
 //! checkpoints in the run's scratch directory, so a killed run resumes to the same bytes.
 //!
 //! # Benchmark and GPU
@@ -61,6 +61,7 @@ mod nets;
 mod quality;
 pub mod sample;
 mod seed;
+pub mod stage;
 mod step;
 pub mod train;
 pub mod weights;
@@ -68,7 +69,7 @@ pub mod weights;
 #[doc(hidden)]
 pub mod testing;
 
-use netshare_core::stage::{BodyError, StageCtx, StageDef};
+use netshare_core::stage::StageDef;
 
 pub use alloc::tune_allocator;
 pub use config::{Keep, ModelConfig, Profile};
@@ -88,32 +89,3 @@ pub const STAGE: StageDef = StageDef {
     name: "model",
     version: 4,
 };
-
-/// The store-mode body: reads the encoder's outputs from the run's inputs, trains with
-/// checkpoints in the run's scratch directory, writes `model.json`, `weights-NNN.safetensors`
-/// and `train-log.csv`.
-pub fn run_stage_body(
-    config: &ModelConfig,
-    ctx: &mut StageCtx,
-    options: TrainOptions,
-) -> std::result::Result<(), BodyError> {
-    let encoded = Encoded::from_inputs(ctx.inputs())?;
-    let opts = TrainOptions {
-        checkpoint_dir: Some(ctx.scratch_dir()?.to_path_buf()),
-        ..options
-    };
-    let trained = train(config, &encoded, &opts)?.ok_or("training was stopped before the end")?;
-    let out = ctx.output("model.json");
-    let dir = out.parent().ok_or("the output directory has no parent")?;
-    trained.write(dir)?;
-    ctx.set_summary(serde_json::json!({
-        "chunks": trained.model.chunks.len(),
-        "iterations": trained.model.chunks.iter().map(|c| c.iterations).collect::<Vec<_>>(),
-        "time_budget_seconds": config.time_budget_seconds,
-        "stopped_by_time_budget": trained.stopped_by_budget,
-        "final_quality": trained.log.iter().rev().find_map(|r| r.quality),
-        "matmul_kernels": matmul_kernels().describe(),
-        "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
-    }));
-    Ok(())
-}

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use netshare_core::stage::{StoreArgs, run_from_args};
+use netshare_core::stage::StoreArgs;
 use netshare_model::{Encoded, ModelConfig, Profile, TrainOptions, TrainedModel};
 
 /// DoppelGANger in burn: trains the generator on the encoder's tensors, samples from it.
@@ -172,13 +172,7 @@ fn main() -> Result<()> {
             );
         }
         Command::Store { args } => {
-            run_from_args::<ModelConfig, _>(&args, &netshare_model::STAGE, |cfg, ctx| {
-                let opts = TrainOptions {
-                    progress: true,
-                    ..TrainOptions::default()
-                };
-                netshare_model::run_stage_body(cfg, ctx, opts)
-            })?;
+            netshare_model::stage::run_store(&args)?;
         }
     }
     Ok(())

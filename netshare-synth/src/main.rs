@@ -4,11 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use netshare_core::stage::{StoreArgs, run_from_args};
-use netshare_synth::STAGE;
+use netshare_core::stage::StoreArgs;
 use netshare_synth::convert::{ConvertOptions, convert};
 use netshare_synth::generate::{SynthConfig, SynthInputs, synthesize};
-use netshare_synth::stage::run_stage_body;
 use netshare_synth::write::{CaptureFormat, CsvDialect, LinkType, OutputFormat, PacketOptions};
 
 /// Samples a trained NetShare model and writes a synthetic trace (Parquet plus CSV for flows
@@ -170,7 +168,7 @@ fn main() -> Result<()> {
             println!("{}", serde_json::to_string_pretty(&summary)?);
         }
         Some(Command::Store(args)) => {
-            run_from_args(&args, &STAGE, run_stage_body).context("synth stage")?;
+            netshare_synth::stage::run_store(&args).context("synth stage")?;
         }
         None => generate(cli.generate)?,
     }

@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use fixtures::captures::{PcapOpts, Wrap, lt, pcap, sample_frames};
 use netshare_core::Store;
 use netshare_core::stage::run_stage;
-use netshare_ingest::{IngestConfig, IngestReport, STAGE, store_body};
+use netshare_ingest::stage::body as store_body;
+use netshare_ingest::{IngestConfig, IngestReport, STAGE};
 
 #[test]
 fn store_mode_merges_numbered_traces_and_writes_both_outputs() {

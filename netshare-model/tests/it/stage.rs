@@ -29,7 +29,7 @@ fn the_stage_writes_model_weights_and_log_and_is_cached_the_second_time() {
     }
     let config = serde_json::json!({"profile": "tiny", "iterations": 12, "seed": 4});
     let body = |c: &ModelConfig, ctx: &mut netshare_core::stage::StageCtx| {
-        netshare_model::run_stage_body(c, ctx, TrainOptions::default())
+        netshare_model::stage::body_with(c, ctx, TrainOptions::default())
     };
     let first = run_stage(&store, &netshare_model::STAGE, &config, &inputs, body).expect("run");
     assert!(!first.cached);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use netshare_core::stage::{StoreArgs, run_from_args};
+use netshare_core::stage::StoreArgs;
 use netshare_synth::baseline::{self, BaselineConfig, BaselineKind};
 
 /// Baselines for evaluation: an independent-marginals sample of a real records file, or the
@@ -56,30 +56,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Cmd::Store(args)) = &cli.cmd {
-        run_from_args::<BaselineConfig, _>(args, &baseline::BASELINE_STAGE, |cfg, ctx| {
-            let input = ctx.input("records")?.to_path_buf();
-            let dir = ctx
-                .output("marginals.parquet")
-                .parent()
-                .map(PathBuf::from)
-                .unwrap_or_default();
-            let summary = baseline::run(
-                &input,
-                &dir,
-                &[BaselineKind::Marginals, BaselineKind::Split],
-                cfg,
-            )?;
-            for f in ["marginals.parquet", "half-a.parquet", "half-b.parquet"] {
-                let schema = if summary["kind"] == "packets" {
-                    "netshare.packets.v1"
-                } else {
-                    "netshare.flows.v1"
-                };
-                ctx.set_schema(f, schema);
-            }
-            ctx.set_summary(summary);
-            Ok(())
-        })?;
+        netshare_synth::stage::run_baseline_store(args)?;
         return Ok(());
     }
     let input = cli

@@ -228,7 +228,7 @@ fn store_mode_writes_the_named_outputs_and_caches_the_run() {
     .expect("records");
     inputs.insert("records".into(), store.put_file(&rec).expect("put"));
     let raw = serde_json::json!({"seed": 3, "scale": 0.5});
-    let body = netshare_synth::stage::run_stage_body;
+    let body = netshare_synth::stage::body;
     let first = run_stage(&store, &netshare_synth::STAGE, &raw, &inputs, body).expect("run");
     assert!(!first.cached);
     let names: Vec<&String> = first.manifest.outputs.keys().collect();

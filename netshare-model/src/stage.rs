@@ -1,0 +1,53 @@
+//! Store mode: the model stage under the core stage contract. Inputs: the encoder's
+//! `layout.json` and `train-NNN.safetensors`; outputs `model.json`, `weights-NNN.safetensors` and
+//! `train-log.csv`.
+
+use netshare_core::stage::{BodyError, RunOutcome, StageCtx, StoreArgs, run_from_args};
+
+use crate::{Encoded, ModelConfig, STAGE, TrainOptions, matmul_kernels, train};
+
+/// The stage body: [`body_with`] with progress bars (drawn only when stderr is a terminal).
+pub fn body(config: &ModelConfig, ctx: &mut StageCtx) -> std::result::Result<(), BodyError> {
+    body_with(
+        config,
+        ctx,
+        TrainOptions {
+            progress: true,
+            ..TrainOptions::default()
+        },
+    )
+}
+
+/// The stage body with the given options: reads the encoder's outputs from the run's inputs, trains with
+/// checkpoints in the run's scratch directory, writes `model.json`, `weights-NNN.safetensors`
+/// and `train-log.csv`.
+pub fn body_with(
+    config: &ModelConfig,
+    ctx: &mut StageCtx,
+    options: TrainOptions,
+) -> std::result::Result<(), BodyError> {
+    let encoded = Encoded::from_inputs(ctx.inputs())?;
+    let opts = TrainOptions {
+        checkpoint_dir: Some(ctx.scratch_dir()?.to_path_buf()),
+        ..options
+    };
+    let trained = train(config, &encoded, &opts)?.ok_or("training was stopped before the end")?;
+    let out = ctx.output("model.json");
+    let dir = out.parent().ok_or("the output directory has no parent")?;
+    trained.write(dir)?;
+    ctx.set_summary(serde_json::json!({
+        "chunks": trained.model.chunks.len(),
+        "iterations": trained.model.chunks.iter().map(|c| c.iterations).collect::<Vec<_>>(),
+        "time_budget_seconds": config.time_budget_seconds,
+        "stopped_by_time_budget": trained.stopped_by_budget,
+        "final_quality": trained.log.iter().rev().find_map(|r| r.quality),
+        "matmul_kernels": matmul_kernels().describe(),
+        "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
+    }));
+    Ok(())
+}
+
+/// Runs the stage in store mode from command-line arguments (prints the manifest).
+pub fn run_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+    run_from_args::<ModelConfig, _>(args, &STAGE, body)
+}
