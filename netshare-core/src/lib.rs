@@ -9,6 +9,7 @@ pub mod layout;
 pub mod linktype;
 pub mod manifest;
 pub mod records;
+pub mod skip;
 pub mod stage;
 pub mod store;
 pub mod tensors;

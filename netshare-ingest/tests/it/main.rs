@@ -24,7 +24,10 @@ pub fn temp_file(name: &str, bytes: &[u8]) -> (tempfile::TempDir, PathBuf) {
 pub fn real(rel: &str) -> Option<PathBuf> {
     let p = fixtures::real_trace(rel);
     if p.is_none() {
-        eprintln!("skipping: real trace {rel} is neither embedded nor in ../shared/data");
+        netshare_core::skip::note_skip(
+            "netshare-ingest real-trace test",
+            &format!("real trace {rel} is neither embedded nor in ../shared/data"),
+        );
     }
     p
 }

@@ -25,7 +25,10 @@ fn captures_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 #[test]
 fn every_ndpi_corpus_capture_ingests_without_a_panic() {
     let Some(dir) = std::env::var_os("NETSHARE_NDPI_DIR") else {
-        eprintln!("skipping: set NETSHARE_NDPI_DIR to a folder made by fetch-ndpi-corpus.sh");
+        netshare_core::skip::note_skip(
+            "every_ndpi_corpus_capture_ingests_without_a_panic",
+            "set NETSHARE_NDPI_DIR to a folder made by fetch-ndpi-corpus.sh",
+        );
         return;
     };
     let mut files = Vec::new();

@@ -145,15 +145,19 @@ mod tests {
                 copies.push(("sigmoid avx2", |x| unsafe { sigmoid_avx2(x) }, sigmoid));
                 copies.push(("tanh avx2", |x| unsafe { tanh_avx2(x) }, tanh));
             } else {
-                eprintln!("skipped: this CPU has no AVX2, so the AVX2 copies were not compared");
+                netshare_core::skip::note_skip(
+                    "every_simd_copy_gives_the_portable_bits",
+                    "this CPU has no AVX2, so the AVX2 copies were not compared",
+                );
             }
             if std::arch::is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU has AVX-512F.
                 copies.push(("sigmoid avx512", |x| unsafe { sigmoid_avx512(x) }, sigmoid));
                 copies.push(("tanh avx512", |x| unsafe { tanh_avx512(x) }, tanh));
             } else {
-                eprintln!(
-                    "skipped: this CPU has no AVX-512F, so the AVX-512 copies were not compared"
+                netshare_core::skip::note_skip(
+                    "every_simd_copy_gives_the_portable_bits",
+                    "this CPU has no AVX-512F, so the AVX-512 copies were not compared",
                 );
             }
             for (name, fast, plain) in copies {

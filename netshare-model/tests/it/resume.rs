@@ -246,7 +246,10 @@ fn the_avx2_and_avx512_matmul_kernels_train_to_the_same_bytes() {
     #[cfg(not(target_arch = "x86_64"))]
     let has = false;
     if !has {
-        eprintln!("skipped: this CPU has no AVX-512F, so there is only one kernel set to run");
+        netshare_core::skip::note_skip(
+            "the_avx2_and_avx512_matmul_kernels_train_to_the_same_bytes",
+            "this CPU has no AVX-512F, so there is only one kernel set to run",
+        );
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

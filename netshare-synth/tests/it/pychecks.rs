@@ -241,7 +241,10 @@ fn our_outputs_match_what_pandas_read_from_them() {
 fn pandas_reads_fresh_and_synthetic_outputs() {
     let mode = std::env::var("NETSHARE_PY_CHECKS").unwrap_or_default();
     if mode != "1" && mode != "update" {
-        eprintln!("SKIPPED: set NETSHARE_PY_CHECKS=1 to run the pandas/pyarrow check");
+        netshare_core::skip::note_skip(
+            "pandas_reads_fresh_and_synthetic_outputs",
+            "set NETSHARE_PY_CHECKS=1 to run the pandas/pyarrow check",
+        );
         return;
     }
     let dir = crate::tmp();

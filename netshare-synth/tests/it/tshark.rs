@@ -15,7 +15,10 @@ pub fn have(tool: &str) -> bool {
         .output()
         .is_ok_and(|o| o.status.success());
     if !ok {
-        eprintln!("SKIPPED: {tool} is not installed (apt-get install tshark)");
+        netshare_core::skip::note_skip(
+            "netshare-synth tshark test",
+            &format!("{tool} is not installed (apt-get install tshark)"),
+        );
     }
     ok
 }
