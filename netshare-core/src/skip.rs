@@ -17,7 +17,7 @@ fn append(path: Option<&std::ffi::OsStr>, line: &str) {
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&path)
+            .open(path)
             .and_then(|mut f| f.write_all(format!("{line}\n").as_bytes()));
         if let Err(e) = written {
             eprintln!("could not append to {}: {e}", path.to_string_lossy());
