@@ -1,10 +1,13 @@
-//! The one error type of the core crate.
+//! The core crate's error type: records, layouts and tensor files (store errors pass through).
 
 use std::path::PathBuf;
 
-/// Errors from the store, manifests, schemas and tensor files.
+/// Errors from record schemas, Parquet, tensor files, and (passed through) the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The artifact store or a stage run failed.
+    #[error(transparent)]
+    Store(#[from] netshare_store::Error),
     /// An I/O operation failed on a path.
     #[error("{op} {path}: {source}")]
     Io {
@@ -14,30 +17,6 @@ pub enum Error {
         path: PathBuf,
         /// The underlying error.
         source: std::io::Error,
-    },
-    /// A blob's bytes no longer hash to its name.
-    #[error("store corruption: blob {path} should hash to {expected} but hashes to {actual}")]
-    Corrupt {
-        /// The blob file.
-        path: PathBuf,
-        /// The digest it is filed under.
-        expected: String,
-        /// The digest of its current bytes.
-        actual: String,
-    },
-    /// A digest, manifest or reference could not be found in the store.
-    #[error("not in the store: {0}")]
-    Missing(String),
-    /// A string is not a well-formed digest.
-    #[error("not a sha256 digest: {0:?} (expected 64 lower-case hex digits)")]
-    BadDigest(String),
-    /// JSON (manifest, config) could not be parsed or written.
-    #[error("JSON in {path}: {source}")]
-    Json {
-        /// The file involved (or a description).
-        path: PathBuf,
-        /// The underlying error.
-        source: serde_json::Error,
     },
     /// A Parquet / Arrow file did not have the expected shape.
     #[error("schema mismatch in {path}: {message}")]
@@ -64,14 +43,6 @@ pub enum Error {
         /// The file involved.
         path: PathBuf,
         /// What was wrong.
-        message: String,
-    },
-    /// A stage body failed; the message comes from the stage.
-    #[error("stage {stage} failed: {message}")]
-    Stage {
-        /// The stage name.
-        stage: String,
-        /// The stage's own error text, with its causes.
         message: String,
     },
 }

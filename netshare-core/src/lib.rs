@@ -1,20 +1,18 @@
-//! The leaf every netshare stage builds on: content digests, the content-addressed artifact
-//! store with its run manifests, the stage contract, the record schemas (Arrow / Parquet) and
-//! the tensor layout that connects the encoder, the model and the synthesiser.
+//! The data schema every netshare stage shares: the record schemas (Arrow / Parquet), the tensor
+//! layout and chunk tensors that connect the encoder, the model and the synthesiser, and link
+//! types. The artifact store and the stage contract live in `netshare-store`; they are
+//! re-exported here so a stage crate needs one dependency for both.
 #![deny(missing_docs)]
 
-pub mod digest;
 pub mod error;
 pub mod layout;
 pub mod linktype;
-pub mod manifest;
 pub mod records;
-pub mod skip;
-pub mod stage;
-pub mod store;
 pub mod tensors;
 
-pub use digest::Digest;
 pub use error::{Error, Result};
-pub use manifest::{Manifest, OutputEntry};
-pub use store::Store;
+pub use netshare_store::{
+    Digest, Manifest, OutputEntry, Store, digest, manifest, skip, stage, store,
+};
+/// The store's error and result types (what `stage::run_from_args` returns).
+pub use netshare_store::{Error as StoreError, Result as StoreResult};

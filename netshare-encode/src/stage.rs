@@ -48,6 +48,6 @@ pub fn body(cfg: &EncodeConfig, ctx: &mut StageCtx) -> std::result::Result<(), B
 }
 
 /// Runs the stage in store mode (prints the manifest on stdout).
-pub fn run_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+pub fn run_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args::<EncodeConfig, _>(args, &STAGE, body)
 }

@@ -36,6 +36,6 @@ pub fn body(cfg: &EvalConfig, ctx: &mut StageCtx) -> Result<(), BodyError> {
 }
 
 /// Runs the stage in store mode from command-line arguments (prints the manifest).
-pub fn run_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+pub fn run_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args::<EvalConfig, _>(args, &STAGE, body)
 }

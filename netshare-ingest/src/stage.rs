@@ -53,6 +53,6 @@ pub fn body(cfg: &IngestConfig, ctx: &mut StageCtx) -> std::result::Result<(), B
 }
 
 /// Runs the stage in store mode from command-line arguments (prints the manifest).
-pub fn run_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+pub fn run_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args::<IngestConfig, _>(args, &STAGE, body)
 }

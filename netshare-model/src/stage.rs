@@ -48,6 +48,6 @@ pub fn body_with(
 }
 
 /// Runs the stage in store mode from command-line arguments (prints the manifest).
-pub fn run_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+pub fn run_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args::<ModelConfig, _>(args, &STAGE, body)
 }

@@ -35,7 +35,7 @@ pub fn body(cfg: &SynthConfig, ctx: &mut StageCtx) -> Result<(), BodyError> {
 }
 
 /// Runs the stage in store mode from command-line arguments (prints the manifest).
-pub fn run_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+pub fn run_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args(args, &STAGE, body)
 }
 
@@ -67,6 +67,6 @@ pub fn baseline_body(cfg: &BaselineConfig, ctx: &mut StageCtx) -> Result<(), Bod
 }
 
 /// Runs the baseline stage in store mode from command-line arguments (prints the manifest).
-pub fn run_baseline_store(args: &StoreArgs) -> netshare_core::Result<RunOutcome> {
+pub fn run_baseline_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args::<BaselineConfig, _>(args, &BASELINE_STAGE, baseline_body)
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use netshare_core::{Digest, Manifest, Store};
+use netshare_store::{Digest, Manifest, Store};
 
 use crate::pipeline::{Pipeline, Source, StageSpec, parse_source};
 

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use netshare_core::Store;
+use netshare_store::Store;
 
 use crate::driver::{self, Toolchain};
 use crate::pipeline::Pipeline;

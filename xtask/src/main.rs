@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
-use netshare_core::Store;
+use netshare_store::Store;
 
 use driver::{StageState, Toolchain};
 use pipeline::Pipeline;
@@ -105,9 +105,9 @@ fn workspace_root() -> PathBuf {
 fn open_store(root: &Path, flag: &Option<PathBuf>) -> Result<Store> {
     let dir = match flag {
         Some(d) => d.clone(),
-        None => match std::env::var_os(netshare_core::store::STORE_ENV) {
+        None => match std::env::var_os(netshare_store::store::STORE_ENV) {
             Some(d) => PathBuf::from(d),
-            None => root.join(netshare_core::store::DEFAULT_STORE),
+            None => root.join(netshare_store::store::DEFAULT_STORE),
         },
     };
     Store::open(&dir).with_context(|| format!("opening the store at {}", dir.display()))
