@@ -436,16 +436,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
                      the same, so the shape is the same)."
                 }
             ));
-            let series: Vec<Series> = curves
-                .iter()
-                .enumerate()
-                .map(|(i, (chunk, pts))| Series {
-                    name: format!("chunk {chunk}"),
-                    color: palette[i % palette.len()].to_string(),
-                    points: pts.clone(),
-                    step: false,
-                })
-                .collect();
+            let series = chunk_series(&curves, &palette);
             h.push_str(&line_chart(
                 "Quick quality score against training time",
                 if timed {
@@ -462,16 +453,7 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         }
         h.push_str("<h2>Training curves</h2><div class=\"plots\">");
         for (col, chunks) in &log.curves {
-            let series: Vec<Series> = chunks
-                .iter()
-                .enumerate()
-                .map(|(i, (chunk, pts))| Series {
-                    name: format!("chunk {chunk}"),
-                    color: palette[i % palette.len()].to_string(),
-                    points: pts.clone(),
-                    step: false,
-                })
-                .collect();
+            let series = chunk_series(chunks, &palette);
             h.push_str(&line_chart(
                 col,
                 "iteration",
@@ -485,4 +467,18 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
     }
     h.push_str("</body></html>\n");
     h
+}
+
+/// One line per chunk, coloured in order.
+fn chunk_series(curves: &crate::training::ChunkCurves, palette: &[&str]) -> Vec<Series> {
+    curves
+        .iter()
+        .enumerate()
+        .map(|(i, (chunk, pts))| Series {
+            name: format!("chunk {chunk}"),
+            color: palette[i % palette.len()].to_string(),
+            points: pts.clone(),
+            step: false,
+        })
+        .collect()
 }

@@ -174,6 +174,20 @@ pub(crate) struct Tape<T> {
     pub hs: Vec<T>,
 }
 
+/// `h_{t-1}` of every row as a matrix: `h0` at the first step, else step t − 1 of the states
+/// `[R, S, H]` (rows S·H apart).
+fn previous_states<'a, T>(h0: &'a [T], hs: &'a [T], t: usize, s: usize, h: usize) -> Mat<'a, T> {
+    if t == 0 {
+        rows(h0, h)
+    } else {
+        Mat {
+            data: &hs[(t - 1) * h..],
+            rs: s * h,
+            cs: 1,
+        }
+    }
+}
+
 /// The gates' part that is the same at every step: `b + cond · wa`, `[R, 4H]`.
 fn fixed_gates<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T> {
     let g4 = 4 * w.hidden;
@@ -218,15 +232,7 @@ pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
     let mut hs = vec![T::default(); r * s * h];
     for t in 0..s {
         // This step's gates (rows S·4H apart) += h_{t-1} · wh.
-        let prev = if t == 0 {
-            rows(x.h0, h)
-        } else {
-            Mat {
-                data: &hs[(t - 1) * h..],
-                rs: s * h,
-                cs: 1,
-            }
-        };
+        let prev = previous_states(x.h0, &hs, t, s, h);
         matmul(
             (r, g4, h),
             &mut acts[t * g4..],
@@ -298,15 +304,7 @@ pub(crate) fn hidden_only<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T>
         for (a, &b) in gates.iter_mut().zip(&fixed) {
             *a += b;
         }
-        let prev = if t == 0 {
-            rows(x.h0, h)
-        } else {
-            Mat {
-                data: &hs[(t - 1) * h..],
-                rs: s * h,
-                cs: 1,
-            }
-        };
+        let prev = previous_states(x.h0, &hs, t, s, h);
         matmul((r, g4, h), &mut gates, g4, true, prev, rows(&w.wh, g4));
         for row in 0..r {
             let at = row * s + t;

@@ -94,11 +94,7 @@ fn the_quality_score_in_the_log_falls_as_the_model_learns() {
     let t = netshare_model::train(&cfg, &enc, &TrainOptions::default())
         .expect("train")
         .expect("not stopped");
-    let scores: Vec<(u64, f64)> = t
-        .log
-        .iter()
-        .filter_map(|r| r.quality.map(|q| (r.iteration, q)))
-        .collect();
+    let scores = crate::scores(&t);
     assert_eq!(
         scores.iter().map(|s| s.0).collect::<Vec<_>>(),
         (1..=10).map(|k| k * 100).collect::<Vec<_>>()

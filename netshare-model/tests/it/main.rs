@@ -16,6 +16,14 @@ pub fn tiny(iterations: u64, seed: u64) -> ModelConfig {
     }
 }
 
+/// (iteration, quick quality score) of every scored row of a training's log.
+pub fn scores(t: &netshare_model::Trained) -> Vec<(u64, f64)> {
+    t.log
+        .iter()
+        .filter_map(|r| r.quality.map(|q| (r.iteration, q)))
+        .collect()
+}
+
 /// Bytes of every file in a directory, by name.
 pub fn dir_bytes(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     std::fs::read_dir(dir)

@@ -298,11 +298,7 @@ fn keeping_the_best_checkpoint_gives_the_weights_of_a_run_stopped_there() {
     let t = netshare_model::train(&best_cfg, &enc, &TrainOptions::default())
         .expect("train")
         .expect("not stopped");
-    let scores: Vec<(u64, f64)> = t
-        .log
-        .iter()
-        .filter_map(|r| r.quality.map(|q| (r.iteration, q)))
-        .collect();
+    let scores = crate::scores(&t);
     assert_eq!(scores.len(), 6, "{scores:?}");
     let min = scores.iter().map(|s| s.1).fold(f64::INFINITY, f64::min);
     let kept = scores.iter().find(|s| s.1 == min).expect("a minimum").0;
