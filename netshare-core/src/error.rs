@@ -5,19 +5,10 @@ use std::path::PathBuf;
 /// Errors from record schemas, Parquet, tensor files, and (passed through) the store.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The artifact store or a stage run failed.
+    /// The artifact store or a stage run failed, or an I/O operation on a path (the store's
+    /// `Io` variant: one home for the "what, where, why" of a failed file operation).
     #[error(transparent)]
     Store(#[from] netshare_store::Error),
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("reading", "renaming", ...).
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// A Parquet / Arrow file did not have the expected shape.
     #[error("schema mismatch in {path}: {message}")]
     Schema {
@@ -53,10 +44,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Store(netshare_store::Error::io(op, path, source))
     }
 }
