@@ -8,6 +8,7 @@ pub mod error;
 pub mod layout;
 pub mod linktype;
 pub mod records;
+pub mod seed;
 pub mod tensors;
 
 pub use error::{Error, Result};

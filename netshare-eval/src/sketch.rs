@@ -3,12 +3,10 @@
 //! A synthetic trace is useful for sketch design when each sketch's error on it is close to its
 //! error on the real trace, and the sketches rank the same.
 
-/// SplitMix64's finaliser: a fast, well-mixed 64-bit hash.
-pub fn mix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
+/// One SplitMix64 step: add the increment, then the finaliser. A fast, well-mixed 64-bit hash.
+pub fn mix64(z: u64) -> u64 {
+    use netshare_core::seed;
+    seed::mix64(z.wrapping_add(seed::GOLDEN))
 }
 
 /// A frequency sketch over `u32` keys.

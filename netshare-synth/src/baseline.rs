@@ -70,11 +70,7 @@ impl SplitMix64 {
 }
 
 /// SplitMix64's finaliser, also used as the split hash.
-pub fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use netshare_core::seed::mix64;
 
 fn draw<T: Clone>(col: &[T], n: usize, rng: &mut SplitMix64) -> Vec<T> {
     (0..n).map(|_| col[rng.below(col.len())].clone()).collect()

@@ -277,16 +277,10 @@ pub struct Timings {
     pub write_s: f64,
 }
 
-/// A seed for one draw, derived from the config seed and a path (splitmix64 steps).
+/// A seed for one draw, derived from the config seed and a path (splitmix64 steps, with the
+/// synth stage's salt).
 pub fn derive_seed(seed: u64, path: &[u64]) -> u64 {
-    let mut z = seed ^ 0x5eed_5eed_5eed_5eed;
-    for &p in path {
-        z = z.wrapping_add(p).wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-    }
-    z
+    netshare_core::seed::derive_seed(seed, 0x5eed_5eed_5eed_5eed, path)
 }
 
 /// Decodes one batch of generated flows and appends its records to `out`, with the flow index

@@ -203,11 +203,9 @@ fn write_ipv4_header(buf: &mut [u8], total: usize, src: Ipv4Addr, dst: Ipv4Addr,
 /// A deterministic initial sequence number for one direction of a TCP connection.
 fn initial_seq(key: (u32, u32, u16, u16)) -> u32 {
     // splitmix64 over the packed tuple: stable across runs and platforms.
-    let mut z = (u64::from(key.0) << 32 | u64::from(key.1))
-        ^ (u64::from(key.2) << 16 | u64::from(key.3)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) as u32
+    let z = (u64::from(key.0) << 32 | u64::from(key.1))
+        ^ (u64::from(key.2) << 16 | u64::from(key.3)).wrapping_mul(netshare_core::seed::GOLDEN);
+    netshare_core::seed::mix64(z) as u32
 }
 
 impl PacketBuilder {
