@@ -234,6 +234,37 @@ table! {
     label: String => Utf8, StringArray;
 }
 
+/// A flow key: (srcip, dstip, srcport, dstport, proto), ordered and hashed field by field in
+/// that order (as the tuple of the five would be). The one five-tuple type of every crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct FiveTuple {
+    /// Source IPv4 address.
+    pub srcip: u32,
+    /// Destination IPv4 address.
+    pub dstip: u32,
+    /// Source port.
+    pub srcport: u16,
+    /// Destination port.
+    pub dstport: u16,
+    /// IP protocol number.
+    pub proto: u8,
+}
+
+/// The five-tuple of row `i` of any table with the five key columns (records of either kind,
+/// and the evaluator's and encoder's views of them).
+#[macro_export]
+macro_rules! five_tuple_of {
+    ($t:expr, $i:expr) => {
+        $crate::records::FiveTuple {
+            srcip: $t.srcip[$i],
+            dstip: $t.dstip[$i],
+            srcport: $t.srcport[$i],
+            dstport: $t.dstport[$i],
+            proto: $t.proto[$i],
+        }
+    };
+}
+
 /// A records table of either kind.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Records {
@@ -263,6 +294,14 @@ impl Records {
     /// True when there are no rows.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The five-tuple of row `i`.
+    pub fn five_tuple(&self, i: usize) -> FiveTuple {
+        match self {
+            Records::Packets(t) => crate::five_tuple_of!(t, i),
+            Records::Flows(t) => crate::five_tuple_of!(t, i),
+        }
     }
 
     fn to_batch(&self) -> Result<RecordBatch> {

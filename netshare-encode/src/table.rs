@@ -1,24 +1,10 @@
 //! A kind-independent view of a records table: the five-tuple, the time and the non-key fields
 //! as numeric or categorical columns, and the way back to typed records.
 
+pub use netshare_core::records::FiveTuple;
 use netshare_core::records::{FlowColumns, PacketColumns, Records, TraceKind};
 
 use crate::config::trace_fields;
-
-/// A flow key: (srcip, dstip, srcport, dstport, proto).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct FiveTuple {
-    /// Source IPv4 address.
-    pub srcip: u32,
-    /// Destination IPv4 address.
-    pub dstip: u32,
-    /// Source port.
-    pub srcport: u16,
-    /// Destination port.
-    pub dstport: u16,
-    /// IP protocol number.
-    pub proto: u8,
-}
 
 /// One non-key column.
 #[derive(Clone, Debug, PartialEq)]
@@ -48,7 +34,9 @@ impl Table {
         match records {
             Records::Flows(t) => Table {
                 kind: TraceKind::Flows,
-                keys: keys(&t.srcip, &t.dstip, &t.srcport, &t.dstport, &t.proto),
+                keys: (0..t.len())
+                    .map(|i| netshare_core::five_tuple_of!(t, i))
+                    .collect(),
                 time: t.ts_us.clone(),
                 fields: vec![
                     ("td".into(), Column::Num(t.td.clone())),
@@ -59,7 +47,9 @@ impl Table {
             },
             Records::Packets(t) => Table {
                 kind: TraceKind::Packets,
-                keys: keys(&t.srcip, &t.dstip, &t.srcport, &t.dstport, &t.proto),
+                keys: (0..t.len())
+                    .map(|i| netshare_core::five_tuple_of!(t, i))
+                    .collect(),
                 time: t.time_us.clone(),
                 fields: vec![
                     ("pkt_len".into(), num(&t.pkt_len)),
@@ -90,18 +80,6 @@ impl Table {
     pub fn column(&self, name: &str) -> Option<&Column> {
         self.fields.iter().find(|(n, _)| n == name).map(|(_, c)| c)
     }
-}
-
-fn keys(srcip: &[u32], dstip: &[u32], sp: &[u16], dp: &[u16], pr: &[u8]) -> Vec<FiveTuple> {
-    (0..srcip.len())
-        .map(|i| FiveTuple {
-            srcip: srcip[i],
-            dstip: dstip[i],
-            srcport: sp[i],
-            dstport: dp[i],
-            proto: pr[i],
-        })
-        .collect()
 }
 
 fn num<T: Copy + Widen>(v: &[T]) -> Column {

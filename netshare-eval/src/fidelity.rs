@@ -133,7 +133,7 @@ pub fn emd_sample_counted(t: &Table, field: &str) -> (Vec<f64>, usize) {
 
 /// Records per five-tuple, one value per five-tuple.
 pub fn flow_sizes(t: &Table) -> Vec<f64> {
-    let mut m: crate::stats::FxHashMap<(u32, u32, u16, u16, u8), f64> =
+    let mut m: crate::stats::FxHashMap<netshare_core::records::FiveTuple, f64> =
         crate::stats::FxHashMap::with_capacity_and_hasher(t.len() / 2, Default::default());
     for i in 0..t.len() {
         *m.entry(t.five_tuple(i)).or_insert(0.0) += 1.0;

@@ -168,20 +168,14 @@ impl Table {
     }
 
     /// The five-tuple of row `i`.
-    pub fn five_tuple(&self, i: usize) -> (u32, u32, u16, u16, u8) {
-        (
-            self.srcip[i],
-            self.dstip[i],
-            self.srcport[i],
-            self.dstport[i],
-            self.proto[i],
-        )
+    pub fn five_tuple(&self, i: usize) -> netshare_core::records::FiveTuple {
+        netshare_core::five_tuple_of!(self, i)
     }
 
     /// Row indices grouped by five-tuple; each group in time order (ties by row order), groups
     /// ordered by their first row.
     pub fn flows(&self) -> Vec<Vec<usize>> {
-        let mut index: crate::stats::FxHashMap<(u32, u32, u16, u16, u8), usize> =
+        let mut index: crate::stats::FxHashMap<netshare_core::records::FiveTuple, usize> =
             crate::stats::FxHashMap::default();
         let mut groups: Vec<Vec<usize>> = Vec::new();
         for i in 0..self.len() {

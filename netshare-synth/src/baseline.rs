@@ -128,8 +128,7 @@ pub fn marginals(real: &Records, n: usize, seed: u64) -> Result<Records> {
     })
 }
 
-/// A five-tuple as the split sees it: (srcip, dstip, srcport, dstport, proto).
-type Key = (u32, u32, u16, u16, u8);
+use netshare_core::records::FiveTuple as Key;
 
 /// Assigns every five-tuple to half 0 or 1 so that the halves hold about equal record counts
 /// (greedy, largest flow first, each to the half with fewer records so far; flows of equal size
@@ -143,8 +142,8 @@ fn balanced_halves(seed: u64, keys: &[Key]) -> Vec<usize> {
         *counts.entry(*k).or_insert(0) += 1;
     }
     let hash = |k: &Key| {
-        let a = (u64::from(k.0) << 32) | u64::from(k.1);
-        let b = (u64::from(k.2) << 24) | (u64::from(k.3) << 8) | u64::from(k.4);
+        let a = (u64::from(k.srcip) << 32) | u64::from(k.dstip);
+        let b = (u64::from(k.srcport) << 24) | (u64::from(k.dstport) << 8) | u64::from(k.proto);
         mix64(mix64(a ^ mix64(seed)) ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15))
     };
     let mut order: Vec<(Key, usize, u64)> =
@@ -173,15 +172,7 @@ pub fn split(real: &Records, seed: u64) -> (Records, Records) {
         ($t:expr) => {{
             let t = $t;
             let keys: Vec<_> = (0..t.len())
-                .map(|i| {
-                    (
-                        t.srcip[i],
-                        t.dstip[i],
-                        t.srcport[i],
-                        t.dstport[i],
-                        t.proto[i],
-                    )
-                })
+                .map(|i| netshare_core::five_tuple_of!(t, i))
                 .collect();
             let side = balanced_halves(seed, &keys);
             let mut halves: [Vec<usize>; 2] = [Vec::new(), Vec::new()];

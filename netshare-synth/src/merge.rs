@@ -306,25 +306,10 @@ pub struct CleanCounts {
     pub kept_records: u64,
 }
 
-type FiveTuple = (u32, u32, u16, u16, u8);
+use netshare_core::records::FiveTuple;
 
 fn five_tuple(r: &Records, i: usize) -> FiveTuple {
-    match r {
-        Records::Packets(t) => (
-            t.srcip[i],
-            t.dstip[i],
-            t.srcport[i],
-            t.dstport[i],
-            t.proto[i],
-        ),
-        Records::Flows(t) => (
-            t.srcip[i],
-            t.dstip[i],
-            t.srcport[i],
-            t.dstport[i],
-            t.proto[i],
-        ),
-    }
+    r.five_tuple(i)
 }
 
 fn time_of(r: &Records, i: usize) -> i64 {

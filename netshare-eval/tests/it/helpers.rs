@@ -56,7 +56,8 @@ pub fn halves(t: &Table) -> (Table, Table) {
     let mut a = Vec::new();
     let mut b = Vec::new();
     for i in 0..t.len() {
-        let (s, d, sp, dp, p) = t.five_tuple(i);
+        let k = t.five_tuple(i);
+        let (s, d, sp, dp, p) = (k.srcip, k.dstip, k.srcport, k.dstport, k.proto);
         let h = ((u64::from(s) * 0x9e37_79b9)
             ^ (u64::from(d) * 0x85eb_ca6b)
             ^ (u64::from(sp) << 7)
