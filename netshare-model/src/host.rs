@@ -19,25 +19,26 @@ pub(crate) fn to_device(ctx: &Ctx, host: &HostTensors) -> Params {
         .collect()
 }
 
+/// A tensor's values read back into host memory as f32 (outside any autodiff graph); `what`
+/// names it in the error.
+pub(crate) fn floats<const D: usize>(t: Tensor<D>, what: &str) -> Result<Vec<f32>> {
+    t.without_autodiff()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Backend(format!("reading {what}: {e:?}")))
+}
+
 /// Device parameters read back into host memory.
 pub(crate) fn to_host(params: &Params) -> Result<HostTensors> {
     let mut out = BTreeMap::new();
     for (k, t) in params {
-        let shape = t.dims().to_vec();
-        let v = t
-            .clone()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Backend(format!("reading {k}: {e:?}")))?;
-        out.insert(k.clone(), (shape, v));
+        out.insert(k.clone(), (t.dims().to_vec(), floats(t.clone(), k)?));
     }
     Ok(out)
 }
 
 /// The first value of a tensor (a loss), read back.
 pub(crate) fn scalar(t: Tensor<1>, what: &str) -> Result<f32> {
-    let v = t
-        .try_into_vec_as::<f32>()
-        .map_err(|e| Error::Backend(format!("reading {what}: {e:?}")))?;
+    let v = floats(t, what)?;
     v.first()
         .copied()
         .ok_or_else(|| Error::Backend(format!("{what} is empty")))

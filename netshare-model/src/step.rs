@@ -14,7 +14,7 @@ use crate::config::ModelConfig;
 use crate::data::critic_records;
 use crate::error::{Error, Result};
 use crate::features;
-use crate::host::{scalar, to_device, to_host};
+use crate::host::{floats, scalar, to_device, to_host};
 use crate::log::Losses;
 use crate::nets::{self, Ctx, Dims, Group, Params, Spec};
 use crate::seed::derive_seed;
@@ -337,12 +337,10 @@ impl<'a> ChunkRun<'a> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = noise(&self.ctx, self.d, &mut rng, b * groups);
         let (a, r) = generate_plain(&self.params, self.d, n, groups, self.fused_lstm)?;
-        let host = |t: Tensor<2>| {
-            t.without_autodiff()
-                .try_into_vec_as::<f32>()
-                .map_err(|e| Error::Backend(format!("reading generated flows: {e:?}")))
-        };
-        Ok((host(a)?, host(r)?))
+        Ok((
+            floats(a, "generated attributes")?,
+            floats(r, "generated records")?,
+        ))
     }
 
     /// One generator iteration: `critic_steps` critic updates, then one generator update.
