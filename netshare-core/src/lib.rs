@@ -6,7 +6,6 @@
 
 pub mod error;
 pub mod layout;
-pub mod linktype;
 pub mod records;
 pub mod seed;
 pub mod tensors;

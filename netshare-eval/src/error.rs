@@ -18,6 +18,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// A trace file could not be read (the formats error names the file and line).
+    #[error(transparent)]
+    Formats(#[from] netshare_formats::Error),
     /// A CSV table (NetShare layout, nfdump layout or a training log) is malformed.
     #[error("{path}, record {record}: {message}")]
     Csv {

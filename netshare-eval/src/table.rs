@@ -6,7 +6,7 @@ use std::path::Path;
 
 use netshare_core::records::{self, Records, TraceKind};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A numeric field of a trace.
 #[derive(Clone, Debug, PartialEq)]
@@ -121,10 +121,9 @@ impl Table {
         }
     }
 
-    /// Reads a table: records Parquet, or a flow CSV in NetShare's layout
-    /// (`srcip,dstip,srcport,dstport,proto,ts,td,pkt,byt,type`, any column order) or UGR16's
-    /// nfdump layout (`te,td,sa,da,sp,dp,pr,...,pkt,byt,label|lable`), told apart by the
-    /// Parquet magic bytes and the CSV header.
+    /// Reads a table: records Parquet, or a flow CSV in any dialect `netshare-formats` reads
+    /// (NetShare's layout, UGR16's nfdump, CIDDS-001, TON_IoT; told apart by the header), told
+    /// apart by the Parquet magic bytes.
     pub fn read(path: &Path) -> Result<Table> {
         // Store blobs have no extension: tell Parquet by its magic bytes.
         let mut magic = [0u8; 4];
@@ -192,236 +191,16 @@ impl Table {
     }
 }
 
-/// Which CSV layout a header names.
-enum Layout {
-    NetShare {
-        srcip: usize,
-        dstip: usize,
-        srcport: usize,
-        dstport: usize,
-        proto: usize,
-        ts: usize,
-        td: usize,
-        pkt: usize,
-        byt: usize,
-        label: Option<usize>,
-    },
-    Nfdump {
-        te: usize,
-        td: usize,
-        sa: usize,
-        da: usize,
-        sp: usize,
-        dp: usize,
-        pr: usize,
-        pkt: usize,
-        byt: usize,
-        label: Option<usize>,
-    },
-}
-
+/// A flow CSV in any dialect the formats crate reads, times and counts kept as written.
 fn read_flow_csv(path: &Path) -> Result<Table> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(false).from_reader(file);
-    let bad = |record: u64, message: String| Error::Csv {
-        path: path.to_path_buf(),
-        record,
-        message,
-    };
-    let header = rdr
-        .headers()
-        .map_err(|e| bad(0, format!("reading the header: {e}")))?
-        .clone();
-    let col = |name: &str| header.iter().position(|h| h.trim() == name);
-    let need = |name: &str| {
-        col(name).ok_or_else(|| {
-            bad(
-                0,
-                format!(
-                    "no column {name:?} in header {:?}",
-                    header.iter().collect::<Vec<_>>()
-                ),
-            )
-        })
-    };
-    let layout = if col("srcip").is_some() {
-        Layout::NetShare {
-            srcip: need("srcip")?,
-            dstip: need("dstip")?,
-            srcport: need("srcport")?,
-            dstport: need("dstport")?,
-            proto: need("proto")?,
-            ts: need("ts")?,
-            td: need("td")?,
-            pkt: need("pkt")?,
-            byt: need("byt")?,
-            label: col("type").or_else(|| col("label")),
-        }
-    } else if col("sa").is_some() {
-        Layout::Nfdump {
-            te: need("te")?,
-            td: need("td")?,
-            sa: need("sa")?,
-            da: need("da")?,
-            sp: need("sp")?,
-            dp: need("dp")?,
-            pr: need("pr")?,
-            pkt: need("pkt")?,
-            byt: need("byt")?,
-            label: col("label").or_else(|| col("lable")),
-        }
-    } else {
-        return Err(bad(
-            0,
-            "header is neither NetShare's flow layout (srcip,dstip,...) nor nfdump's (te,td,sa,da,...)"
-                .into(),
-        ));
-    };
-    let mut t = Table {
-        kind: TraceKind::Flows,
-        srcip: Vec::new(),
-        dstip: Vec::new(),
-        srcport: Vec::new(),
-        dstport: Vec::new(),
-        proto: Vec::new(),
-        time_us: Vec::new(),
-        values: vec![
-            Column {
-                name: "td",
-                data: Vec::new(),
-            },
-            Column {
-                name: "pkt",
-                data: Vec::new(),
-            },
-            Column {
-                name: "byt",
-                data: Vec::new(),
-            },
-        ],
-        label: Vec::new(),
-    };
-    for (n, rec) in rdr.records().enumerate() {
-        let rn = n as u64 + 1;
-        let rec = rec.map_err(|e| bad(rn, e.to_string()))?;
-        let field = |i: usize| rec.get(i).unwrap_or("").trim();
-        let num = |i: usize, what: &str| -> Result<f64> {
-            field(i)
-                .parse::<f64>()
-                .ok()
-                .filter(|v| v.is_finite())
-                .ok_or_else(|| bad(rn, format!("{what} {:?} is not a finite number", field(i))))
-        };
-        let int_in = |i: usize, what: &str, max: f64| -> Result<f64> {
-            let v = num(i, what)?;
-            if v < 0.0 || v > max {
-                return Err(bad(rn, format!("{what} {v} is outside 0..={max}")));
-            }
-            Ok(v)
-        };
-        let proto_of = |i: usize| {
-            records::proto_from_name(field(i))
-                .ok_or_else(|| bad(rn, format!("unknown protocol {:?}", field(i))))
-        };
-        match &layout {
-            Layout::NetShare {
-                srcip,
-                dstip,
-                srcport,
-                dstport,
-                proto,
-                ts,
-                td,
-                pkt,
-                byt,
-                label,
-            } => {
-                t.srcip
-                    .push(int_in(*srcip, "srcip", f64::from(u32::MAX))?.round() as u32);
-                t.dstip
-                    .push(int_in(*dstip, "dstip", f64::from(u32::MAX))?.round() as u32);
-                t.srcport
-                    .push(int_in(*srcport, "srcport", 65535.0)?.round() as u16);
-                t.dstport
-                    .push(int_in(*dstport, "dstport", 65535.0)?.round() as u16);
-                t.proto.push(proto_of(*proto)?);
-                t.time_us.push(num(*ts, "ts")?);
-                t.values[0].data.push(num(*td, "td")?);
-                t.values[1].data.push(num(*pkt, "pkt")?);
-                t.values[2].data.push(num(*byt, "byt")?);
-                t.label
-                    .push(label.map(|i| field(i).to_string()).unwrap_or_default());
-            }
-            Layout::Nfdump {
-                te,
-                td,
-                sa,
-                da,
-                sp,
-                dp,
-                pr,
-                pkt,
-                byt,
-                label,
-            } => {
-                let ip = |i: usize| {
-                    field(i)
-                        .parse::<std::net::Ipv4Addr>()
-                        .map(u32::from)
-                        .map_err(|_| bad(rn, format!("{:?} is not an IPv4 address", field(i))))
-                };
-                let end = parse_datetime_us(field(*te)).ok_or_else(|| {
-                    bad(
-                        rn,
-                        format!("te {:?} is not YYYY-mm-dd HH:MM:SS", field(*te)),
-                    )
-                })?;
-                let dur = num(*td, "td")?;
-                t.srcip.push(ip(*sa)?);
-                t.dstip.push(ip(*da)?);
-                t.srcport.push(int_in(*sp, "sp", 65535.0)?.round() as u16);
-                t.dstport.push(int_in(*dp, "dp", 65535.0)?.round() as u16);
-                t.proto.push(proto_of(*pr)?);
-                t.time_us.push(end as f64 - (dur * 1e6).round());
-                t.values[0].data.push(dur);
-                t.values[1].data.push(num(*pkt, "pkt")?);
-                t.values[2].data.push(num(*byt, "byt")?);
-                t.label
-                    .push(label.map(|i| field(i).to_string()).unwrap_or_default());
-            }
-        }
+    let (_, flows, raw) = netshare_formats::netflow::read_flows_raw(path)?;
+    let mut t = Table::from_records(&Records::Flows(flows));
+    for (i, [ts, pkt, byt]) in raw.into_iter().enumerate() {
+        t.time_us[i] = ts;
+        t.values[1].data[i] = pkt;
+        t.values[2].data[i] = byt;
     }
     Ok(t)
-}
-
-/// `YYYY-mm-dd HH:MM:SS[.frac]` (UTC) to microseconds since the epoch.
-fn parse_datetime_us(s: &str) -> Option<i64> {
-    let (date, time) = s.trim().split_once([' ', 'T'])?;
-    let mut d = date.split('-');
-    let y: i64 = d.next()?.parse().ok()?;
-    let m: i64 = d.next()?.parse().ok()?;
-    let day: i64 = d.next()?.parse().ok()?;
-    let mut tp = time.split(':');
-    let hh: i64 = tp.next()?.parse().ok()?;
-    let mm: i64 = tp.next()?.parse().ok()?;
-    let sec: f64 = tp.next()?.parse().ok()?;
-    if !(1..=12).contains(&m)
-        || !(1..=31).contains(&day)
-        || hh > 23
-        || mm > 59
-        || !(0.0..61.0).contains(&sec)
-    {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some((days * 86_400 + hh * 3600 + mm * 60) * 1_000_000 + (sec * 1e6).round() as i64)
 }
 
 #[cfg(test)]
@@ -475,17 +254,5 @@ mod tests {
             ]
         );
         assert!(m.values().all(|v| v.value == Some(0.0)));
-    }
-
-    #[test]
-    fn civil_dates_convert_to_unix_microseconds() {
-        assert_eq!(parse_datetime_us("1970-01-01 00:00:00"), Some(0));
-        // date -u -d '2016-04-11 00:03:17' +%s = 1460332997
-        assert_eq!(
-            parse_datetime_us("2016-04-11 00:03:17"),
-            Some(1_460_332_997_000_000)
-        );
-        assert_eq!(parse_datetime_us("2016-13-11 00:03:17"), None);
-        assert_eq!(parse_datetime_us("garbage"), None);
     }
 }

@@ -28,24 +28,10 @@ pub enum IngestError {
         /// A short description of what its first bytes look like.
         looks_like: String,
     },
-    /// A CSV header names no known dialect, or lacks a column the requested dialect needs.
-    #[error("{path}: {message}")]
-    CsvHeader {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with the header.
-        message: String,
-    },
-    /// A CSV row could not be read (with `on_error = fail`).
-    #[error("{path}, line {line}: {message}")]
-    CsvRow {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: u64,
-        /// What is wrong with the row.
-        message: String,
-    },
+    /// A trace file could not be read: a bad CSV header, or a bad row under
+    /// `on_error = fail` (the error names the file and line).
+    #[error(transparent)]
+    Formats(#[from] netshare_formats::Error),
     /// Packet traces and flow traces were mixed in one ingest.
     #[error(
         "cannot merge packet and flow traces into one records file: {packets} is packets, {flows} is flows"

@@ -11,8 +11,6 @@
 //! unknown format, a bad CSV header, and a bad CSV row under `on_error = fail`.
 #![deny(missing_docs)]
 
-pub mod capture;
-pub mod decode;
 pub mod error;
 pub mod flows;
 pub mod packets;
@@ -28,9 +26,9 @@ use netshare_core::records::{FlowColumns, META_DIALECT, PacketColumns, ROW_GROUP
 use netshare_core::stage::StageDef;
 use serde::{Deserialize, Serialize};
 
-pub use capture::{CaptureFormat, CaptureReader, Damage, Frame};
 pub use error::{IngestError, Result};
-pub use flows::{Dialect, DialectChoice};
+pub use netshare_formats::capture::{CaptureFormat, CaptureReader, Damage, Frame};
+pub use netshare_formats::netflow::{Dialect, DialectChoice};
 pub use report::{BadRow, FileReport, IngestReport, TimeSpan};
 
 use report::Tally;
@@ -100,14 +98,15 @@ pub fn sniff(head: &[u8], path: &Path, choice: DialectChoice) -> Result<InputKin
         && !line.is_empty()
         && !line.bytes().any(|b| b < 0x09 || (b > 0x0d && b < 0x20))
     {
-        match flows::detect(line.trim_end_matches('\r'), choice) {
+        match netshare_formats::netflow::detect(line.trim_end_matches('\r'), choice) {
             Ok(Some(d)) => return Ok(InputKind::Csv(d)),
             Ok(None) => {}
             Err(message) => {
-                return Err(IngestError::CsvHeader {
+                return Err(netshare_formats::Error::CsvHeader {
                     path: path.to_path_buf(),
                     message,
-                });
+                }
+                .into());
             }
         }
     }

@@ -6,8 +6,9 @@ use std::io::Read;
 
 use netshare_core::records::{PacketColumns, ROW_GROUP_ROWS};
 
-use crate::capture::CaptureReader;
-use crate::decode::{self, Decoded, Note, Skip};
+use netshare_formats::capture::CaptureReader;
+use netshare_formats::linktype;
+use netshare_formats::packet::decode::{self, Decoded, Note, Skip};
 use crate::error::{IngestError, Result};
 use crate::report::{FileReport, Tally};
 
@@ -107,7 +108,7 @@ pub fn read_capture<R: Read>(
     let link_types = counts
         .link_types
         .into_iter()
-        .map(|(lt, n)| (link_type_name(lt), n))
+        .map(|(lt, n)| (linktype::name(lt), n))
         .collect();
     Ok(FileReport {
         name: name.to_string(),
@@ -121,21 +122,4 @@ pub fn read_capture<R: Read>(
         bytes_read: reader.bytes_consumed(),
         damage: reader.damage().cloned(),
     })
-}
-
-/// A link type's name in reports: `ethernet (1)`, or `unsupported (147)`.
-pub fn link_type_name(lt: u32) -> String {
-    use decode::linktype::*;
-    let n = match lt {
-        NULL => "null",
-        ETHERNET => "ethernet",
-        RAW_12 | RAW_14 | RAW => "raw",
-        LOOP => "loop",
-        LINUX_SLL => "linux_sll",
-        IPV4 => "ipv4",
-        IPV6 => "ipv6",
-        LINUX_SLL2 => "linux_sll2",
-        _ => "unsupported",
-    };
-    format!("{n} ({lt})")
 }

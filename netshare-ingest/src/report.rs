@@ -5,7 +5,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
-use crate::capture::Damage;
+use netshare_formats::capture::Damage;
 
 /// What one input file gave.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

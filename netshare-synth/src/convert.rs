@@ -10,7 +10,7 @@ use netshare_core::records::{
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::error::{Error, Result};
-use crate::write::{CsvDialect, OutputFormat, PacketOptions, Sink, SinkSummary, WriteOptions};
+use crate::write::{Dialect, OutputFormat, PacketOptions, Sink, SinkSummary, WriteOptions};
 
 /// Rows per batch read from Parquet.
 pub const READ_BATCH_ROWS: usize = 64 * 1024;
@@ -60,7 +60,7 @@ pub struct ConvertOptions {
     /// The output format; `None` takes it from the output's extension.
     pub format: Option<OutputFormat>,
     /// The flow CSV dialect; `None` takes the input's (`netshare.dialect`), else NetShare's.
-    pub dialect: Option<CsvDialect>,
+    pub dialect: Option<Dialect>,
     /// Packet framing for captures.
     pub packets: PacketOptions,
 }
@@ -80,7 +80,7 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Sin
     let dialect_meta = meta.get(META_DIALECT).cloned();
     let dialect = opts
         .dialect
-        .or_else(|| dialect_meta.as_deref().and_then(CsvDialect::from_name))
+        .or_else(|| dialect_meta.as_deref().and_then(Dialect::from_name))
         .unwrap_or_default();
     let wopts = WriteOptions {
         dialect,

@@ -24,24 +24,9 @@ pub enum Error {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// The CSV writer failed.
-    #[error("CSV {path}: {source}")]
-    Csv {
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: csv::Error,
-    },
-    /// One record cannot be represented in the output format.
-    #[error("{path}: record {record}: {message}")]
-    Record {
-        /// The output file.
-        path: PathBuf,
-        /// Zero-based record number in write order.
-        record: u64,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// A trace file could not be written (the formats error names the file and record).
+    #[error(transparent)]
+    Formats(#[from] netshare_formats::Error),
     /// The requested output does not fit the records (e.g. flows into a pcap).
     #[error("{path}: {message}")]
     Format {

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::merge::{CleanCounts, MergeCounts, Merger, TagHeads, clean_chunk};
 use crate::write::{
-    CaptureFormat, CsvDialect, LinkType, OutputFormat, PacketOptions, Sink, SinkSummary,
+    CaptureKind, Dialect, LinkType, OutputFormat, PacketOptions, Sink, SinkSummary,
     WriteOptions,
 };
 
@@ -36,9 +36,9 @@ pub struct SynthConfig {
     /// Outputs besides Parquet; `None`: CSV for flows, the capture format for packets.
     pub formats: Option<Vec<OutputFormat>>,
     /// Capture format of packet outputs when `formats` is not given.
-    pub capture: CaptureFormat,
+    pub capture: CaptureKind,
     /// CSV dialect of flow CSV; `None`: the input's (from a `records` input), else NetShare's.
-    pub csv_dialect: Option<CsvDialect>,
+    pub csv_dialect: Option<Dialect>,
     /// Link layer of packets.
     pub link: LinkType,
     /// Bytes captured per packet at most.
@@ -54,7 +54,7 @@ impl Default for SynthConfig {
             scale: 1.0,
             batch_size: 4096,
             formats: None,
-            capture: CaptureFormat::Pcap,
+            capture: CaptureKind::Pcap,
             csv_dialect: None,
             link: LinkType::Ethernet,
             snaplen: 65_535,
@@ -99,9 +99,9 @@ impl SynthConfig {
             Some(f) => f.clone(),
             None => vec![match (kind, self.capture) {
                 (TraceKind::Flows, _) => OutputFormat::Csv,
-                (TraceKind::Packets, CaptureFormat::Pcap) => OutputFormat::Pcap,
-                (TraceKind::Packets, CaptureFormat::PcapNs) => OutputFormat::PcapNs,
-                (TraceKind::Packets, CaptureFormat::Pcapng) => OutputFormat::Pcapng,
+                (TraceKind::Packets, CaptureKind::Pcap) => OutputFormat::Pcap,
+                (TraceKind::Packets, CaptureKind::PcapNs) => OutputFormat::PcapNs,
+                (TraceKind::Packets, CaptureKind::Pcapng) => OutputFormat::Pcapng,
             }],
         };
         let mut out = vec![OutputFormat::Parquet];
@@ -348,7 +348,7 @@ pub fn synthesize(
     let formats = cfg.formats_for(kind)?;
     let dialect = cfg
         .csv_dialect
-        .or_else(|| inputs.dialect.as_deref().and_then(CsvDialect::from_name))
+        .or_else(|| inputs.dialect.as_deref().and_then(Dialect::from_name))
         .unwrap_or_default();
     let wopts = WriteOptions {
         dialect,
@@ -499,7 +499,7 @@ mod tests {
             [OutputFormat::Parquet, OutputFormat::Csv]
         );
         let ng = SynthConfig {
-            capture: CaptureFormat::Pcapng,
+            capture: CaptureKind::Pcapng,
             ..SynthConfig::default()
         };
         assert_eq!(

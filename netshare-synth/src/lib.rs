@@ -1,14 +1,14 @@
 //! Checkpoints and encoders to synthetic records, and records to the formats tools read: Parquet
 //! (the ingest schema), CSV (NetShare's layout or the input's dialect), pcap and pcapng.
 //!
-//! - [`write`]: streaming writers, one module per format, and [`write::Sink`] over them;
+//! - [`write`]: [`write::Sink`], which streams records into any output format (the formats
+//!   themselves are `netshare-formats`');
 //! - [`merge`]: the cross-chunk merge and record clean-up of SPEC §5, as pure functions;
 //! - [`generate`]: the synthesis itself (sample, merge, decode, clean, write) and its report;
 //! - [`stage`]: the store-mode body;
 //! - [`convert`]: any records table to any output format.
 #![deny(missing_docs)]
 
-pub mod baseline;
 pub mod convert;
 pub mod error;
 pub mod generate;

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use netshare_core::stage::StoreArgs;
 use netshare_synth::convert::{ConvertOptions, convert};
 use netshare_synth::generate::{SynthConfig, SynthInputs, synthesize};
-use netshare_synth::write::{CaptureFormat, CsvDialect, LinkType, OutputFormat, PacketOptions};
+use netshare_synth::write::{CaptureKind, Dialect, LinkType, OutputFormat, PacketOptions};
 
 /// Samples a trained NetShare model and writes a synthetic trace (Parquet plus CSV for flows
 /// or pcap/pcapng for packets, and synth-report.json), or converts records tables to CSV /
@@ -52,11 +52,11 @@ struct GenerateArgs {
     #[arg(long = "format", value_enum)]
     formats: Vec<OutputFormat>,
     /// Capture format of packet traces when no --format is given.
-    #[arg(long, value_enum, default_value_t = CaptureFormat::Pcap)]
-    capture: CaptureFormat,
+    #[arg(long, value_enum, default_value_t = CaptureKind::Pcap)]
+    capture: CaptureKind,
     /// CSV dialect of flow CSV (default: NetShare's layout).
     #[arg(long, value_enum)]
-    dialect: Option<CsvDialect>,
+    dialect: Option<Dialect>,
     /// Flows per feature-sampling batch.
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
@@ -111,7 +111,7 @@ struct ConvertArgs {
     format: Option<OutputFormat>,
     /// CSV dialect for flows (default: the dialect the input came in, else NetShare's).
     #[arg(long, value_enum)]
-    dialect: Option<CsvDialect>,
+    dialect: Option<Dialect>,
     #[command(flatten)]
     packets: PacketArgs,
 }

@@ -4,10 +4,7 @@
 
 use netshare_core::stage::{BodyError, RunOutcome, StageCtx, StoreArgs, run_from_args};
 
-use std::path::PathBuf;
-
 use crate::STAGE;
-use crate::baseline::{self, BASELINE_STAGE, BaselineConfig, BaselineKind};
 use crate::generate::{REPORT_OUTPUT, SynthConfig, SynthInputs, synthesize};
 
 /// Runs synthesis in a stage run's work directory and records the schema and a summary.
@@ -37,36 +34,4 @@ pub fn body(cfg: &SynthConfig, ctx: &mut StageCtx) -> Result<(), BodyError> {
 /// Runs the stage in store mode from command-line arguments (prints the manifest).
 pub fn run_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
     run_from_args(args, &STAGE, body)
-}
-
-/// The baseline stage's body (`netshare-baseline`): input `records`, outputs the marginals
-/// sample and the real-vs-real halves (`marginals.parquet`, `half-a.parquet`, `half-b.parquet`).
-pub fn baseline_body(cfg: &BaselineConfig, ctx: &mut StageCtx) -> Result<(), BodyError> {
-    let input = ctx.input("records")?.to_path_buf();
-    let dir = ctx
-        .output("marginals.parquet")
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_default();
-    let summary = baseline::run(
-        &input,
-        &dir,
-        &[BaselineKind::Marginals, BaselineKind::Split],
-        cfg,
-    )?;
-    for f in ["marginals.parquet", "half-a.parquet", "half-b.parquet"] {
-        let schema = if summary["kind"] == "packets" {
-            "netshare.packets.v1"
-        } else {
-            "netshare.flows.v1"
-        };
-        ctx.set_schema(f, schema);
-    }
-    ctx.set_summary(summary);
-    Ok(())
-}
-
-/// Runs the baseline stage in store mode from command-line arguments (prints the manifest).
-pub fn run_baseline_store(args: &StoreArgs) -> netshare_core::StoreResult<RunOutcome> {
-    run_from_args::<BaselineConfig, _>(args, &BASELINE_STAGE, baseline_body)
 }

@@ -128,7 +128,7 @@ fn a_damaged_csv_is_reported_with_its_file_and_record() {
     assert_eq!(st.status.code(), Some(2));
     let err = String::from_utf8_lossy(&st.stderr);
     assert!(
-        err.contains("bad.csv, record 2") && err.contains("dstport 99999"),
+        err.contains("bad.csv, line 3") && err.contains("dstport \"99999\""),
         "{err}"
     );
 }

@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
     }
     // Every frame decoder on its own, for every link type it knows and one it does not.
     for lt in [0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147] {
-        let _ = netshare_ingest::decode::decode(lt, data);
+        let _ = netshare_formats::packet::decode(lt, data);
     }
 });

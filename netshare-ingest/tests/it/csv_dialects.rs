@@ -69,7 +69,7 @@ fn ugr16_real_file_start_is_end_minus_duration() {
         })
         .expect("a flow longer than 10 s");
     let f: Vec<&str> = line.split(',').collect();
-    let te = netshare_ingest::flows::parse_datetime_us(f[0]).expect("te");
+    let te = netshare_formats::datetime::parse_datetime_us(f[0]).expect("te");
     let td: f64 = f[1].parse().expect("td");
     assert_eq!(
         t.ts_us[i],
@@ -94,7 +94,7 @@ fn cidds_hand_made_file() {
     let err =
         parse_flows_csv(bytes, &IngestConfig::default()).expect_err("EXT_SERVER is not an IP");
     match err {
-        IngestError::CsvRow { line, message, .. } => {
+        IngestError::Formats(netshare_formats::Error::CsvRow { line, message, .. }) => {
             assert_eq!(line, 6);
             assert!(message.contains("EXT_SERVER"), "{message}");
         }

@@ -1,21 +1,18 @@
-//! Output writers: one module per format, and [`Sink`], which streams record tables of either
-//! kind into any of them as they arrive (memory stays bounded by the batch, not the trace).
-
-pub mod csv;
-pub mod packet;
-pub mod pcap;
+//! [`Sink`], which streams record tables of either kind into any output format as they arrive
+//! (memory stays bounded by the batch, not the trace). The formats themselves are
+//! `netshare-formats`'; Parquet records are the schema's.
 
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use netshare_core::records::{META_DIALECT, Records, RecordsWriter, TraceKind};
+use netshare_core::records::{META_DIALECT, PacketColumns, Records, RecordsWriter, TraceKind};
+pub use netshare_formats::capture::{CaptureKind, CaptureWriter};
+pub use netshare_formats::netflow::{Dialect, FlowCsvWriter, PacketCsvWriter};
+pub use netshare_formats::packet::{LinkType, PacketBuilder, PacketOptions, PacketStats};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-pub use csv::{CsvDialect, FlowCsvWriter, PacketCsvWriter};
-pub use packet::{LinkType, PacketBuilder, PacketOptions, PacketStats};
-pub use pcap::{CaptureFormat, CaptureWriter};
 
 /// An output file format.
 #[derive(
@@ -25,7 +22,7 @@ pub use pcap::{CaptureFormat, CaptureWriter};
 pub enum OutputFormat {
     /// Parquet records with the ingest schema (`netshare.packets.v1` / `netshare.flows.v1`).
     Parquet,
-    /// CSV: flows in a [`CsvDialect`], packets in NetShare's packet layout.
+    /// CSV: flows in a [`Dialect`], packets in NetShare's packet layout.
     Csv,
     /// pcap, microsecond timestamps (packets only).
     Pcap,
@@ -58,11 +55,11 @@ impl OutputFormat {
         }
     }
 
-    fn capture(self) -> Option<CaptureFormat> {
+    fn capture(self) -> Option<CaptureKind> {
         match self {
-            OutputFormat::Pcap => Some(CaptureFormat::Pcap),
-            OutputFormat::PcapNs => Some(CaptureFormat::PcapNs),
-            OutputFormat::Pcapng => Some(CaptureFormat::Pcapng),
+            OutputFormat::Pcap => Some(CaptureKind::Pcap),
+            OutputFormat::PcapNs => Some(CaptureKind::PcapNs),
+            OutputFormat::Pcapng => Some(CaptureKind::Pcapng),
             _ => None,
         }
     }
@@ -72,7 +69,7 @@ impl OutputFormat {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct WriteOptions {
     /// The CSV dialect of flow CSV output.
-    pub dialect: CsvDialect,
+    pub dialect: Dialect,
     /// The dialect name stored in Parquet metadata (`netshare.dialect`), when known.
     pub dialect_meta: Option<String>,
     /// Framing and capture length of packets.
@@ -83,7 +80,21 @@ enum Inner {
     Parquet(RecordsWriter),
     FlowCsv(FlowCsvWriter<BufWriter<File>>),
     PacketCsv(PacketCsvWriter<BufWriter<File>>),
-    Capture(CaptureWriter<BufWriter<File>>),
+    Capture(CaptureWriter<BufWriter<File>>, PacketBuilder),
+}
+
+/// Builds each packet record's frame and writes it.
+fn write_frames(
+    w: &mut CaptureWriter<BufWriter<File>>,
+    b: &mut PacketBuilder,
+    t: &PacketColumns,
+) -> Result<()> {
+    for i in 0..t.len() {
+        let r = t.row(i);
+        let built = b.build(&r);
+        w.write_frame(r.time_us, b.bytes(), built.wire as u32)?;
+    }
+    Ok(())
 }
 
 /// What a finished sink wrote.
@@ -149,12 +160,16 @@ impl Sink {
             }
             (f, TraceKind::Packets) => {
                 let cf = f.capture().expect("every other format is a capture format");
-                Inner::Capture(CaptureWriter::new(
-                    create_buffered(path)?,
-                    path,
-                    cf,
-                    opts.packets,
-                )?)
+                Inner::Capture(
+                    CaptureWriter::new(
+                        create_buffered(path)?,
+                        path,
+                        cf,
+                        opts.packets.link.linktype(),
+                        opts.packets.snaplen,
+                    )?,
+                    PacketBuilder::new(opts.packets),
+                )
             }
             (f, TraceKind::Flows) => {
                 return Err(Error::Format {
@@ -195,7 +210,7 @@ impl Sink {
             (Inner::Parquet(w), r) => w.write(r)?,
             (Inner::FlowCsv(w), Records::Flows(t)) => w.write_flows(t)?,
             (Inner::PacketCsv(w), Records::Packets(t)) => w.write_packets(t)?,
-            (Inner::Capture(w), Records::Packets(t)) => w.write_packets(t)?,
+            (Inner::Capture(w, b), Records::Packets(t)) => write_frames(w, b, t)?,
             _ => unreachable!("the kind check above matches writer and table"),
         }
         self.records += records.len() as u64;
@@ -209,10 +224,9 @@ impl Sink {
             Inner::Parquet(w) => w.finish()?,
             Inner::FlowCsv(w) => close(w.finish()?, &self.path)?,
             Inner::PacketCsv(w) => close(w.finish()?, &self.path)?,
-            Inner::Capture(w) => {
-                let (out, stats) = w.finish()?;
-                close(out, &self.path)?;
-                packets = Some(stats);
+            Inner::Capture(w, b) => {
+                close(w.finish()?, &self.path)?;
+                packets = Some(b.stats().clone());
             }
         }
         Ok(SinkSummary {

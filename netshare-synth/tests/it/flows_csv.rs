@@ -4,11 +4,11 @@ use netshare_core::records::{
     FlowColumns, META_DIALECT, Records, TraceKind, read_flows, read_metadata, write_records,
 };
 use netshare_synth::convert::{ConvertOptions, convert};
-use netshare_synth::write::{CsvDialect, OutputFormat, WriteOptions, write_all};
+use netshare_synth::write::{Dialect, OutputFormat, WriteOptions, write_all};
 
 use crate::{at, tmp, ugr16_flows};
 
-fn write_csv(t: &FlowColumns, dialect: CsvDialect) -> Vec<u8> {
+fn write_csv(t: &FlowColumns, dialect: Dialect) -> Vec<u8> {
     let dir = tmp();
     let path = at(dir.path(), "out.csv");
     let opts = WriteOptions {
@@ -40,7 +40,7 @@ fn parse(bytes: &[u8]) -> FlowColumns {
 #[test]
 fn netshare_layout_round_trips_exactly() {
     let t = ugr16_flows();
-    assert_eq!(parse(&write_csv(&t, CsvDialect::Netshare)), t);
+    assert_eq!(parse(&write_csv(&t, Dialect::Netshare)), t);
 }
 
 #[test]
@@ -48,10 +48,10 @@ fn every_dialect_round_trips_within_its_time_resolution() {
     let t = ugr16_flows();
     // (dialect, start-time tolerance µs, duration tolerance s)
     for (dialect, dt_us, dtd) in [
-        (CsvDialect::Netshare, 0, 0.0),
-        (CsvDialect::Ugr16, 1_000_000, 0.0005),
-        (CsvDialect::Cidds, 1_000, 0.0005),
-        (CsvDialect::Ton, 1, 1e-9),
+        (Dialect::Netshare, 0, 0.0),
+        (Dialect::Ugr16, 1_000_000, 0.0005),
+        (Dialect::Cidds, 1_000, 0.0005),
+        (Dialect::Ton, 1, 1e-9),
     ] {
         let got = parse(&write_csv(&t, dialect));
         assert_eq!(got.len(), t.len(), "{dialect:?}");
@@ -133,7 +133,7 @@ fn convert_writes_csv_in_the_dialect_the_input_came_in() {
         &input,
         &out,
         &ConvertOptions {
-            dialect: Some(CsvDialect::Netshare),
+            dialect: Some(Dialect::Netshare),
             ..ConvertOptions::default()
         },
     )

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use netshare_core::records::{Records, TraceKind, read_metadata, read_records};
-use netshare_synth::write::{CsvDialect, OutputFormat, WriteOptions, write_all};
+use netshare_synth::write::{Dialect, OutputFormat, WriteOptions, write_all};
 use serde_json::{Value, json};
 
 use crate::{skype_packets, ugr16_flows};
@@ -208,7 +208,7 @@ fn write_reference_outputs(dir: &Path) -> Vec<PathBuf> {
     ] {
         let path = dir.join(name);
         let opts = WriteOptions {
-            dialect: CsvDialect::Netshare,
+            dialect: Dialect::Netshare,
             dialect_meta: Some("netshare".into()),
             ..WriteOptions::default()
         };

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use netshare_core::stage::StoreArgs;
-use netshare_synth::baseline::{self, BaselineConfig, BaselineKind};
+use netshare_baseline::sample::{self, BaselineConfig, BaselineKind};
 
 /// Baselines for evaluation: an independent-marginals sample of a real records file, or the
 /// real trace split in two halves by five-tuple hash (the real-vs-real floor).
@@ -56,7 +56,7 @@ enum Cmd {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if let Some(Cmd::Store(args)) = &cli.cmd {
-        netshare_synth::stage::run_baseline_store(args)?;
+        netshare_baseline::stage::run_store(args)?;
         return Ok(());
     }
     let input = cli
@@ -72,7 +72,7 @@ fn main() -> anyhow::Result<()> {
         seed: cli.seed,
         rows: cli.rows,
     };
-    let summary = baseline::run(&input, &out, kinds, &cfg).with_context(|| {
+    let summary = sample::run(&input, &out, kinds, &cfg).with_context(|| {
         format!(
             "writing baselines of {} into {}",
             input.display(),

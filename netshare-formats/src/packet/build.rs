@@ -76,8 +76,8 @@ impl LinkType {
     pub fn linktype(self) -> u16 {
         match self {
             // Both numbers fit the 16 bits pcapng's interface block gives them.
-            LinkType::Ethernet => netshare_core::linktype::ETHERNET as u16,
-            LinkType::Raw => netshare_core::linktype::RAW as u16,
+            LinkType::Ethernet => crate::linktype::ETHERNET as u16,
+            LinkType::Raw => crate::linktype::RAW as u16,
         }
     }
 

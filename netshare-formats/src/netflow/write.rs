@@ -10,128 +10,10 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use netshare_core::records::{FlowColumns, PacketColumns, ip_to_string, proto_name};
-use serde::{Deserialize, Serialize};
 
+use super::Dialect;
+use crate::datetime::format_datetime;
 use crate::error::{Error, Result};
-
-/// A flow CSV dialect.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum CsvDialect {
-    /// `srcip,dstip,srcport,dstport,proto,ts,td,pkt,byt,type`: integer IPs, proto by name,
-    /// ts in µs.
-    #[default]
-    Netshare,
-    /// nfdump CSV as UGR16 ships it: `te,td,sa,da,sp,dp,pr,flg,fwd,stos,pkt,byt,label`.
-    Ugr16,
-    /// CIDDS-001: `Date first seen,Duration,Proto,Src IP Addr,...`.
-    Cidds,
-    /// TON_IoT network: `ts,src_ip,src_port,dst_ip,dst_port,proto,service,duration,...`.
-    Ton,
-}
-
-impl CsvDialect {
-    /// The dialect named in a records file's `netshare.dialect` metadata (case-insensitive;
-    /// spellings with `-`/`_`/`001`/`_iot` accepted). `None` for an unknown name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        let n: String = name
-            .trim()
-            .to_ascii_lowercase()
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect();
-        Some(match n.as_str() {
-            "netshare" => CsvDialect::Netshare,
-            "ugr16" | "ugr" | "nfdump" => CsvDialect::Ugr16,
-            "cidds" | "cidds001" => CsvDialect::Cidds,
-            "ton" | "toniot" | "tonnetwork" | "toniotnetwork" => CsvDialect::Ton,
-            _ => return None,
-        })
-    }
-
-    /// The header row.
-    pub fn header(self) -> &'static [&'static str] {
-        match self {
-            CsvDialect::Netshare => &[
-                "srcip", "dstip", "srcport", "dstport", "proto", "ts", "td", "pkt", "byt", "type",
-            ],
-            CsvDialect::Ugr16 => &[
-                "te", "td", "sa", "da", "sp", "dp", "pr", "flg", "fwd", "stos", "pkt", "byt",
-                "label",
-            ],
-            CsvDialect::Cidds => &[
-                "Date first seen",
-                "Duration",
-                "Proto",
-                "Src IP Addr",
-                "Src Pt",
-                "Dst IP Addr",
-                "Dst Pt",
-                "Packets",
-                "Bytes",
-                "Flows",
-                "Flags",
-                "Tos",
-                "class",
-                "attackType",
-                "attackID",
-                "attackDescription",
-            ],
-            CsvDialect::Ton => &[
-                "ts",
-                "src_ip",
-                "src_port",
-                "dst_ip",
-                "dst_port",
-                "proto",
-                "service",
-                "duration",
-                "src_bytes",
-                "dst_bytes",
-                "conn_state",
-                "missed_bytes",
-                "src_pkts",
-                "src_ip_bytes",
-                "dst_pkts",
-                "dst_ip_bytes",
-                "label",
-                "type",
-            ],
-        }
-    }
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day) (H. Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// `YYYY-mm-dd HH:MM:SS` (UTC) of a time in µs, with `frac_digits` (0, 3 or 6) decimals.
-pub fn format_datetime(time_us: i64, frac_digits: u32) -> String {
-    let secs = time_us.div_euclid(1_000_000);
-    let micros = time_us.rem_euclid(1_000_000);
-    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
-    let sod = secs.rem_euclid(86_400);
-    let base = format!(
-        "{y:04}-{mo:02}-{d:02} {:02}:{:02}:{:02}",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    );
-    match frac_digits {
-        0 => base,
-        3 => format!("{base}.{:03}", micros / 1000),
-        _ => format!("{base}.{micros:06}"),
-    }
-}
 
 /// Seconds with six decimals of a time in µs (exact; no float rounding).
 fn format_seconds(time_us: i64) -> String {
@@ -144,13 +26,13 @@ fn format_seconds(time_us: i64) -> String {
 pub struct FlowCsvWriter<W: Write> {
     csv: csv::Writer<W>,
     path: PathBuf,
-    dialect: CsvDialect,
+    dialect: Dialect,
     fields: Vec<String>,
 }
 
 impl<W: Write> FlowCsvWriter<W> {
     /// Writes the header row. `path` names the output in errors.
-    pub fn new(out: W, path: &Path, dialect: CsvDialect) -> Result<Self> {
+    pub fn new(out: W, path: &Path, dialect: Dialect) -> Result<Self> {
         let mut csv = csv::WriterBuilder::new()
             .has_headers(false)
             .from_writer(out);
@@ -175,7 +57,7 @@ impl<W: Write> FlowCsvWriter<W> {
             let (ts, td) = (t.ts_us[i], t.td[i]);
             let label = t.label[i].as_str();
             match self.dialect {
-                CsvDialect::Netshare => {
+                Dialect::Netshare => {
                     f.push(t.srcip[i].to_string());
                     f.push(t.dstip[i].to_string());
                     f.push(t.srcport[i].to_string());
@@ -187,7 +69,7 @@ impl<W: Write> FlowCsvWriter<W> {
                     f.push(t.byt[i].to_string());
                     f.push(label.to_string());
                 }
-                CsvDialect::Ugr16 => {
+                Dialect::Ugr16 => {
                     let end = ts.saturating_add((td * 1e6).round() as i64);
                     f.push(format_datetime(end, 0));
                     f.push(format!("{td:.3}"));
@@ -203,7 +85,7 @@ impl<W: Write> FlowCsvWriter<W> {
                     f.push(t.byt[i].to_string());
                     f.push(label.to_string());
                 }
-                CsvDialect::Cidds => {
+                Dialect::Cidds => {
                     f.push(format_datetime(ts, 3));
                     f.push(format!("{td:.3}"));
                     f.push(proto_name(t.proto[i]));
@@ -221,7 +103,7 @@ impl<W: Write> FlowCsvWriter<W> {
                     f.push("---".into());
                     f.push("---".into());
                 }
-                CsvDialect::Ton => {
+                Dialect::Ton => {
                     f.push(format_seconds(ts));
                     f.push(ip_to_string(t.srcip[i]));
                     f.push(t.srcport[i].to_string());
@@ -348,19 +230,6 @@ mod tests {
     }
 
     #[test]
-    fn dialect_names_from_metadata_are_recognised() {
-        for (s, d) in [
-            ("netshare", CsvDialect::Netshare),
-            ("UGR16", CsvDialect::Ugr16),
-            ("cidds-001", CsvDialect::Cidds),
-            ("TON_IoT", CsvDialect::Ton),
-        ] {
-            assert_eq!(CsvDialect::from_name(s), Some(d), "{s}");
-        }
-        assert_eq!(CsvDialect::from_name("pcap"), None);
-    }
-
-    #[test]
     fn netshare_and_ugr16_rows_spell_fields_as_the_datasets_do() {
         let mut t = FlowColumns::default();
         t.push(FlowRecord {
@@ -375,7 +244,7 @@ mod tests {
             byt: 1736,
             label: "background".into(),
         });
-        let mut w = FlowCsvWriter::new(Vec::new(), Path::new("x.csv"), CsvDialect::Netshare)
+        let mut w = FlowCsvWriter::new(Vec::new(), Path::new("x.csv"), Dialect::Netshare)
             .expect("header");
         w.write_flows(&t).expect("rows");
         let text = String::from_utf8(w.finish().expect("finish")).expect("utf8");
@@ -385,7 +254,7 @@ mod tests {
              1730436467,719036359,0,0,ICMP,1458298072364000,305.636,62,1736,background\n"
         );
         let mut w =
-            FlowCsvWriter::new(Vec::new(), Path::new("x.csv"), CsvDialect::Ugr16).expect("header");
+            FlowCsvWriter::new(Vec::new(), Path::new("x.csv"), Dialect::Ugr16).expect("header");
         w.write_flows(&t).expect("rows");
         let text = String::from_utf8(w.finish().expect("finish")).expect("utf8");
         assert_eq!(

@@ -24,12 +24,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Identity of the baseline stage in the artifact store.
-pub const BASELINE_STAGE: netshare_core::stage::StageDef = netshare_core::stage::StageDef {
-    name: "baseline",
-    version: 2,
-};
-
 /// Typed configuration of the baseline stage.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

@@ -12,14 +12,10 @@ const BUF_SIZE: usize = 4 << 20;
 /// The largest frame or block we accept; anything bigger is treated as a corrupt length field.
 const MAX_RECORD: usize = 64 << 20;
 
-/// pcap magic numbers as read little-endian.
-const PCAP_US: u32 = 0xa1b2_c3d4;
-const PCAP_NS: u32 = 0xa1b2_3c4d;
-const PCAP_US_SWAPPED: u32 = 0xd4c3_b2a1;
-const PCAP_NS_SWAPPED: u32 = 0x4d3c_b2a1;
-/// pcapng section header block type (palindromic, so byte order does not matter).
-const PCAPNG_SHB: u32 = 0x0a0d_0d0a;
-const PCAPNG_BOM: u32 = 0x1a2b_3c4d;
+use super::magic::{
+    PCAP_NS, PCAP_NS_SWAPPED, PCAP_US, PCAP_US_SWAPPED, PCAPNG_BOM, PCAPNG_EPB, PCAPNG_IDB,
+    PCAPNG_OPB, PCAPNG_SHB, PCAPNG_SPB,
+};
 
 /// The container format of a capture.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -434,7 +430,7 @@ impl<R: Read> CaptureReader<R> {
                     *big_endian = be;
                     interfaces.clear();
                 }
-                1 => {
+                PCAPNG_IDB => {
                     let b = &self.buf[body];
                     if b.len() < 8 {
                         self.stop(format!("corrupt interface block at byte {off}: too short"));
@@ -449,9 +445,9 @@ impl<R: Read> CaptureReader<R> {
                     parse_idb_options(&b[8..], be, &mut iface);
                     interfaces.push(iface);
                 }
-                6 | 2 => {
+                PCAPNG_EPB | PCAPNG_OPB => {
                     let b = &self.buf[body.clone()];
-                    let (ifid, hi, lo, caplen, orig) = if btype == 6 {
+                    let (ifid, hi, lo, caplen, orig) = if btype == PCAPNG_EPB {
                         if b.len() < 20 {
                             self.stop(format!("corrupt packet block at byte {off}: too short"));
                             return Ok(None);
@@ -500,7 +496,7 @@ impl<R: Read> CaptureReader<R> {
                         data: &self.buf[d..d + caplen],
                     }));
                 }
-                3 => {
+                PCAPNG_SPB => {
                     let b = &self.buf[body.clone()];
                     let Some(iface) = interfaces.first().copied() else {
                         self.stop(format!(

@@ -21,3 +21,19 @@ pub const IPV4: u32 = 228;
 pub const IPV6: u32 = 229;
 /// Linux cooked capture v2.
 pub const LINUX_SLL2: u32 = 276;
+
+/// A link type's name in reports: `ethernet (1)`, or `unsupported (147)`.
+pub fn name(lt: u32) -> String {
+    let n = match lt {
+        NULL => "null",
+        ETHERNET => "ethernet",
+        RAW_12 | RAW_14 | RAW => "raw",
+        LOOP => "loop",
+        LINUX_SLL => "linux_sll",
+        IPV4 => "ipv4",
+        IPV6 => "ipv6",
+        LINUX_SLL2 => "linux_sll2",
+        _ => "unsupported",
+    };
+    format!("{n} ({lt})")
+}

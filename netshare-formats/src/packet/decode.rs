@@ -10,8 +10,7 @@ use pnet_packet::ipv4::Ipv4Packet;
 use pnet_packet::tcp::TcpPacket;
 use pnet_packet::udp::UdpPacket;
 
-/// LINKTYPE numbers this reader understands (shared with the writers, in the core crate).
-pub use netshare_core::linktype;
+use crate::linktype;
 
 /// Why a frame gave no record (the keys of the report's `skipped` map).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
