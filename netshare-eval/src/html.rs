@@ -312,6 +312,36 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         );
     }
 
+    if let Some(a) = &report.privacy {
+        let _ = write!(
+            h,
+            "<h2>Privacy: membership-inference audit</h2><p class=\"note\">{} training records \
+             (members) and {} held-out records (non-members) ask for their closest record in \
+             each candidate; the attack guesses member when it is close. Distance: 1 per differing \
+             five-tuple field, plus the standardised log1p difference of {}. \
+             <i>real-vs-real</i> is held-out real traffic that never saw the members: what no \
+             memorisation looks like here.</p><table><tr><th class=\"l\">candidate</th>\
+             <th>attack AUC</th><th>median distance, members</th><th>median distance, \
+             non-members</th><th>copies of a member</th><th>copies of a non-member</th></tr>",
+            a.members,
+            a.non_members,
+            esc(&a.size_fields.join(", "))
+        );
+        for (name, x) in &a.candidates {
+            let _ = write!(
+                h,
+                "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}%</td><td>{:.2}%</td></tr>",
+                esc(name),
+                metric_cell(x.dcr_auc),
+                metric_cell(x.member_median_dcr),
+                metric_cell(x.non_member_median_dcr),
+                100.0 * x.exact_copy_share_members,
+                100.0 * x.exact_copy_share_non_members
+            );
+        }
+        h.push_str("</table>");
+    }
+
     let rs = roles(inputs);
     h.push_str("<h2>CDFs</h2><div class=\"plots\">");
     for field in emd_fields(report.kind) {

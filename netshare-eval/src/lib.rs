@@ -15,6 +15,7 @@ pub mod fidelity;
 pub mod html;
 pub mod joint;
 pub mod ml;
+pub mod privacy;
 pub mod report;
 pub mod sketch;
 pub mod stage;
@@ -32,12 +33,13 @@ pub use fidelity::{Convention, Metric};
 pub use report::{EvalConfig, Inputs, Report};
 pub use table::Table;
 
-/// This stage's identity in the artifact store. Version 3: metrics carry a `note` when values
-/// were left out (non-finite EMD samples, counted) or the value is undefined, and the report
-/// plots the model's quick quality score against training time.
+/// This stage's identity in the artifact store. Version 4: held-out reports carry a
+/// membership-inference audit (`privacy`); flow CSVs are read by the formats crate (any
+/// dialect). Version 3: metrics carry a `note` when values were left out, and the report plots
+/// the model's quick quality score against training time.
 pub const STAGE: StageDef = StageDef {
     name: "eval",
-    version: 3,
+    version: 4,
 };
 
 /// Paths of the inputs of one evaluation by role.

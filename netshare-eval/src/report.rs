@@ -104,6 +104,10 @@ pub struct Report {
     pub comparisons: BTreeMap<String, Comparison>,
     /// Parsed training log, when given.
     pub training: Option<TrainingLog>,
+    /// The membership-inference audit (held-out reports only: it needs the training records
+    /// and records the model never saw).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<crate::privacy::MembershipAudit>,
     /// Every metric as `comparison.group.name` → value, with its direction (what `check` reads).
     pub metrics: BTreeMap<String, FlatMetric>,
 }
@@ -277,6 +281,16 @@ pub fn build(inputs: &Inputs, cfg: &EvalConfig) -> Result<Report> {
                     .into(),
         });
     }
+    let privacy = inputs.train.as_ref().map(|train| {
+        let cands: Vec<(&str, &Table)> = [
+            ("synthetic", &inputs.synthetic),
+            ("marginals", &inputs.marginals),
+        ]
+        .into_iter()
+        .filter_map(|(n, t)| t.as_ref().map(|t| (n, t)))
+        .collect();
+        crate::privacy::audit(train, real, &cands, cfg.seed)
+    });
     let mut report = Report {
         schema: REPORT_SCHEMA.to_string(),
         verdict: Vec::new(),
@@ -291,6 +305,7 @@ pub fn build(inputs: &Inputs, cfg: &EvalConfig) -> Result<Report> {
         tables,
         comparisons,
         training: inputs.training.clone(),
+        privacy,
         metrics: BTreeMap::new(),
     };
     report.metrics = flatten(&report);
@@ -373,6 +388,29 @@ pub fn verdict(r: &Report) -> Vec<String> {
              NetShare's metrics."
         ));
     }
+    if let Some(a) = &r.privacy {
+        let c = |n: &str| a.candidates.get(n);
+        let auc = |n: &str| num(c(n).and_then(|x| x.dcr_auc));
+        let copies = |n: &str| {
+            c(n).map_or("undefined".into(), |x| {
+                format!("{:.1}%", 100.0 * x.exact_copy_share_members)
+            })
+        };
+        out.push(format!(
+            "Membership inference: a closest-record attack tells training records from held-out \
+             ones with AUC {} (marginals sampler {}, real traffic that never saw them {}; 0.5 = \
+             no leak); {} of synthetic records copy a training record's five-tuple and sizes \
+             (held-out: {}).",
+            auc("synthetic"),
+            auc("marginals"),
+            auc(crate::privacy::REFERENCE),
+            copies("synthetic"),
+            c("synthetic").map_or("undefined".into(), |x| format!(
+                "{:.1}%",
+                100.0 * x.exact_copy_share_non_members
+            )),
+        ));
+    }
     out
 }
 
@@ -425,6 +463,26 @@ pub fn flatten(r: &Report) -> BTreeMap<String, FlatMetric> {
             format!("{name}.telemetry.mean_relative_difference"),
             &c.telemetry.mean_relative_difference,
         );
+    }
+    if let Some(a) = &r.privacy {
+        for (name, x) in &a.candidates {
+            put(
+                format!("privacy.{name}.dcr_auc"),
+                &Metric::lower(
+                    x.dcr_auc,
+                    "netshare-rs",
+                    "ROC AUC of the closest-record membership attack (0.5: no leak)",
+                ),
+            );
+            put(
+                format!("privacy.{name}.exact_copy_share"),
+                &Metric::lower(
+                    Some(x.exact_copy_share_members),
+                    "netshare-rs",
+                    "share of rows equal to a training record in five-tuple and sizes",
+                ),
+            );
+        }
     }
     out
 }
