@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
-use netshare_core::stage::StoreArgs;
 use netshare_baseline::sample::{self, BaselineConfig, BaselineKind};
+use netshare_core::stage::StoreArgs;
 
 /// Baselines for evaluation: an independent-marginals sample of a real records file, or the
 /// real trace split in two halves by five-tuple hash (the real-vs-real floor).

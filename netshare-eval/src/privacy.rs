@@ -72,9 +72,10 @@ fn by_hash(t: &Table, even: bool, seed: u64) -> Table {
         .filter(|&i| {
             let ft = t.five_tuple(i);
             let h = netshare_core::seed::mix64(
-                seed ^ netshare_core::seed::mix64(
-                    u64::from(ft.srcip) << 32 | u64::from(ft.dstip),
-                ) ^ (u64::from(ft.srcport) << 24 | u64::from(ft.dstport) << 8 | u64::from(ft.proto)),
+                seed ^ netshare_core::seed::mix64(u64::from(ft.srcip) << 32 | u64::from(ft.dstip))
+                    ^ (u64::from(ft.srcport) << 24
+                        | u64::from(ft.dstport) << 8
+                        | u64::from(ft.proto)),
             );
             (h & 1 == 0) == even
         })
@@ -344,6 +345,9 @@ mod tests {
         let auc = reference.dcr_auc.expect("defined");
         assert!((auc - 0.5).abs() < 0.1, "real-vs-real AUC {auc}");
         assert_eq!(reference.exact_copy_share_members, 0.0);
-        assert!(a.members == 400 && a.non_members > 150 && a.non_members < 250, "{a:?}");
+        assert!(
+            a.members == 400 && a.non_members > 150 && a.non_members < 250,
+            "{a:?}"
+        );
     }
 }

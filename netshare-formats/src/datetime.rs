@@ -123,6 +123,9 @@ mod tests {
         for t in [0i64, 1_460_332_997_123_456, 951_782_400_000_001] {
             assert_eq!(parse_datetime_us(&format_datetime(t, 6)), Some(t));
         }
-        assert_eq!(format_datetime(1_489_536_076_632_000, 3), "2017-03-15 00:01:16.632");
+        assert_eq!(
+            format_datetime(1_489_536_076_632_000, 3),
+            "2017-03-15 00:01:16.632"
+        );
     }
 }

@@ -6,11 +6,11 @@ use std::io::Read;
 
 use netshare_core::records::{PacketColumns, ROW_GROUP_ROWS};
 
+use crate::error::{IngestError, Result};
+use crate::report::{FileReport, Tally};
 use netshare_formats::capture::CaptureReader;
 use netshare_formats::linktype;
 use netshare_formats::packet::decode::{self, Decoded, Note, Skip};
-use crate::error::{IngestError, Result};
-use crate::report::{FileReport, Tally};
 
 /// Per-file counters kept in arrays on the hot path and turned into named maps at the end.
 #[derive(Default)]

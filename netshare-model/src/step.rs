@@ -384,7 +384,7 @@ impl<'a> ChunkRun<'a> {
             // The two critics share no parameter, so their passes run side by side.
             let params = &self.params;
             let pass = |prefix: &str, real: Tensor<2>, fake: Tensor<2>, mix: Tensor<2>| {
-                nets::critic_loss_grads(params, prefix, l, real, fake, mix, cfg.gp_lambda)
+                nets::critic_loss_grads(params, prefix, l, real, fake, mix, cfg.gp_lambda, None)
             };
             let (main, aux) = rayon::join(
                 || pass("critic", x_real, x_fake, x_mix),

@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::merge::{CleanCounts, MergeCounts, Merger, TagHeads, clean_chunk};
 use crate::write::{
-    CaptureKind, Dialect, LinkType, OutputFormat, PacketOptions, Sink, SinkSummary,
-    WriteOptions,
+    CaptureKind, Dialect, LinkType, OutputFormat, PacketOptions, Sink, SinkSummary, WriteOptions,
 };
 
 /// Name of the synthesis report output.

@@ -112,7 +112,10 @@ fn our_crates_depend_only_in_the_allowed_direction() {
         ("netshare-formats", &["netshare-core"][..]),
         ("netshare-stats", &[][..]),
         ("netshare-baseline", &["netshare-core"][..]),
-        ("netshare-ingest", &["netshare-core", "netshare-formats"][..]),
+        (
+            "netshare-ingest",
+            &["netshare-core", "netshare-formats"][..],
+        ),
         ("netshare-encode", &["netshare-core"][..]),
         (
             "netshare-model",
@@ -235,7 +238,14 @@ fn capture_magic_numbers_live_in_formats() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("workspace root");
-    let magics = ["a1b2_c3d4", "a1b2c3d4", "a1b2_3c4d", "a1b23c4d", "0a0d_0d0a", "0a0d0d0a"];
+    let magics = [
+        "a1b2_c3d4",
+        "a1b2c3d4",
+        "a1b2_3c4d",
+        "a1b23c4d",
+        "0a0d_0d0a",
+        "0a0d0d0a",
+    ];
     let mut found = Vec::new();
     for krate in OURS {
         if krate == "netshare-formats" || krate == "fixtures" {
@@ -259,5 +269,8 @@ fn capture_magic_numbers_live_in_formats() {
             }
         }
     }
-    assert!(found.is_empty(), "capture magic numbers outside formats: {found:?}");
+    assert!(
+        found.is_empty(),
+        "capture magic numbers outside formats: {found:?}"
+    );
 }

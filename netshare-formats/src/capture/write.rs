@@ -181,16 +181,22 @@ mod tests {
             (1_458_298_074_999_999, vec![], 40),
         ];
         for kind in [CaptureKind::Pcap, CaptureKind::PcapNs, CaptureKind::Pcapng] {
-            let mut w = CaptureWriter::new(Vec::new(), Path::new("t"), kind, 101, 65535)
-                .expect("header");
+            let mut w =
+                CaptureWriter::new(Vec::new(), Path::new("t"), kind, 101, 65535).expect("header");
             for (t, d, wire) in &frames {
                 w.write_frame(*t, d, *wire).expect("frame");
             }
             let bytes = w.finish().expect("finish");
-            let mut r = CaptureReader::new(&bytes[..]).expect("io").expect("a capture");
+            let mut r = CaptureReader::new(&bytes[..])
+                .expect("io")
+                .expect("a capture");
             for (t, d, wire) in &frames {
                 let f = r.next_frame().expect("io").expect("a frame");
-                assert_eq!((f.time_us, f.data, f.orig_len, f.linktype), (*t, &d[..], *wire, 101), "{kind:?}");
+                assert_eq!(
+                    (f.time_us, f.data, f.orig_len, f.linktype),
+                    (*t, &d[..], *wire, 101),
+                    "{kind:?}"
+                );
             }
             assert!(r.next_frame().expect("io").is_none(), "{kind:?}");
             assert!(r.damage().is_none(), "{kind:?}");
@@ -199,12 +205,21 @@ mod tests {
 
     #[test]
     fn times_a_format_cannot_hold_name_the_record() {
-        let mut w = CaptureWriter::new(Vec::new(), Path::new("out.pcap"), CaptureKind::Pcap, 1, 65535)
-            .expect("header");
+        let mut w = CaptureWriter::new(
+            Vec::new(),
+            Path::new("out.pcap"),
+            CaptureKind::Pcap,
+            1,
+            65535,
+        )
+        .expect("header");
         w.write_frame(0, &[0], 1).expect("epoch");
         let e = w.write_frame(-1, &[0], 1).expect_err("before 1970");
         assert!(e.to_string().contains("out.pcap: record 1: time -1"), "{e}");
         let e = w.write_frame(1 << 53, &[0], 1).expect_err("after 2106");
-        assert!(e.to_string().contains("record 2") && e.to_string().contains("pcapng"), "{e}");
+        assert!(
+            e.to_string().contains("record 2") && e.to_string().contains("pcapng"),
+            "{e}"
+        );
     }
 }

@@ -248,7 +248,11 @@ mod tests {
                 td: 1.5 * f64::from(i),
                 pkt: 3 + u64::from(i),
                 byt: 180 + u64::from(i),
-                label: if i == 2 { "anomaly".into() } else { "background".into() },
+                label: if i == 2 {
+                    "anomaly".into()
+                } else {
+                    "background".into()
+                },
             });
         }
         for d in Dialect::ALL {
@@ -270,10 +274,17 @@ mod tests {
             for i in 0..t.len() {
                 let (a, b) = (t.row(i), back.row(i));
                 let tol_us = if d == Dialect::Ugr16 { 1_000_000 } else { 0 };
-                assert!((a.ts_us - b.ts_us).abs() <= tol_us, "{d:?} row {i}: {a:?} {b:?}");
+                assert!(
+                    (a.ts_us - b.ts_us).abs() <= tol_us,
+                    "{d:?} row {i}: {a:?} {b:?}"
+                );
                 assert_eq!(
-                    (a.srcip, a.dstip, a.srcport, a.dstport, a.proto, a.pkt, a.byt),
-                    (b.srcip, b.dstip, b.srcport, b.dstport, b.proto, b.pkt, b.byt),
+                    (
+                        a.srcip, a.dstip, a.srcport, a.dstport, a.proto, a.pkt, a.byt
+                    ),
+                    (
+                        b.srcip, b.dstip, b.srcport, b.dstport, b.proto, b.pkt, b.byt
+                    ),
                     "{d:?} row {i}"
                 );
                 assert!((a.td - b.td).abs() < 1e-9, "{d:?} row {i}");

@@ -231,7 +231,8 @@ fn parse_row(
     c: &Cols,
     rec: &csv::ByteRecord,
 ) -> std::result::Result<FlowRow, RowError> {
-    let bad = |name: &str, v: &str, what: &str| RowError::Bad(format!("{name} {v:?} is not {what}"));
+    let bad =
+        |name: &str, v: &str, what: &str| RowError::Bad(format!("{name} {v:?} is not {what}"));
     let ip = |i: usize, name: &str| -> std::result::Result<u32, RowError> {
         let v = field(rec, i, name)?;
         parse_ip(v).map_err(|v6| {
@@ -431,7 +432,11 @@ pub fn read_flows_raw(path: &Path) -> Result<(Dialect, FlowColumns, Vec<[f64; 3]
             });
         }
     };
-    let mut rdr = FlowCsvReader::new(std::io::BufReader::with_capacity(1 << 20, open()?), dialect, path);
+    let mut rdr = FlowCsvReader::new(
+        std::io::BufReader::with_capacity(1 << 20, open()?),
+        dialect,
+        path,
+    );
     let mut t = FlowColumns::default();
     let mut raw = Vec::new();
     while let Some((line, row)) = rdr.next_row()? {

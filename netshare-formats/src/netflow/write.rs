@@ -244,8 +244,8 @@ mod tests {
             byt: 1736,
             label: "background".into(),
         });
-        let mut w = FlowCsvWriter::new(Vec::new(), Path::new("x.csv"), Dialect::Netshare)
-            .expect("header");
+        let mut w =
+            FlowCsvWriter::new(Vec::new(), Path::new("x.csv"), Dialect::Netshare).expect("header");
         w.write_flows(&t).expect("rows");
         let text = String::from_utf8(w.finish().expect("finish")).expect("utf8");
         assert_eq!(

@@ -60,6 +60,57 @@ pub(crate) struct CriticGrads {
     pub gp: Tensor<1>,
     /// (parameter name, gradient) for every weight and bias of the critic.
     pub grads: Vec<(String, Tensor<2>)>,
+    /// With per-example clipping: each example's gradient norm before clipping, `[b, 1]`.
+    #[cfg_attr(
+        not(test),
+        expect(dead_code, reason = "the DP-SGD step will log it; tests read it today")
+    )]
+    pub example_norms: Option<Tensor<2>>,
+}
+
+/// Per-example clipping of the critic's gradient, for DP-SGD.
+///
+/// Example `i` is the triple (real row i, fake row i, interpolate i) and its loss is
+/// `ℓᵢ = D(fakeᵢ) − D(realᵢ) + λ(‖∇ₓD(mixᵢ)‖ − 1)²`, so the batch loss is the mean of the `ℓᵢ`
+/// and the interpolate's penalty counts towards the real example it was made from. With
+/// clipping, the gradients become `(1/b) Σᵢ min(1, C/‖∇ℓᵢ‖) ∇ℓᵢ`: each example's whole gradient
+/// (every weight and bias of the critic) scaled to L2 norm at most `C`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) struct Clip {
+    /// The bound `C` on each example's gradient norm.
+    pub norm: f64,
+}
+
+/// Row-wise dot products of two `[b, n]` tensors, `[b, 1]`.
+fn dots(x: &Tensor<2>, y: &Tensor<2>) -> Tensor<2> {
+    (x.clone() * y.clone()).sum_dim(1)
+}
+
+/// Per-example squared Frobenius norms of `Σ_r x_rᵀ y_r`, where example i's rows are row i of
+/// each of the `parts` (slices of the stacked lhs and rhs): `Σ_{p,q} (x_p·x_q)(y_p·y_q)`. This is
+/// how each example's weight-gradient norm comes from the same rows the batch gradient's matmul
+/// uses, without forming any per-example gradient.
+fn outer_sum_norms(xs: &[Tensor<2>], ys: &[Tensor<2>]) -> Tensor<2> {
+    let mut acc: Option<Tensor<2>> = None;
+    for p in 0..xs.len() {
+        for q in p..xs.len() {
+            let mut t = dots(&xs[p], &xs[q]) * dots(&ys[p], &ys[q]);
+            if p != q {
+                t = t.mul_scalar(2.0);
+            }
+            acc = Some(match acc {
+                Some(a) => a + t,
+                None => t,
+            });
+        }
+    }
+    acc.expect("at least one part")
+}
+
+/// Rows `k·b..(k+1)·b` of `t`.
+fn part(t: &Tensor<2>, k: usize, b: usize) -> Tensor<2> {
+    let [_, w] = t.dims();
+    t.clone().slice([k * b..(k + 1) * b, 0..w])
 }
 
 /// What [`critic_loss_terms`] computes, with the gradient of `w_term + gp` for the critic's
@@ -82,6 +133,7 @@ pub(crate) fn critic_loss_grads(
     fake: Tensor<2>,
     mix: Tensor<2>,
     lambda: f64,
+    clip: Option<Clip>,
 ) -> CriticGrads {
     let [b, input] = real.dims();
     let dtype = real.dtype();
@@ -129,16 +181,18 @@ pub(crate) fn critic_loss_grads(
         ],
         0,
     );
-    let mut grads = Vec::with_capacity(2 * layers + 2);
+    // Each gradient is lhsᵀ·rhs over stacked rows (weights) or a column sum of rows (biases);
+    // collect the factors first, so per-example norms can scale the rows before the products.
     let e_top = es[layers].clone();
     let ones_b = e_top.clone().slice([0..b, 0..1]).ones_like();
-    grads.push((
+    let mut weights: Vec<(String, Tensor<2>, Tensor<2>)> = Vec::with_capacity(layers + 1);
+    let mut biases: Vec<(String, Tensor<2>)> = Vec::with_capacity(layers + 1);
+    weights.push((
         format!("{prefix}.out.w"),
-        Tensor::cat(vec![top, e_top], 0)
-            .transpose()
-            .matmul(Tensor::cat(vec![seed.clone(), ones_b], 0)),
+        Tensor::cat(vec![top, e_top], 0),
+        Tensor::cat(vec![seed.clone(), ones_b], 0),
     ));
-    grads.push((format!("{prefix}.out.b"), seed.clone().sum_dim(0)));
+    biases.push((format!("{prefix}.out.b"), seed.clone()));
     let mut delta = seed.matmul(wo.transpose());
     for l in (0..layers).rev() {
         let da = delta * rows(l, 0..2 * b);
@@ -148,13 +202,65 @@ pub(crate) fn critic_loss_grads(
             0,
         );
         let rhs = Tensor::cat(vec![da.clone(), vs[l].clone()], 0);
-        grads.push((format!("{prefix}.l{l}.w"), lhs.transpose().matmul(rhs)));
-        grads.push((format!("{prefix}.l{l}.b"), da.clone().sum_dim(0)));
+        weights.push((format!("{prefix}.l{l}.w"), lhs, rhs));
+        biases.push((format!("{prefix}.l{l}.b"), da.clone()));
         delta = if l > 0 {
             da.matmul(weight(l).transpose())
         } else {
             da
         };
     }
-    CriticGrads { w_term, gp, grads }
+    // With clipping: example i's rows are i, b + i and 2b + i of each stacked factor; its
+    // gradient's squared norm sums those of every weight and bias. The rows carry the loss's
+    // 1/b, so ‖∇ℓᵢ‖ is b times the norm of what they give.
+    let mut example_norms = None;
+    if let Some(c) = clip {
+        let mut sq: Option<Tensor<2>> = None;
+        let mut add = |t: Tensor<2>| {
+            sq = Some(match sq.take() {
+                Some(a) => a + t,
+                None => t,
+            });
+        };
+        for (_, lhs, rhs) in &weights {
+            let xs: Vec<Tensor<2>> = (0..3).map(|k| part(lhs, k, b)).collect();
+            let ys: Vec<Tensor<2>> = (0..3).map(|k| part(rhs, k, b)).collect();
+            add(outer_sum_norms(&xs, &ys));
+        }
+        for (_, rows) in &biases {
+            let s = part(rows, 0, b) + part(rows, 1, b);
+            add(dots(&s, &s));
+        }
+        let norms = sq
+            .expect("a critic has parameters")
+            .sqrt()
+            .mul_scalar(b as f64);
+        // min(1, C / ‖∇ℓᵢ‖), with a zero gradient left as it is.
+        let scale = (norms.clone() + 1e-30)
+            .recip()
+            .mul_scalar(c.norm)
+            .clamp_max(1.0);
+        let three = Tensor::cat(vec![scale.clone(), scale.clone(), scale.clone()], 0);
+        let two = Tensor::cat(vec![scale.clone(), scale], 0);
+        for (_, _, rhs) in &mut weights {
+            let [_, w] = rhs.dims();
+            *rhs = rhs.clone() * three.clone().expand([3 * b, w]);
+        }
+        for (_, rows) in &mut biases {
+            let [_, w] = rows.dims();
+            *rows = rows.clone() * two.clone().expand([2 * b, w]);
+        }
+        example_norms = Some(norms);
+    }
+    let mut grads = Vec::with_capacity(2 * layers + 2);
+    for ((wn, lhs, rhs), (bn, rows)) in weights.into_iter().zip(biases) {
+        grads.push((wn, lhs.transpose().matmul(rhs)));
+        grads.push((bn, rows.sum_dim(0)));
+    }
+    CriticGrads {
+        w_term,
+        gp,
+        grads,
+        example_norms,
+    }
 }

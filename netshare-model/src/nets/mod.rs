@@ -11,6 +11,8 @@ mod reference;
 #[cfg(test)]
 mod tests;
 
+#[cfg(test)]
+pub(crate) use critic::{Clip, CriticGrads};
 pub(crate) use critic::{critic_loss_grads, critic_with_input_grad};
 pub(crate) use generator::{gen_attributes, gen_attributes_grouped};
 #[cfg(test)]

@@ -125,7 +125,16 @@ fn hand_derived_critic_gradients_equal_the_autodiff_ones_in_f64() {
         10.0,
     );
     let auto = (w.clone() + gp.clone()).backward();
-    let hand = critic_loss_grads(&device_params(&hp), "c", LAYERS, real, fake, mix, 10.0);
+    let hand = critic_loss_grads(
+        &device_params(&hp),
+        "c",
+        LAYERS,
+        real,
+        fake,
+        mix,
+        10.0,
+        None,
+    );
     assert!(rel(vec64(w.without_autodiff())[0], vec64(hand.w_term)[0]) < 1e-12);
     assert!(rel(vec64(gp.without_autodiff())[0], vec64(hand.gp)[0]) < 1e-12);
     let names: Vec<&String> = hand.grads.iter().map(|(n, _)| n).collect();
@@ -211,4 +220,112 @@ fn gradient_penalty_weight_gradients_match_finite_differences_in_f64() {
     assert!(checked > 30, "checked {checked} entries");
     eprintln!("worst relative error {worst:e}");
     assert!(worst <= 1e-6, "worst relative error {worst:e}");
+}
+
+/// The parameter gradients of one critic pass as host vectors, by name.
+fn grads_by_name(g: &CriticGrads) -> BTreeMap<String, Vec<f64>> {
+    g.grads
+        .iter()
+        .map(|(n, t)| (n.clone(), vec64(t.clone())))
+        .collect()
+}
+
+/// Per-example gradient norms and the clipped sum, against a naive computation: one critic pass
+/// per example (a batch of one is exactly that example's loss), its norm over every parameter,
+/// each clipped to C by hand and averaged. Half the examples are clipped.
+#[test]
+fn per_example_clipping_equals_batch_of_one_passes_in_f64() {
+    let mut rng = ChaCha8Rng::seed_from_u64(15);
+    let params = device_params(&host_params(&mut rng));
+    let (rows, cols) = (6, 7);
+    let mut draw = || -> Vec<f64> {
+        (0..rows * cols)
+            .map(|_| rng.random_range(-1.0..1.0))
+            .collect()
+    };
+    let (real, fake, mix) = (draw(), draw(), draw());
+    let t = |v: &[f64], n: usize| -> Tensor<2> { ctx().tensor(v.to_vec(), [n, cols]) };
+    // Naive: each example alone.
+    let mut per: Vec<BTreeMap<String, Vec<f64>>> = Vec::new();
+    let mut norms = Vec::new();
+    for i in 0..rows {
+        let r = |v: &[f64]| t(&v[i * cols..(i + 1) * cols], 1);
+        let g = critic_loss_grads(
+            &params,
+            "c",
+            LAYERS,
+            r(&real),
+            r(&fake),
+            r(&mix),
+            10.0,
+            None,
+        );
+        let g = grads_by_name(&g);
+        norms.push(g.values().flatten().map(|x| x * x).sum::<f64>().sqrt());
+        per.push(g);
+    }
+    let mut sorted = norms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let c = (sorted[2] + sorted[3]) / 2.0;
+    let clip = Clip { norm: c };
+    let fused = critic_loss_grads(
+        &params,
+        "c",
+        LAYERS,
+        t(&real, rows),
+        t(&fake, rows),
+        t(&mix, rows),
+        10.0,
+        Some(clip),
+    );
+    let got_norms = vec64(fused.example_norms.clone().expect("norms with clipping"));
+    for (g, w) in got_norms.iter().zip(&norms) {
+        assert!(rel(*g, *w) < 1e-10, "example norm {g} vs batch-of-one {w}");
+    }
+    let fused = grads_by_name(&fused);
+    let mut worst: f64 = 0.0;
+    for (name, got) in &fused {
+        for (k, g) in got.iter().enumerate() {
+            let want: f64 = (0..rows)
+                .map(|i| per[i][name][k] * (c / norms[i]).min(1.0))
+                .sum::<f64>()
+                / rows as f64;
+            // The output bias's per-example gradient is 0 (−1/b + 1/b); its clipped sum is 0 up
+            // to rounding, so the floor of the denominator is an absolute tolerance.
+            worst = worst.max((g - want).abs() / want.abs().max(g.abs()).max(1e-6));
+        }
+    }
+    eprintln!("worst relative difference {worst:e}");
+    assert!(worst <= 1e-10, "worst relative difference {worst:e}");
+    assert!(
+        norms.iter().filter(|&&n| n > c).count() == 3,
+        "half the examples are clipped"
+    );
+}
+
+/// With a bound no example reaches, clipping changes no bit of any gradient.
+#[test]
+fn a_clip_bound_no_example_reaches_leaves_the_gradients_unchanged() {
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    let params = device_params(&host_params(&mut rng));
+    let mut x = || -> Tensor<2> {
+        let v: Vec<f64> = (0..5 * 7).map(|_| rng.random_range(-1.0..1.0)).collect();
+        ctx().tensor(v, [5, 7])
+    };
+    let (real, fake, mix) = (x(), x(), x());
+    let pass = |clip| {
+        critic_loss_grads(
+            &params,
+            "c",
+            LAYERS,
+            real.clone(),
+            fake.clone(),
+            mix.clone(),
+            10.0,
+            clip,
+        )
+    };
+    let plain = grads_by_name(&pass(None));
+    let clipped = grads_by_name(&pass(Some(Clip { norm: 1e12 })));
+    assert_eq!(plain, clipped);
 }
