@@ -312,6 +312,38 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         );
     }
 
+    if let Some(l) = &report.ledger {
+        let _ = write!(
+            h,
+            "<h2>Privacy ledger (DP-SGD)</h2><p class=\"note\">{}</p><table>\
+             <tr><td class=\"l\">ε (δ = {:e})</td><td>{:.4}</td></tr>\
+             <tr><td class=\"l\">target ε</td><td>{}</td></tr>\
+             <tr><td class=\"l\">noise multiplier σ</td><td>{:.4}</td></tr>\
+             <tr><td class=\"l\">clip norm C</td><td>{}</td></tr>\
+             <tr><td class=\"l\">accountant</td><td>{} (best order {})</td></tr>\
+             <tr><td class=\"l\">public</td><td>{}</td></tr></table>\
+             <table><tr><th>chunk</th><th>released flows</th><th>sampling rate q</th>\
+             <th>noisy steps</th></tr>",
+            esc(&l.mechanism),
+            l.delta,
+            l.epsilon,
+            l.target_epsilon
+                .map_or("none".to_string(), |t| format!("{t}")),
+            l.noise_multiplier,
+            l.clip_norm,
+            esc(&l.accountant),
+            l.order,
+            esc(&l.public)
+        );
+        for c in &l.chunks {
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td></tr>",
+                c.chunk, c.released_examples, c.sampling_rate, c.steps
+            );
+        }
+        h.push_str("</table>");
+    }
     if let Some(a) = &report.privacy {
         let _ = write!(
             h,

@@ -61,6 +61,28 @@ pub struct InputPaths {
     pub train: Option<PathBuf>,
     /// Training log CSV.
     pub train_log: Option<PathBuf>,
+    /// The model's `model.json`: its privacy ledger, when it was trained with DP-SGD, is shown
+    /// in the report.
+    pub model: Option<PathBuf>,
+}
+
+/// The privacy ledger in a `model.json`, if any (read as JSON: eval does not depend on the
+/// model crate).
+pub fn read_ledger(path: &Path) -> Result<Option<netshare_privacy::Ledger>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    match v.get("privacy") {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(l) => serde_json::from_value(l.clone())
+            .map(Some)
+            .map_err(|source| Error::Json {
+                path: path.to_path_buf(),
+                source,
+            }),
+    }
 }
 
 /// Reads every input named.
@@ -79,6 +101,10 @@ pub fn load_inputs(p: &InputPaths) -> Result<Inputs> {
             .as_deref()
             .map(training::read_training_log)
             .transpose()?,
+        ledger: match &p.model {
+            Some(m) => read_ledger(m)?,
+            None => None,
+        },
     })
 }
 

@@ -55,6 +55,10 @@ enum Cmd {
         /// The model's train-log.csv (chunk,iteration,losses...) to plot.
         #[arg(long)]
         train_log: Option<PathBuf>,
+        /// The model's model.json: a DP-SGD model's privacy ledger (ε, δ, σ, C, steps) goes into
+        /// the report.
+        #[arg(long)]
+        model: Option<PathBuf>,
         /// Convention of the distributional metrics.
         #[arg(long, value_enum, default_value_t = Convention::Netshare)]
         convention: Convention,
@@ -75,7 +79,7 @@ enum Cmd {
         expected: PathBuf,
     },
     /// Store mode: inputs real, synthetic and optionally marginals, reference-impl, half-a,
-    /// half-b (or train, for a held-out report), train-log.
+    /// half-b (or train, for a held-out report), train-log, model.
     Store(StoreArgs),
 }
 
@@ -100,6 +104,7 @@ fn run() -> anyhow::Result<ExitCode> {
             half_b,
             train,
             train_log,
+            model,
             convention,
             seed,
             out,
@@ -113,6 +118,7 @@ fn run() -> anyhow::Result<ExitCode> {
                 half_b,
                 train,
                 train_log,
+                model,
             };
             let inputs = netshare_eval::load_inputs(&paths).context("reading the inputs")?;
             let cfg = EvalConfig {

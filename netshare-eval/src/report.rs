@@ -108,6 +108,9 @@ pub struct Report {
     /// and records the model never saw).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacy: Option<crate::privacy::MembershipAudit>,
+    /// What the model's training spent in privacy, when it was trained with DP-SGD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ledger: Option<netshare_privacy::Ledger>,
     /// Every metric as `comparison.group.name` → value, with its direction (what `check` reads).
     pub metrics: BTreeMap<String, FlatMetric>,
 }
@@ -145,6 +148,8 @@ pub struct Inputs {
     pub train: Option<Table>,
     /// Training log.
     pub training: Option<TrainingLog>,
+    /// The model's privacy ledger (DP-SGD runs).
+    pub ledger: Option<netshare_privacy::Ledger>,
 }
 
 fn in_sample() -> String {
@@ -306,6 +311,7 @@ pub fn build(inputs: &Inputs, cfg: &EvalConfig) -> Result<Report> {
         comparisons,
         training: inputs.training.clone(),
         privacy,
+        ledger: inputs.ledger.clone(),
         metrics: BTreeMap::new(),
     };
     report.metrics = flatten(&report);
@@ -386,6 +392,13 @@ pub fn verdict(r: &Report) -> Vec<String> {
         out.push(format!(
             "Against the reference NetShare output on the same trace: better on {rw} of {rn} of \
              NetShare's metrics."
+        ));
+    }
+    if let Some(l) = &r.ledger {
+        out.push(format!(
+            "Trained with differential privacy: ({:.3}, {:e})-DP by the accountant, for the \
+             steps run (noise multiplier {:.3}, clip norm {}; pretrained on: {}).",
+            l.epsilon, l.delta, l.noise_multiplier, l.clip_norm, l.public
         ));
     }
     if let Some(a) = &r.privacy {

@@ -1,5 +1,6 @@
 //! Store mode: the eval stage under the core stage contract. Inputs by role: `real` and any of
-//! `synthetic`, `marginals`, `reference-impl`, `half-a`, `half-b`, `train`, `train-log`;
+//! `synthetic`, `marginals`, `reference-impl`, `half-a`, `half-b`, `train`, `train-log`,
+//! `model` (its `model.json`, for the privacy ledger);
 //! outputs `report.json` and `report.html`.
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ pub fn body(cfg: &EvalConfig, ctx: &mut StageCtx) -> Result<(), BodyError> {
         half_b: get("half-b"),
         train: get("train"),
         train_log: get("train-log"),
+        model: get("model"),
     };
     let inputs = crate::load_inputs(&paths)?;
     let dir = ctx

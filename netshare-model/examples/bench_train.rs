@@ -14,7 +14,9 @@
 //! `--no-torch`, `--tensor-lstm` (also time the tensor-op LSTM, the form before the fused one),
 //! `--python PYTHON`, `--json PATH` (the table as JSON, with the CPU it ran on),
 //! `--compare-kernels` (burn alone with gemm's AVX2 and then its AVX-512 kernels, each in a
-//! process of its own, to check the per-CPU choice of `choose_matmul_kernels` on a machine).
+//! process of its own, to check the per-CPU choice of `choose_matmul_kernels` on a machine),
+//! `--dp` (also a DP-SGD step at the same sizes: Poisson sampling, per-example clipping over
+//! both critics, noise; σ = 1, C = 1; its row gives DP / non-DP seconds per step).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +40,7 @@ struct Args {
     python: String,
     json: Option<PathBuf>,
     compare_kernels: bool,
+    dp: bool,
 }
 
 fn list<T: std::str::FromStr>(s: &str) -> Result<Vec<T>>
@@ -77,6 +80,7 @@ fn args() -> Result<Args> {
         python: "python3".into(),
         json: None,
         compare_kernels: false,
+        dp: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -96,6 +100,7 @@ fn args() -> Result<Args> {
             "--python" => a.python = val()?,
             "--json" => a.json = Some(PathBuf::from(val()?)),
             "--compare-kernels" => a.compare_kernels = true,
+            "--dp" => a.dp = true,
             "-h" | "--help" => {
                 println!("{}", HELP);
                 std::process::exit(0);
@@ -112,7 +117,7 @@ fn args() -> Result<Args> {
 
 const HELP: &str = "bench_train [ENCODED_DIR ...] [--t 2,16,200] [--n 989] \
 [--profiles default,netshare] [--sample-lens 1] [--steps 20] [--warmup 3] [--device cpu|cuda] \
-[--no-torch] [--tensor-lstm] [--python PYTHON] [--json PATH] [--compare-kernels]
+[--no-torch] [--tensor-lstm] [--python PYTHON] [--json PATH] [--compare-kernels] [--dp]
 
 Seconds per generator step (with its critic steps), burn next to PyTorch on the same tensors.
 Without ENCODED_DIR: random tensors of UGR16's encoded shape for each T in --t.";
@@ -173,6 +178,9 @@ struct Row {
     timings: Vec<Timing>,
     /// PyTorch's mean seconds per step over burn's (fused LSTM); above 1 burn is faster.
     rate_vs_torch: Option<f64>,
+    /// With `--dp`: DP-SGD's mean seconds per step over the ordinary step's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dp_over_plain: Option<f64>,
 }
 
 #[derive(Serialize)]
@@ -376,6 +384,32 @@ fn main() -> Result<()> {
                         min_seconds: t.min_seconds,
                     });
                 }
+                let mut dp_ratio = None;
+                if a.dp {
+                    let private = ModelConfig {
+                        dp: Some(netshare_model::DpConfig {
+                            clip_norm: 1.0,
+                            noise_multiplier: Some(1.0),
+                            target_epsilon: None,
+                            delta: 1e-5,
+                        }),
+                        ..cfg.clone()
+                    };
+                    let t = netshare_model::measure_steps(
+                        &private,
+                        &enc,
+                        device.clone(),
+                        LstmForm::Fused,
+                        a.warmup,
+                        a.steps,
+                    )?;
+                    dp_ratio = Some(t.mean_seconds / timings[0].mean_seconds);
+                    timings.push(Timing {
+                        implementation: format!("burn ({}, DP-SGD)", a.device),
+                        mean_seconds: t.mean_seconds,
+                        min_seconds: t.min_seconds,
+                    });
+                }
                 let mut rate = None;
                 if a.torch {
                     let (name, mean, min) = torch_step(&a, dir, &cfg, s, &threads)?;
@@ -404,7 +438,14 @@ fn main() -> Result<()> {
                     rate.map_or("-".to_string(), |r| format!("{r:.2}x")),
                 );
                 for t in timings.iter().skip(1) {
-                    if !t.implementation.starts_with("pytorch") {
+                    if t.implementation.ends_with("DP-SGD)") {
+                        println!(
+                            "|   {} | | | | | | | {} | | DP / non-DP {:.2}x |",
+                            t.implementation,
+                            cellf(Some(t)),
+                            dp_ratio.unwrap_or(f64::NAN)
+                        );
+                    } else if !t.implementation.starts_with("pytorch") {
                         println!(
                             "|   {} | | | | | | | {} | | {} |",
                             t.implementation,
@@ -426,6 +467,7 @@ fn main() -> Result<()> {
                     sample_len: s,
                     timings,
                     rate_vs_torch: rate,
+                    dp_over_plain: dp_ratio,
                 });
             }
         }

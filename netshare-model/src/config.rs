@@ -44,6 +44,84 @@ pub enum Keep {
     Best,
 }
 
+/// DP-SGD on both critics (`dp` in the model config).
+///
+/// Each critic update samples the chunk's real flows by Poisson sampling at rate
+/// `batch_size / flows`, clips each example's gradient over both critics to L2 norm
+/// `clip_norm` (each critic to `clip_norm / √2`), sums, adds Gaussian noise of standard deviation
+/// `noise_multiplier · clip_norm` to every coordinate, and divides by the expected batch size.
+/// The generator sees the real data only through the critics. Give the noise multiplier, or
+/// a target ε for which it is chosen (at `delta`, for the planned steps of every chunk).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpConfig {
+    /// Bound on each example's gradient norm over both critics.
+    #[serde(default = "default_clip")]
+    pub clip_norm: f64,
+    /// Noise standard deviation / `clip_norm` (σ). Filled in from `target_epsilon` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub noise_multiplier: Option<f64>,
+    /// The ε the run must stay within; σ is chosen for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_epsilon: Option<f64>,
+    /// δ of the guarantee.
+    #[serde(default = "default_delta")]
+    pub delta: f64,
+    /// Standard deviation of the Gaussian noise on each chunk's released flow count (the count
+    /// synthesis generates from). A flow may appear in every chunk, so the counts' L2
+    /// sensitivity is √chunks; the accountant composes this release with the training steps.
+    #[serde(default = "default_count_noise")]
+    pub count_noise: f64,
+}
+
+fn default_clip() -> f64 {
+    1.0
+}
+
+fn default_count_noise() -> f64 {
+    10.0
+}
+
+fn default_delta() -> f64 {
+    1e-5
+}
+
+impl DpConfig {
+    /// Checks the values (σ or a target ε, positive bounds, δ in (0, 1)).
+    pub fn validate(&self) -> Result<()> {
+        if !(self.clip_norm.is_finite() && self.clip_norm > 0.0) {
+            return Err(Error::Config(format!(
+                "dp.clip_norm must be a positive number, got {}",
+                self.clip_norm
+            )));
+        }
+        if !(self.count_noise.is_finite() && self.count_noise > 0.0) {
+            return Err(Error::Config(format!(
+                "dp.count_noise must be a positive number of flows, got {}",
+                self.count_noise
+            )));
+        }
+        if !(self.delta > 0.0 && self.delta < 1.0) {
+            return Err(Error::Config(format!(
+                "dp.delta must be in (0, 1), got {}",
+                self.delta
+            )));
+        }
+        match (self.noise_multiplier, self.target_epsilon) {
+            (None, None) => Err(Error::Config(
+                "dp needs noise_multiplier or target_epsilon (the ε to stay within)".into(),
+            )),
+            (Some(s), _) if !(s.is_finite() && s >= 0.0) => Err(Error::Config(format!(
+                "dp.noise_multiplier must be a non-negative number, got {s}"
+            ))),
+            (_, Some(e)) if !(e.is_finite() && e > 0.0) => Err(Error::Config(format!(
+                "dp.target_epsilon must be a positive number, got {e}"
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Every hyperparameter of DoppelGANger as this crate trains it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, try_from = "ConfigOverrides")]
@@ -101,6 +179,9 @@ pub struct ModelConfig {
     /// checkpoint's ([`Keep`]).
     #[serde(skip_serializing_if = "is_last")]
     pub keep: Keep,
+    /// DP-SGD on the critics ([`DpConfig`]); `None`: ordinary training.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dp: Option<DpConfig>,
 }
 
 impl Default for ModelConfig {
@@ -136,6 +217,7 @@ impl ModelConfig {
             log_wall_time: false,
             time_budget_seconds: None,
             keep: Keep::Last,
+            dp: None,
         };
         match profile {
             Profile::Netshare => base,
@@ -237,6 +319,16 @@ impl ModelConfig {
                 "time_budget_seconds must be a positive number of seconds, got {b}"
             )));
         }
+        if let Some(dp) = &self.dp {
+            dp.validate()?;
+            if self.keep == Keep::Best {
+                return Err(Error::Config(
+                    "keep = \"best\" picks weights by a score computed on the private data \
+                     outside DP-SGD; a private run keeps the last weights"
+                        .into(),
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -274,6 +366,7 @@ struct ConfigOverrides {
     log_wall_time: Option<bool>,
     time_budget_seconds: Option<f64>,
     keep: Option<Keep>,
+    dp: Option<DpConfig>,
 }
 
 impl TryFrom<ConfigOverrides> for ModelConfig {
@@ -312,6 +405,7 @@ impl TryFrom<ConfigOverrides> for ModelConfig {
             log_wall_time: o.log_wall_time.unwrap_or(b.log_wall_time),
             time_budget_seconds: o.time_budget_seconds.or(b.time_budget_seconds),
             keep: o.keep.unwrap_or(b.keep),
+            dp: o.dp.or(b.dp),
         };
         c.validate()?;
         Ok(c)

@@ -72,13 +72,13 @@ pub mod testing;
 use netshare_core::stage::StageDef;
 
 pub use alloc::tune_allocator;
-pub use config::{Keep, ModelConfig, Profile};
+pub use config::{DpConfig, Keep, ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
 pub use lstm::{MatmulKernels, choose_matmul_kernels, kernels_for, matmul_kernels};
 pub use sample::TrainedModel;
 pub use step::LstmForm;
-pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train};
+pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train, train_from};
 
 /// This stage's identity in the artifact store. Version 2: critic gradients derived by hand,
 /// fused Adam and grouped generator passes (same maths, different rounding, so new bytes).

@@ -3,19 +3,51 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Losses of one logged generator iteration.
+/// Losses of one logged generator iteration. A private run (DP-SGD) does not report the
+/// critics' losses, which are computed on the private batch outside the mechanism: they are
+/// NaN in memory, `null` in JSON and empty cells in the CSV.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Losses {
     /// Critic Wasserstein term: mean D(fake) − mean D(real).
+    #[serde(with = "nan_as_null")]
     pub d_loss: f32,
     /// Critic gradient penalty (λ included).
+    #[serde(with = "nan_as_null")]
     pub d_gp: f32,
     /// Auxiliary critic Wasserstein term.
+    #[serde(with = "nan_as_null")]
     pub aux_loss: f32,
     /// Auxiliary critic gradient penalty (λ included).
+    #[serde(with = "nan_as_null")]
     pub aux_gp: f32,
     /// Generator loss −D(fake) − aux_weight · D_aux(fake).
     pub g_loss: f32,
+}
+
+/// A loss that may be absent (NaN) as JSON `null`, and back.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f32(*v)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+        Ok(Option::<f32>::deserialize(d)?.unwrap_or(f32::NAN))
+    }
+}
+
+/// A loss as a CSV cell: empty when not reported.
+fn cell(v: f32) -> String {
+    if v.is_nan() {
+        String::new()
+    } else {
+        v.to_string()
+    }
 }
 
 /// One row of `train-log.csv`.
@@ -47,10 +79,10 @@ pub fn log_csv(log: &[LogRow], wall_time: bool) -> String {
             "{},{},{},{},{},{},{},{}",
             r.chunk,
             r.iteration,
-            l.d_loss,
-            l.d_gp,
-            l.aux_loss,
-            l.aux_gp,
+            cell(l.d_loss),
+            cell(l.d_gp),
+            cell(l.aux_loss),
+            cell(l.aux_gp),
             l.g_loss,
             r.quality.map_or(String::new(), |q| format!("{q:.6}"))
         ));

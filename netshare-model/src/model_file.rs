@@ -42,4 +42,8 @@ pub struct ModelFile {
     pub max_len: usize,
     /// One entry per chunk, in order.
     pub chunks: Vec<ChunkSummary>,
+    /// With DP-SGD: what the run spent (σ, C, sampling rates, steps, δ, ε) and how it was
+    /// accounted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub privacy: Option<netshare_privacy::Ledger>,
 }

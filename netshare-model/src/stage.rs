@@ -1,10 +1,11 @@
 //! Store mode: the model stage under the core stage contract. Inputs: the encoder's
-//! `layout.json` and `train-NNN.safetensors`; outputs `model.json`, `weights-NNN.safetensors` and
+//! `layout.json` and `train-NNN.safetensors`, and optionally `init`, the weights chunk 0 starts
+//! from (private mode's public pretraining); outputs `model.json`, `weights-NNN.safetensors` and
 //! `train-log.csv`.
 
 use netshare_core::stage::{BodyError, RunOutcome, StageCtx, StoreArgs, run_from_args};
 
-use crate::{Encoded, ModelConfig, STAGE, TrainOptions, matmul_kernels, train};
+use crate::{Encoded, ModelConfig, STAGE, TrainOptions, matmul_kernels, train_from};
 
 /// The stage body: [`body_with`] with progress bars (drawn only when stderr is a terminal).
 pub fn body(config: &ModelConfig, ctx: &mut StageCtx) -> std::result::Result<(), BodyError> {
@@ -31,7 +32,19 @@ pub fn body_with(
         checkpoint_dir: Some(ctx.scratch_dir()?.to_path_buf()),
         ..options
     };
-    let trained = train(config, &encoded, &opts)?.ok_or("training was stopped before the end")?;
+    let start = match ctx.inputs().get("init") {
+        Some(p) => Some(crate::weights::read(p)?.0),
+        None => None,
+    };
+    let trained = train_from(
+        config,
+        &encoded,
+        start
+            .as_ref()
+            .map(|w| (w, "the weights given as the `init` input")),
+        &opts,
+    )?
+    .ok_or("training was stopped before the end")?;
     let out = ctx.output("model.json");
     let dir = out.parent().ok_or("the output directory has no parent")?;
     trained.write(dir)?;
@@ -43,6 +56,7 @@ pub fn body_with(
         "final_quality": trained.log.iter().rev().find_map(|r| r.quality),
         "matmul_kernels": matmul_kernels().describe(),
         "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
+        "epsilon": trained.model.privacy.as_ref().map(|l| l.epsilon),
     }));
     Ok(())
 }

@@ -63,6 +63,85 @@ impl Default for TrainOptions {
     }
 }
 
+/// What a private run releases about each chunk before training: its flow count with Gaussian
+/// noise, and the Poisson sampling rate set from that count (so the rate reveals nothing
+/// more). `None` for a chunk with no flows (it is not trained).
+#[derive(Clone, Copy, Debug)]
+struct ChunkRelease {
+    count: u64,
+    rate: f64,
+}
+
+/// The releases of every chunk (all `None` without DP).
+fn releases(cfg: &ModelConfig, encoded: &Encoded) -> Vec<Option<ChunkRelease>> {
+    use rand_distr::{Distribution, StandardNormal};
+    encoded
+        .chunks
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let dp = cfg.dp.as_ref()?;
+            if c.n == 0 {
+                return None;
+            }
+            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[11, i as u64]));
+            let z: f64 = StandardNormal.sample(&mut rng);
+            let count = (c.n as f64 + dp.count_noise * z).round().max(0.0) as u64;
+            let b = cfg.batch_size as f64;
+            Some(ChunkRelease {
+                count,
+                rate: b / (count as f64).max(b),
+            })
+        })
+        .collect()
+}
+
+/// The accountant event of releasing `chunks` noisy flow counts: one Gaussian mechanism on a
+/// vector whose L2 sensitivity is √chunks (a flow may appear in every chunk).
+fn count_event(dp: &crate::config::DpConfig, chunks: usize) -> Vec<netshare_privacy::Event> {
+    if chunks == 0 {
+        return Vec::new();
+    }
+    vec![netshare_privacy::Event::Gaussian {
+        sigma: dp.count_noise / (chunks as f64).sqrt(),
+        count: 1,
+    }]
+}
+
+/// With DP-SGD and a target ε but no noise multiplier: the config with σ chosen so that every
+/// chunk's planned critic steps and the count release, composed, stay within the target.
+/// Otherwise the config as is.
+fn resolve_noise(cfg: &ModelConfig, rel: &[Option<ChunkRelease>]) -> Result<ModelConfig> {
+    let Some(dp) = &cfg.dp else {
+        return Ok(cfg.clone());
+    };
+    if dp.noise_multiplier.is_some() {
+        return Ok(cfg.clone());
+    }
+    let target = dp
+        .target_epsilon
+        .expect("validate requires a noise multiplier or a target");
+    let parts: Vec<(f64, u64)> = rel
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| r.map(|r| (r.rate, cfg.iterations_for(i) * cfg.critic_steps as u64)))
+        .collect();
+    let steps: u64 = parts.iter().map(|p| p.1).sum();
+    let counts = count_event(dp, parts.len());
+    let sigma = netshare_privacy::noise_for_parts(&parts, &counts, dp.delta, target).ok_or_else(|| {
+        Error::Config(format!(
+            "dp.target_epsilon {target} cannot be met at delta {} for {steps} critic steps even \
+             with noise multiplier 1000; train fewer iterations or with a smaller batch",
+            dp.delta
+        ))
+    })?;
+    let mut out = cfg.clone();
+    if let Some(d) = &mut out.dp {
+        d.noise_multiplier = Some(sigma);
+    }
+    Ok(out)
+}
+
 /// Chunk 0's starting weights: drawn from the config's seed.
 fn initial_weights(cfg: &ModelConfig, specs: &[Spec]) -> HostTensors {
     nets::init_host(
@@ -95,7 +174,7 @@ fn train_chunk(
     d: &Dims,
     specs: &[Spec],
     opts: &TrainOptions,
-    chunk: usize,
+    (chunk, dp_rate): (usize, Option<f64>),
     data: &ChunkTensors,
     start: &HostTensors,
     bar: &ProgressBar,
@@ -130,6 +209,7 @@ fn train_chunk(
         dtype: DType::F32,
     };
     let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start, LstmForm::Fused);
+    run.dp_rate = dp_rate;
     let mut log = Vec::new();
     let mut best_weights: Option<HostTensors> = None;
     let mut first = 0;
@@ -203,7 +283,9 @@ fn train_chunk(
                 seconds: cfg
                     .log_wall_time
                     .then(|| base_seconds + t0.elapsed().as_secs_f64()),
-                quality: if scored || over_budget {
+                // The score compares with the private records outside DP-SGD: a private run
+                // has none.
+                quality: if (scored || over_budget) && cfg.dp.is_none() {
                     quality(&run, done)?
                 } else {
                     None
@@ -257,11 +339,58 @@ fn train_chunk(
 /// Trains every chunk: chunk 0 from scratch, then the others in parallel from chunk 0's weights.
 /// Returns `Ok(None)` only when [`TrainOptions::stop_after`] interrupted it.
 pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Result<Option<Trained>> {
+    train_from(cfg, encoded, None, opts)
+}
+
+/// [`train`], with chunk 0 starting from `start` instead of seeded random weights: the
+/// weights of a model trained on other (public) records with the same layout and sizes. This
+/// is private mode's pretraining: train on a public trace, then fine-tune with DP-SGD.
+pub fn train_from(
+    cfg: &ModelConfig,
+    encoded: &Encoded,
+    start: Option<(&HostTensors, &str)>,
+    opts: &TrainOptions,
+) -> Result<Option<Trained>> {
     cfg.validate()?;
     encoded.check()?;
+    let rel = releases(cfg, encoded);
+    let cfg = &resolve_noise(cfg, &rel)?;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
     let specs = nets::specs(&d);
-    let init = initial_weights(cfg, &specs);
+    let (init, public) = match start {
+        Some((w, what)) => {
+            for s in &specs {
+                let fits = w
+                    .get(&s.name)
+                    .is_some_and(|(shape, _)| shape[..] == s.shape[..]);
+                if !fits {
+                    return Err(Error::Input(format!(
+                        "the starting weights ({what}) do not fit this model: {} should be \
+                         {:?}, found {:?} (train them with the same model sizes on records \
+                         encoded with the same encoder)",
+                        s.name,
+                        s.shape,
+                        w.get(&s.name).map(|t| &t.0)
+                    )));
+                }
+            }
+            if w.len() != specs.len() {
+                return Err(Error::Input(format!(
+                    "the starting weights ({what}) hold {} tensors, this model {}",
+                    w.len(),
+                    specs.len()
+                )));
+            }
+            (
+                w.clone(),
+                format!("chunk 0 started from {what}, trained without privacy on public records"),
+            )
+        }
+        None => (
+            initial_weights(cfg, &specs),
+            "nothing: trained from scratch on the private records".to_string(),
+        ),
+    };
     if let Some(dir) = &opts.checkpoint_dir {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     }
@@ -291,7 +420,16 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
             }
             let bar = bar_for(chunk);
             bar.set_length(cfg.iterations_for(chunk));
-            train_chunk(cfg, &d, &specs, opts, chunk, data, start, &bar)
+            train_chunk(
+                cfg,
+                &d,
+                &specs,
+                opts,
+                (chunk, rel[chunk].map(|r| r.rate)),
+                data,
+                start,
+                &bar,
+            )
         };
     let Some(first) = train_one(cfg, 0, &init)? else {
         return Ok(None);
@@ -338,12 +476,42 @@ pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Resul
             final_losses: r.log.last().map(|l| l.losses).unwrap_or_default(),
         })
         .collect();
+    let privacy = effective.dp.as_ref().map(|dp| {
+        let chunks: Vec<netshare_privacy::LedgerChunk> = results
+            .iter()
+            .zip(&rel)
+            .enumerate()
+            .filter_map(|(i, (r, c))| {
+                c.map(|c| netshare_privacy::LedgerChunk {
+                    chunk: i,
+                    released_examples: c.count,
+                    sampling_rate: c.rate,
+                    steps: r.iterations * effective.critic_steps as u64,
+                })
+            })
+            .collect();
+        let counts = count_event(dp, chunks.len());
+        netshare_privacy::Ledger::new(
+            "DP-SGD on both critics: Poisson-sampled real flows, each example's gradient over \
+             both critics clipped to clip_norm (each critic to clip_norm/sqrt 2), Gaussian noise \
+             of std noise_multiplier * clip_norm; the generator sees real data only through the \
+             critics. Each chunk's flow count is released with Gaussian noise (count_noise).",
+            dp.noise_multiplier.expect("resolved before training"),
+            dp.clip_norm,
+            dp.delta,
+            dp.target_epsilon,
+            chunks,
+            counts,
+            &public,
+        )
+    });
     let model = ModelFile {
         format: MODEL_FORMAT.to_string(),
         config: effective,
         layout: encoded.layout.clone(),
         max_len: d.max_len,
         chunks,
+        privacy,
     };
     let log = results.iter().flat_map(|r| r.log.iter().cloned()).collect();
     let weights = results.into_iter().map(|r| r.weights).collect();
@@ -397,6 +565,8 @@ pub fn measure_steps(
 ) -> Result<StepTiming> {
     cfg.validate()?;
     encoded.check()?;
+    let rel = releases(cfg, encoded);
+    let cfg = &resolve_noise(cfg, &rel)?;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
     let specs = nets::specs(&d);
     let host = initial_weights(cfg, &specs);
@@ -409,6 +579,7 @@ pub fn measure_steps(
         .first()
         .ok_or_else(|| Error::Input("no chunks".into()))?;
     let mut run = ChunkRun::new(cfg, &d, &specs, ctx.clone(), 0, &host, lstm);
+    run.dp_rate = rel.first().copied().flatten().map(|r| r.rate);
     let real = Real::new(&ctx, &d, data);
     // Reading a loss back forces the device to finish the iteration's work.
     for it in 0..warmup {

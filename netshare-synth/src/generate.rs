@@ -230,7 +230,7 @@ pub struct ChunkReport {
     pub t_min_us: i64,
     /// Its time range end, µs (inclusive).
     pub t_max_us: i64,
-    /// Flows the real chunk had.
+    /// Flows the real chunk had; for a private model, the count it released with noise.
     pub real_flows: usize,
     /// Attribute rows sampled (real flows × scale).
     pub sampled: u64,
@@ -370,9 +370,22 @@ pub fn synthesize(
     let mut last_time = i64::MIN;
     let mut out_of_order = 0u64;
 
+    // A private model released each chunk's flow count with noise; the exact counts in
+    // chunks.json are private and are not used.
+    let released: Option<BTreeMap<usize, u64>> =
+        inputs.model.model_file().privacy.as_ref().map(|l| {
+            l.chunks
+                .iter()
+                .map(|c| (c.chunk, c.released_examples))
+                .collect()
+        });
     for info in &inputs.chunks.chunks {
         let c = info.index;
-        let n = (info.n_flows as f64 * cfg.scale).round() as usize;
+        let real_flows = match &released {
+            Some(r) => r.get(&c).copied().unwrap_or(0) as usize,
+            None => info.n_flows,
+        };
+        let n = (real_flows as f64 * cfg.scale).round() as usize;
         let t0 = Instant::now();
         let sampled =
             inputs
@@ -435,7 +448,7 @@ pub fn synthesize(
             index: c,
             t_min_us: info.t_min_us,
             t_max_us: info.t_max_us,
-            real_flows: info.n_flows,
+            real_flows,
             sampled: after.sampled - before.sampled,
             flows: plan.len() as u64,
             carried: plan.carried as u64,

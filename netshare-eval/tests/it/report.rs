@@ -33,6 +33,7 @@ fn inputs(dir: &std::path::Path) -> Inputs {
         half_b: Some(b),
         train: None,
         training: Some(training::read_training_log(&log).expect("training log")),
+        ledger: None,
         real: Some(real),
     }
 }
@@ -345,4 +346,50 @@ fn the_ci_bounds_pass_the_floor_and_fail_collapsed_and_independent_outputs() {
         bad.contains(&"synthetic.joint.mi_mean_abs_diff".to_string()),
         "an independent-fields output must fail on the joint metrics: {bad:?}"
     );
+}
+
+/// A DP model's ledger, read from its model.json, appears in the report, its verdict and its
+/// HTML; a model.json without one adds nothing.
+#[test]
+fn a_private_models_ledger_is_shown_in_the_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ledger = netshare_privacy::Ledger::new(
+        "DP-SGD on both critics",
+        1.25,
+        1.0,
+        1e-5,
+        Some(4.0),
+        vec![netshare_privacy::LedgerChunk {
+            chunk: 0,
+            released_examples: 480,
+            sampling_rate: 100.0 / 480.0,
+            steps: 600,
+        }],
+        Vec::new(),
+        "nothing",
+    );
+    let with = dir.path().join("model.json");
+    std::fs::write(
+        &with,
+        serde_json::to_vec(&serde_json::json!({"format": "x", "privacy": ledger})).expect("json"),
+    )
+    .expect("write");
+    let without = dir.path().join("plain.json");
+    std::fs::write(&without, br#"{"format": "x"}"#).expect("write");
+    assert_eq!(netshare_eval::read_ledger(&without).expect("read"), None);
+    let read = netshare_eval::read_ledger(&with)
+        .expect("read")
+        .expect("a ledger");
+    assert_eq!(read, ledger);
+    let mut inp = inputs(dir.path());
+    inp.ledger = Some(read);
+    let r = report::build(&inp, &small_config()).expect("report");
+    let line = r
+        .verdict
+        .iter()
+        .find(|l| l.contains("differential privacy"))
+        .expect("a ledger line");
+    assert!(line.contains(&format!("{:.3}", ledger.epsilon)), "{line}");
+    let html = netshare_eval::html::render(&r, &inp);
+    assert!(html.contains("Privacy ledger") && html.contains("480"));
 }

@@ -12,8 +12,8 @@ mod reference;
 mod tests;
 
 #[cfg(test)]
-pub(crate) use critic::{Clip, CriticGrads};
-pub(crate) use critic::{critic_loss_grads, critic_with_input_grad};
+pub(crate) use critic::CriticGrads;
+pub(crate) use critic::{Clip, critic_loss_grads, critic_with_input_grad};
 pub(crate) use generator::{gen_attributes, gen_attributes_grouped};
 #[cfg(test)]
 pub(crate) use reference::{critic, critic_input_grad, critic_loss_terms, gradient_penalty};

@@ -1,6 +1,7 @@
 //! Integration tests of the model crate: learning, determinism, resume, store mode, sampling.
 
 mod learning;
+mod private;
 mod resume;
 mod sampling;
 mod stage;
