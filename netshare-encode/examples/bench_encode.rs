@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use netshare_core::records::{FlowColumns, FlowRecord, Records};
+use netshare_core::records::{FlowColumns, Records};
 use netshare_encode::config::{DiscreteEncoding, EncodeConfig};
 use netshare_encode::{Encoded, encode, ip2vec};
 use rand::SeedableRng;
@@ -39,18 +39,7 @@ fn main() -> Result<()> {
     let rows = fixtures::flows::ugr16_tiled(args.records).context("building records")?;
     let mut flows = FlowColumns::with_capacity(rows.len());
     for r in rows {
-        flows.push(FlowRecord {
-            srcip: r.srcip,
-            dstip: r.dstip,
-            srcport: r.srcport,
-            dstport: r.dstport,
-            proto: r.proto,
-            ts_us: r.ts_us,
-            td: r.td,
-            pkt: r.pkt,
-            byt: r.byt,
-            label: r.label,
-        });
+        flows.push(r);
     }
     let records = Records::Flows(flows);
     let n = records.len();

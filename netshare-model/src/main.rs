@@ -50,6 +50,15 @@ enum Command {
         /// Keep checkpoints here, so re-running the same command resumes.
         #[arg(long)]
         checkpoints: Option<PathBuf>,
+        /// Train with DP-SGD on the critics, choosing the noise for this ε (δ 1e-5, clip norm
+        /// 1; a config file's `dp` section sets the others). model.json gets the privacy ledger.
+        #[arg(long, value_name = "EPSILON")]
+        target_epsilon: Option<f64>,
+        /// Start chunk 0 from these weights (weights-000.safetensors of a model trained on
+        /// public records encoded with the same encoder) instead of random ones: public
+        /// pretraining before private fine-tuning.
+        #[arg(long, value_name = "WEIGHTS")]
+        init: Option<PathBuf>,
         /// Compute device.
         #[arg(long, value_enum, default_value = "cpu")]
         device: DeviceArg,
@@ -108,6 +117,8 @@ fn main() -> Result<()> {
             time_budget,
             config,
             checkpoints,
+            target_epsilon,
+            init,
             device: dev,
         } => {
             let mut cfg = match config {
@@ -128,7 +139,31 @@ fn main() -> Result<()> {
             if time_budget.is_some() {
                 cfg.time_budget_seconds = time_budget;
             }
+            if let Some(e) = target_epsilon {
+                let mut dp = cfg.dp.clone().unwrap_or(netshare_model::DpConfig {
+                    clip_norm: 1.0,
+                    noise_multiplier: None,
+                    target_epsilon: None,
+                    delta: 1e-5,
+                    count_noise: 10.0,
+                });
+                dp.target_epsilon = Some(e);
+                dp.noise_multiplier = None;
+                cfg.dp = Some(dp);
+            }
             cfg.validate()?;
+            let start = match &init {
+                Some(p) => Some(
+                    netshare_model::weights::read(p)
+                        .with_context(|| format!("reading {}", p.display()))?
+                        .0,
+                ),
+                None => None,
+            };
+            let what = init
+                .as_ref()
+                .map(|p| format!("the weights in {}", p.display()))
+                .unwrap_or_default();
             let enc = Encoded::from_dir(&encoded)
                 .with_context(|| format!("reading {}", encoded.display()))?;
             let opts = TrainOptions {
@@ -137,8 +172,19 @@ fn main() -> Result<()> {
                 checkpoint_dir: checkpoints,
                 stop_after: None,
             };
-            let trained =
-                netshare_model::train(&cfg, &enc, &opts)?.context("training stopped early")?;
+            let trained = netshare_model::train_from(
+                &cfg,
+                &enc,
+                start.as_ref().map(|w| (w, what.as_str())),
+                &opts,
+            )?
+            .context("training stopped early")?;
+            if let Some(l) = &trained.model.privacy {
+                eprintln!(
+                    "private: ({:.3}, {:e})-DP for the steps run (noise multiplier {:.3})",
+                    l.epsilon, l.delta, l.noise_multiplier
+                );
+            }
             trained
                 .write(&output)
                 .with_context(|| format!("writing {}", output.display()))?;

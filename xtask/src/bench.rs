@@ -22,6 +22,9 @@ pub enum Which {
     /// Held-out fidelity over several traces and seeds against the baselines
     /// (`cargo xtask bench fidelity -- --help`).
     Fidelity,
+    /// Fidelity and membership inference of private training at several ε, from scratch and
+    /// pretrained, against non-DP (`cargo xtask bench privacy -- --help`).
+    Privacy,
 }
 
 /// Runs a benchmark in release mode.
@@ -32,7 +35,9 @@ pub fn run(root: &Path, which: Which, extra: &[String]) -> Result<()> {
         Which::Train => ("netshare-model", "bench_train"),
         Which::Synth => ("netshare-synth", "bench_synth"),
         Which::Eval => ("netshare-eval", "bench_eval"),
-        Which::Fidelity => bail!("the fidelity benchmark is run by the driver itself"),
+        Which::Fidelity | Which::Privacy => {
+            bail!("the fidelity and privacy benchmarks are run by the driver itself")
+        }
     };
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)

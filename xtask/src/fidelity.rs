@@ -121,9 +121,9 @@ fn pipeline_for(root: &Path, trace: &Trace, profile: &str) -> Result<Pipeline> {
 }
 
 /// The metrics of one run: comparison → metric path (without the comparison) → value.
-type RunMetrics = BTreeMap<String, BTreeMap<String, Option<f64>>>;
+pub(crate) type RunMetrics = BTreeMap<String, BTreeMap<String, Option<f64>>>;
 
-fn run_metrics(report: &serde_json::Value) -> RunMetrics {
+pub(crate) fn run_metrics(report: &serde_json::Value) -> RunMetrics {
     let mut out: RunMetrics = BTreeMap::new();
     if let Some(m) = report["metrics"].as_object() {
         for (k, v) in m {
@@ -147,7 +147,7 @@ fn shown(metric: &str) -> bool {
 }
 
 /// Median, min and max of the defined values.
-fn summary(values: &[Option<f64>]) -> Option<(f64, f64, f64)> {
+pub(crate) fn summary(values: &[Option<f64>]) -> Option<(f64, f64, f64)> {
     let mut v: Vec<f64> = values.iter().flatten().copied().collect();
     if v.is_empty() {
         return None;
@@ -162,7 +162,7 @@ fn summary(values: &[Option<f64>]) -> Option<(f64, f64, f64)> {
     Some((median, v[0], v[n - 1]))
 }
 
-fn fmt(x: f64) -> String {
+pub(crate) fn fmt(x: f64) -> String {
     let a = x.abs();
     if a == 0.0 {
         "0".into()
@@ -175,7 +175,7 @@ fn fmt(x: f64) -> String {
     }
 }
 
-fn cell(s: Option<(f64, f64, f64)>, seeds: usize) -> String {
+pub(crate) fn cell(s: Option<(f64, f64, f64)>, seeds: usize) -> String {
     match s {
         None => "–".into(),
         Some((m, lo, hi)) if seeds > 1 && lo != hi => {
@@ -294,7 +294,7 @@ impl TraceResult {
     }
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
@@ -306,7 +306,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-fn git_rev(root: &Path) -> String {
+pub(crate) fn git_rev(root: &Path) -> String {
     driver::git_rev(root)
         .map(|r| r.chars().take(7).collect())
         .unwrap_or_else(|| "unknown".into())

@@ -8,6 +8,7 @@ mod bench;
 mod driver;
 mod fidelity;
 mod pipeline;
+mod privacy_bench;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -250,6 +251,23 @@ fn main() -> Result<()> {
             .unwrap_or_else(|e| e.exit());
             let store = open_store(&root, &cli.store)?;
             fidelity::run(&root, &store, &cli_args.args)?;
+        }
+        Cmd::Bench {
+            which: bench::Which::Privacy,
+            args,
+        } => {
+            #[derive(Parser)]
+            #[command(name = "cargo xtask bench privacy -- ")]
+            struct PrivacyCli {
+                #[command(flatten)]
+                args: privacy_bench::PrivacyArgs,
+            }
+            let cli_args = PrivacyCli::try_parse_from(
+                std::iter::once("privacy".to_string()).chain(args.iter().cloned()),
+            )
+            .unwrap_or_else(|e| e.exit());
+            let store = open_store(&root, &cli.store)?;
+            privacy_bench::run(&root, &store, &cli_args.args)?;
         }
         Cmd::Bench { which, args } => bench::run(&root, which, &args)?,
     }

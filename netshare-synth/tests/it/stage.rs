@@ -23,6 +23,10 @@ struct Trained {
 }
 
 fn train(records: Records, n_chunks: usize) -> Trained {
+    train_with(records, n_chunks, None)
+}
+
+fn train_with(records: Records, n_chunks: usize, dp: Option<netshare_model::DpConfig>) -> Trained {
     let dir = crate::tmp();
     let encoded = dir.path().join("encoded");
     let model = dir.path().join("model");
@@ -39,6 +43,7 @@ fn train(records: Records, n_chunks: usize) -> Trained {
     let mcfg = ModelConfig {
         iterations: 20,
         checkpoint_every: 0,
+        dp,
         ..ModelConfig::profile(Profile::Tiny)
     };
     let t = netshare_model::train(&mcfg, &m, &TrainOptions::default())
@@ -247,4 +252,39 @@ fn store_mode_writes_the_named_outputs_and_caches_the_run() {
     assert!(again.cached);
     let bad = serde_json::json!({"scael": 1.0});
     assert!(run_stage(&store, &netshare_synth::STAGE, &bad, &inputs, body).is_err());
+}
+
+/// A private model's synthesis generates each chunk's released (noisy) flow count, never the
+/// private count in chunks.json, and its report shows the released one.
+#[test]
+fn a_private_models_synthesis_uses_the_released_flow_counts() {
+    let dp = netshare_model::DpConfig {
+        clip_norm: 1.0,
+        noise_multiplier: Some(1.0),
+        target_epsilon: None,
+        delta: 1e-5,
+        count_noise: 50.0,
+    };
+    let t = train_with(Records::Flows(ugr16_flows()), 2, Some(dp));
+    let model: netshare_model::ModelFile =
+        serde_json::from_slice(&std::fs::read(t.model.join("model.json")).expect("model.json"))
+            .expect("parse");
+    let ledger = model.privacy.expect("a private model has a ledger");
+    let chunks = netshare_encode::read_chunks(&t.encoded.join("chunks.json")).expect("chunks");
+    let out = crate::tmp();
+    let r = run(&t, &SynthConfig::default(), out.path());
+    assert_eq!(r.chunks.len(), ledger.chunks.len());
+    let mut differs = false;
+    for (c, l) in r.chunks.iter().zip(&ledger.chunks) {
+        assert_eq!(c.real_flows as u64, l.released_examples);
+        assert_eq!(
+            c.sampled, l.released_examples,
+            "scale 1 samples the released count"
+        );
+        differs |= chunks.chunks[c.index].n_flows as u64 != l.released_examples;
+    }
+    assert!(
+        differs,
+        "with noise of std 50 some released count differs from the private one"
+    );
 }
