@@ -392,6 +392,7 @@ fn main() -> Result<()> {
                             noise_multiplier: Some(1.0),
                             target_epsilon: None,
                             delta: 1e-5,
+                            count_noise: 10.0,
                         }),
                         ..cfg.clone()
                     };

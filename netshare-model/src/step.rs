@@ -272,10 +272,15 @@ pub(crate) fn privatise(
     noise_std: f64,
     rng: &mut ChaCha8Rng,
 ) -> Vec<(String, Tensor<2>)> {
+    use rayon::prelude::*;
     let expected = expected_batch as f64;
+    // One seed per tensor, drawn in order, so the tensors' noise is drawn in parallel and the
+    // result does not depend on the thread count.
+    let seeds: Vec<u64> = grads.iter().map(|_| rng.random()).collect();
     grads
-        .into_iter()
-        .map(|(name, g)| {
+        .into_par_iter()
+        .zip(seeds)
+        .map(|((name, g), seed)| {
             let shape = g.dims();
             let g = if rows == 0 {
                 g.zeros_like()
@@ -283,7 +288,8 @@ pub(crate) fn privatise(
                 g.mul_scalar(rows as f64 / expected)
             };
             let g = if noise_std > 0.0 {
-                g + ctx.normal(rng, shape).mul_scalar(noise_std / expected)
+                let mut r = ChaCha8Rng::seed_from_u64(seed);
+                g + ctx.normal(&mut r, shape).mul_scalar(noise_std / expected)
             } else {
                 g
             };

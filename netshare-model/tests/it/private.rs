@@ -197,3 +197,24 @@ fn pretrained_weights_start_a_private_run_and_are_named_in_the_ledger() {
         .unwrap_or_default();
     assert!(e.contains(&name) && e.contains("do not fit"), "{e}");
 }
+
+#[test]
+fn private_runs_give_the_same_bytes_on_one_and_two_threads() {
+    let with_threads = |n: usize| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .expect("thread pool")
+            .install(|| {
+                let dir = tempfile::tempdir().expect("tempdir");
+                train(&private(6, dp(Some(1.0), None)))
+                    .write(dir.path())
+                    .expect("write");
+                dir_bytes(dir.path())
+            })
+    };
+    assert!(
+        with_threads(1) == with_threads(2),
+        "the thread count changed the bytes"
+    );
+}
