@@ -44,6 +44,11 @@ pub struct Layout {
     /// Layouts written before it was carried read as 1 (then the default of both configs).
     #[serde(default = "one")]
     pub sample_len: usize,
+    /// The encoder ran in private mode: nothing it stores was fitted on the records it
+    /// encoded. A model trained with DP-SGD requires it (otherwise vocabularies and bounds
+    /// would carry the private records outside the mechanism). Absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 fn one() -> usize {
@@ -56,6 +61,7 @@ impl Default for Layout {
             attributes: Vec::new(),
             features: Vec::new(),
             sample_len: 1,
+            private: false,
         }
     }
 }
@@ -141,6 +147,7 @@ mod tests {
             ],
             features: vec![],
             sample_len: 1,
+            private: false,
         };
         let offs: Vec<usize> = l.attribute_offsets().iter().map(|(o, _)| *o).collect();
         assert_eq!(offs, vec![0, 2, 3]);

@@ -73,6 +73,10 @@ pub struct FittedEncoder {
     /// when the config turns them off).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub semantics: Option<crate::semantics::Semantics>,
+    /// Fitted in private mode (on the public records or the config alone); carried into the
+    /// layout. Absent means false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub private: bool,
 }
 
 fn ip_bits() -> DiscreteCodec {
@@ -275,6 +279,7 @@ impl FittedEncoder {
             attributes,
             features,
             sample_len: self.sample_len,
+            private: self.private,
         }
     }
 

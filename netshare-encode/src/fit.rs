@@ -184,6 +184,7 @@ pub(crate) fn fit_encoder(
             proto,
             fields,
             semantics,
+            private: cfg.private,
         },
         embedding,
     ))

@@ -34,10 +34,12 @@ pub use table::{FiveTuple, Table, Value};
 use netshare_core::stage::StageDef;
 
 /// This stage's identity in the artifact store. Version 4: `layout.json` carries
-/// `sample_len`, which the model now reads from there instead of its own config.
+/// `sample_len`, which the model now reads from there instead of its own config. Version 5:
+/// in private mode `encoder.json` and `layout.json` say so (`private: true`; other files
+/// unchanged).
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 4,
+    version: 5,
 };
 
 /// Reads a `layout.json` (as written by this stage).

@@ -85,7 +85,9 @@ pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, tra
 /// Version 3: the feature generator's LSTM fused on the CPU (same maths, new rounding).
 /// Version 4: `train-log.csv` gains the quick quality score at checkpoints (`quality`), and a
 /// time budget may end training early (weights unchanged for a given iteration count).
+/// Version 5: DP-SGD (`dp`) with the privacy ledger in `model.json`, and the optional `init`
+/// input (runs without them give the bytes of version 4).
 pub const STAGE: StageDef = StageDef {
     name: "model",
-    version: 4,
+    version: 5,
 };

@@ -38,6 +38,7 @@ pub fn two_flow_types(n: usize, chunks: usize, seed: u64) -> Encoded {
     use two_types::*;
     let layout = Layout {
         sample_len: 1,
+        private: false,
         attributes: vec![
             seg("proto", 2, Activation::Softmax),
             seg("dstport", 1, Activation::Tanh),
@@ -102,6 +103,7 @@ pub fn ugr16_shaped(n: usize, max_len: usize, n_chunks: usize, seed: u64) -> Enc
         attributes,
         features,
         sample_len: 1,
+        private: false,
     };
     let (a, f) = (layout.attribute_dim(), layout.feature_dim());
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

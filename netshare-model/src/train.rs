@@ -353,6 +353,14 @@ pub fn train_from(
 ) -> Result<Option<Trained>> {
     cfg.validate()?;
     encoded.check()?;
+    if cfg.dp.is_some() && !encoded.layout.private {
+        return Err(Error::Config(
+            "dp is set but the records were not encoded in private mode (layout.json has no \
+             `private: true`): the encoder's vocabularies and bounds would carry the private \
+             records outside DP-SGD. Encode with encode.private = true (and the public input)"
+                .into(),
+        ));
+    }
     let rel = releases(cfg, encoded);
     let cfg = &resolve_noise(cfg, &rel)?;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;

@@ -84,6 +84,10 @@ fn private_mode_without_public_records_refuses_embeddings_but_takes_bits() {
     let e = encode(&input, None, &cfg).expect("fully configured private mode");
     assert!(e.report.private);
     assert!(e.report.embedding.is_none());
+    // The layout says so, for the model's DP-SGD to check; a non-private layout does not.
+    assert!(e.encoder.private && e.encoder.layout().private);
+    let json = serde_json::to_string(&e.encoder.layout()).expect("json");
+    assert!(json.contains("\"private\":true"), "{json}");
 }
 
 #[test]

@@ -24,8 +24,15 @@ fn dp(sigma: Option<f64>, target: Option<f64>) -> DpConfig {
     }
 }
 
+/// Test data as a private-mode encoder would mark it.
+fn private_enc(n: usize, chunks: usize, seed: u64) -> netshare_model::Encoded {
+    let mut enc = two_flow_types(n, chunks, seed);
+    enc.layout.private = true;
+    enc
+}
+
 fn train(cfg: &ModelConfig) -> netshare_model::Trained {
-    let enc = two_flow_types(120, 2, 9);
+    let enc = private_enc(120, 2, 9);
     netshare_model::train(cfg, &enc, &TrainOptions::default())
         .expect("train")
         .expect("not stopped")
@@ -121,7 +128,7 @@ fn private_runs_are_reproducible_and_the_noise_changes_the_weights() {
 #[test]
 fn private_configs_that_cannot_work_are_refused_with_the_setting_named() {
     let refused = |cfg: ModelConfig| {
-        netshare_model::train(&cfg, &two_flow_types(40, 1, 1), &TrainOptions::default())
+        netshare_model::train(&cfg, &private_enc(40, 1, 1), &TrainOptions::default())
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -134,6 +141,16 @@ fn private_configs_that_cannot_work_are_refused_with_the_setting_named() {
     assert!(e.contains("keep"), "{e}");
     let e = refused(private(400, dp(None, Some(1e-4))));
     assert!(e.contains("cannot be met"), "{e}");
+    // Records encoded outside private mode: DP-SGD would not cover the encoder.
+    let e = netshare_model::train(
+        &private(5, dp(Some(1.0), None)),
+        &two_flow_types(40, 1, 1),
+        &TrainOptions::default(),
+    )
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(e.contains("private mode"), "{e}");
 }
 
 #[test]
@@ -166,7 +183,7 @@ fn pretrained_weights_start_a_private_run_and_are_named_in_the_ledger() {
     )
     .expect("train")
     .expect("not stopped");
-    let enc = two_flow_types(120, 2, 9);
+    let enc = private_enc(120, 2, 9);
     let cfg = private(6, dp(Some(1.0), None));
     let from = |w| {
         netshare_model::train_from(

@@ -29,6 +29,7 @@ fn layout() -> Layout {
         attributes,
         features: vec![seg("interarrival", 1, Activation::Sigmoid)],
         sample_len: 1,
+        private: false,
     }
 }
 

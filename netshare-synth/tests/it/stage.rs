@@ -32,12 +32,23 @@ fn train_with(records: Records, n_chunks: usize, dp: Option<netshare_model::DpCo
     let model = dir.path().join("model");
     std::fs::create_dir_all(&encoded).expect("mkdir");
     std::fs::create_dir_all(&model).expect("mkdir");
-    let cfg = EncodeConfig {
+    let mut cfg = EncodeConfig {
         n_chunks: Some(n_chunks),
         max_flow_len: Some(8),
         ..EncodeConfig::default()
     };
-    let e = netshare_encode::encode(&records, None, &cfg).expect("encode");
+    // A private model needs private-mode encoding: here the records are their own public
+    // records (a test of the plumbing, not of privacy).
+    let public = dp.is_some().then(|| records.clone());
+    if let (Some(_), Records::Flows(f)) = (&dp, &records) {
+        let (lo, hi) = (
+            f.ts_us.iter().min().copied().unwrap_or(0),
+            f.ts_us.iter().max().copied().unwrap_or(0),
+        );
+        cfg.private = true;
+        cfg.time_range_us = Some([lo - 1, hi + 60_000_000]);
+    }
+    let e = netshare_encode::encode(&records, public.as_ref(), &cfg).expect("encode");
     e.write(&encoded).expect("write encoded");
     let m = netshare_model::Encoded::from_dir(&encoded).expect("read encoded");
     let mcfg = ModelConfig {
