@@ -5,19 +5,10 @@ use std::path::PathBuf;
 /// Errors from reading the real records and writing the baselines.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A records file failed (the core error names the path).
+    /// A records file or a file operation failed (the core error names the path; file
+    /// operations go through the store's one `Io` error).
     #[error(transparent)]
     Core(#[from] netshare_core::Error),
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("creating", ...).
-        op: &'static str,
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// A configuration value does not fit the input.
     #[error("invalid configuration: {0}")]
     Config(String),
@@ -29,10 +20,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Core(netshare_core::Error::io(op, path, source))
     }
 }

@@ -6,16 +6,9 @@ use std::path::PathBuf;
 /// Errors from reading or writing a trace file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("writing", "opening", ...).
-        op: &'static str,
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    /// An I/O operation failed on a path (the store's one `Io` error, through core).
+    #[error(transparent)]
+    Core(#[from] netshare_core::Error),
     /// The CSV writer failed.
     #[error("CSV {path}: {source}")]
     Csv {
@@ -60,10 +53,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Core(netshare_core::Error::io(op, path, source))
     }
 }

@@ -312,6 +312,33 @@ pub(crate) fn git_rev(root: &Path) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Runs a pipeline and returns its eval report and the model stage's own wall time, from its
+/// manifest (also right when this invocation found the run cached).
+pub(crate) fn run_for_report(
+    tc: &Toolchain,
+    p: &Pipeline,
+    store: &Store,
+) -> Result<(serde_json::Value, f64)> {
+    let res = driver::run(tc, p, store, None)?;
+    let secs = res
+        .iter()
+        .find(|r| r.id == "model")
+        .map(|r| r.manifest.provenance.wall_seconds)
+        .context("the pipeline ran no model stage")?;
+    let eval = res
+        .iter()
+        .find(|r| r.id == "eval")
+        .context("the pipeline ran no eval stage")?;
+    let entry = eval
+        .manifest
+        .outputs
+        .get("report.json")
+        .context("eval wrote no report.json")?;
+    let text = std::fs::read(store.blob_path(&entry.digest)).context("reading the eval report")?;
+    let report = serde_json::from_slice(&text).context("parsing the eval report")?;
+    Ok((report, secs))
+}
+
 /// Runs the benchmark and writes `FIDELITY.md` and `fidelity.json` into `args.out`.
 pub fn run(root: &Path, store: &Store, args: &FidelityArgs) -> Result<()> {
     let traces: Vec<&Trace> = if args.traces.is_empty() {
@@ -350,28 +377,8 @@ pub fn run(root: &Path, store: &Store, args: &FidelityArgs) -> Result<()> {
                 p.apply_override(o)?;
             }
             eprintln!("== {} seed {seed}", trace.name);
-            let res = driver::run(&tc, &p, store, None)
+            let (report, secs) = run_for_report(&tc, &p, store)
                 .with_context(|| format!("trace {} seed {seed}", trace.name))?;
-            // The model stage's own wall time, from its manifest: also right when this
-            // invocation found the run cached.
-            let secs = res
-                .iter()
-                .find(|r| r.id == "model")
-                .map(|r| r.manifest.provenance.wall_seconds)
-                .context("the pipeline ran no model stage")?;
-            let eval = res
-                .iter()
-                .find(|r| r.id == "eval")
-                .context("the pipeline ran no eval stage")?;
-            let entry = eval
-                .manifest
-                .outputs
-                .get("report.json")
-                .context("eval wrote no report.json")?;
-            let text =
-                std::fs::read(store.blob_path(&entry.digest)).context("reading the eval report")?;
-            let report: serde_json::Value =
-                serde_json::from_slice(&text).context("parsing the eval report")?;
             tr.runs.push((seed, run_metrics(&report), secs));
         }
         results.push(tr);

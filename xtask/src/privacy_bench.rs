@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use netshare_store::Store;
 
-use crate::driver::{self, Toolchain};
-use crate::fidelity::{RunMetrics, cell, cpu_model, git_rev, run_metrics, summary};
+use crate::driver::Toolchain;
+use crate::fidelity::{RunMetrics, cell, cpu_model, git_rev, run_for_report, run_metrics, summary};
 use crate::pipeline::Pipeline;
 
 /// Options of the benchmark.
@@ -178,26 +178,8 @@ pub fn run(root: &Path, store: &Store, args: &PrivacyArgs) -> Result<()> {
                 no_build: tc.no_build || k > 0 || seed != args.seeds[0],
                 ..tc.clone()
             };
-            let res = driver::run(&tc, &p, store, None)
+            let (report, seconds) = run_for_report(&tc, &p, store)
                 .with_context(|| format!("{} seed {seed}", form.name))?;
-            let seconds = res
-                .iter()
-                .find(|r| r.id == "model")
-                .map(|r| r.manifest.provenance.wall_seconds)
-                .context("the pipeline ran no model stage")?;
-            let eval = res
-                .iter()
-                .find(|r| r.id == "eval")
-                .context("the pipeline ran no eval stage")?;
-            let entry = eval
-                .manifest
-                .outputs
-                .get("report.json")
-                .context("eval wrote no report.json")?;
-            let text =
-                std::fs::read(store.blob_path(&entry.digest)).context("reading the eval report")?;
-            let report: serde_json::Value =
-                serde_json::from_slice(&text).context("parsing the eval report")?;
             runs.entry(form.name.clone()).or_default().push(Run {
                 metrics: with_audit(&report, run_metrics(&report)),
                 epsilon: report["ledger"]["epsilon"].as_f64(),
