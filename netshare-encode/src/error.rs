@@ -8,16 +8,6 @@ pub enum Error {
     /// A core operation (records file, tensors, store) failed.
     #[error(transparent)]
     Core(#[from] netshare_core::Error),
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("reading", "writing", ...).
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// A JSON artifact (encoder, layout, chunks, report) could not be read or written.
     #[error("JSON in {path}: {source}")]
     Json {
@@ -56,10 +46,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Core(netshare_core::Error::io(op, path, source))
     }
 }

@@ -8,16 +8,6 @@ pub enum Error {
     /// A records file could not be read (core names the file and the problem).
     #[error(transparent)]
     Core(#[from] netshare_core::Error),
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done.
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// A trace file could not be read (the formats error names the file and line).
     #[error(transparent)]
     Formats(#[from] netshare_formats::Error),
@@ -63,10 +53,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Core(netshare_core::Error::io(op, path, source))
     }
 }

@@ -6,16 +6,6 @@ use std::path::PathBuf;
 /// counted in the [`crate::IngestReport`].
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("reading", "creating", ...).
-        op: &'static str,
-        /// The path involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// The input is neither pcap, pcapng nor a CSV of a known dialect.
     #[error(
         "{path}: not a trace this tool reads: it looks like {looks_like}. Accepted: pcap \
@@ -64,10 +54,6 @@ pub type Result<T> = std::result::Result<T, IngestError>;
 impl IngestError {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        IngestError::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        IngestError::Core(netshare_core::Error::io(op, path, source))
     }
 }

@@ -14,16 +14,6 @@ pub enum Error {
     /// The trained model failed to load or sample.
     #[error(transparent)]
     Model(#[from] netshare_model::Error),
-    /// An I/O operation failed on a path.
-    #[error("{op} {path}: {source}")]
-    Io {
-        /// What was being done ("writing", "creating", ...).
-        op: &'static str,
-        /// The file involved.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
     /// A trace file could not be written (the formats error names the file and record).
     #[error(transparent)]
     Formats(#[from] netshare_formats::Error),
@@ -49,10 +39,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Wraps an I/O error with the operation and the path.
     pub fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-        }
+        Error::Core(netshare_core::Error::io(op, path, source))
     }
 }
