@@ -12,7 +12,15 @@ fn bin() -> Command {
 
 fn five_tuples(t: &FlowColumns) -> BTreeSet<(u32, u32, u16, u16, u8)> {
     (0..t.len())
-        .map(|i| (t.srcip[i], t.dstip[i], t.srcport[i], t.dstport[i], t.proto[i]))
+        .map(|i| {
+            (
+                t.srcip[i],
+                t.dstip[i],
+                t.srcport[i],
+                t.dstport[i],
+                t.proto[i],
+            )
+        })
         .collect()
 }
 
@@ -50,14 +58,21 @@ fn the_binary_writes_a_marginals_sample_and_two_disjoint_halves() {
         read("half-a.parquet"),
         read("half-b.parquet"),
     );
-    assert_eq!(m.len(), t.len(), "the marginals sample has as many rows as the input");
+    assert_eq!(
+        m.len(),
+        t.len(),
+        "the marginals sample has as many rows as the input"
+    );
     assert_eq!(a.len() + b.len(), t.len(), "the halves partition the input");
     assert!(
         five_tuples(&a).is_disjoint(&five_tuples(&b)),
         "no five-tuple is in both halves"
     );
     let (small, large) = (a.len().min(b.len()), a.len().max(b.len()));
-    assert!(small * 10 >= large * 9, "halves of {small} and {large} records");
+    assert!(
+        small * 10 >= large * 9,
+        "halves of {small} and {large} records"
+    );
 
     // Without an output folder it says what is missing, and fails.
     let st = bin().arg(&input).output().expect("run");
