@@ -135,13 +135,10 @@ fn balanced_halves(seed: u64, keys: &[Key]) -> Vec<usize> {
     for k in keys {
         *counts.entry(*k).or_insert(0) += 1;
     }
-    let hash = |k: &Key| {
-        let a = (u64::from(k.srcip) << 32) | u64::from(k.dstip);
-        let b = (u64::from(k.srcport) << 24) | (u64::from(k.dstport) << 8) | u64::from(k.proto);
-        mix64(mix64(a ^ mix64(seed)) ^ b.wrapping_add(0x9e37_79b9_7f4a_7c15))
-    };
-    let mut order: Vec<(Key, usize, u64)> =
-        counts.into_iter().map(|(k, n)| (k, n, hash(&k))).collect();
+    let mut order: Vec<(Key, usize, u64)> = counts
+        .into_iter()
+        .map(|(k, n)| (k, n, k.seeded_hash(seed)))
+        .collect();
     // The hash orders equal sizes; the key itself breaks the (astronomically rare) hash tie.
     order.sort_by(|x, y| y.1.cmp(&x.1).then(x.2.cmp(&y.2)).then(x.0.cmp(&y.0)));
     let mut load = [0usize; 2];

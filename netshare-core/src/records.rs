@@ -250,6 +250,19 @@ pub struct FiveTuple {
     pub proto: u8,
 }
 
+impl FiveTuple {
+    /// A seeded 64-bit hash of the five-tuple (SplitMix64's finaliser), stable across runs and
+    /// platforms: what splits a trace by five-tuple.
+    pub fn seeded_hash(&self, seed: u64) -> u64 {
+        use crate::seed::mix64;
+        let a = (u64::from(self.srcip) << 32) | u64::from(self.dstip);
+        let b = (u64::from(self.srcport) << 24)
+            | (u64::from(self.dstport) << 8)
+            | u64::from(self.proto);
+        mix64(mix64(a ^ mix64(seed)) ^ b.wrapping_add(crate::seed::GOLDEN))
+    }
+}
+
 /// The five-tuple of row `i` of any table with the five key columns (records of either kind,
 /// and the evaluator's and encoder's views of them).
 #[macro_export]

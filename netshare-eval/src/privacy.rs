@@ -69,16 +69,7 @@ pub struct MembershipAudit {
 /// Rows of `t` whose five-tuple hash is even (`true`) or odd: a split with whole flows.
 fn by_hash(t: &Table, even: bool, seed: u64) -> Table {
     let idx: Vec<usize> = (0..t.len())
-        .filter(|&i| {
-            let ft = t.five_tuple(i);
-            let h = netshare_core::seed::mix64(
-                seed ^ netshare_core::seed::mix64(u64::from(ft.srcip) << 32 | u64::from(ft.dstip))
-                    ^ (u64::from(ft.srcport) << 24
-                        | u64::from(ft.dstport) << 8
-                        | u64::from(ft.proto)),
-            );
-            (h & 1 == 0) == even
-        })
+        .filter(|&i| (t.five_tuple(i).seeded_hash(seed) & 1 == 0) == even)
         .collect();
     t.take(&idx)
 }
@@ -173,22 +164,19 @@ fn size_fields(t: &Table) -> Vec<String> {
     t.values.iter().map(|c| c.name.to_string()).collect()
 }
 
-/// Audits one candidate against member and non-member queries.
+/// Audits one candidate against the member and non-member queries `pm`, `pn`.
 fn audit_one(
-    members: &Table,
-    non_members: &Table,
+    pm: &Points,
+    pn: &Points,
     cand: &Table,
     fields: &[String],
     inv_scale: &[f64],
 ) -> AuditResult {
+    let (members, non_members) = (pm.t, pn.t);
     let cand = at_most(cand, MAX_CANDIDATE_ROWS);
-    let (pm, pn, pc) = (
-        Points::new(members, fields),
-        Points::new(non_members, fields),
-        Points::new(&cand, fields),
-    );
-    let dm = closest(&pm, &pc, inv_scale);
-    let dn = closest(&pn, &pc, inv_scale);
+    let pc = Points::new(&cand, fields);
+    let dm = closest(pm, &pc, inv_scale);
+    let dn = closest(pn, &pc, inv_scale);
     let scores: Vec<f64> = dm.iter().chain(&dn).map(|d| -d).collect();
     let positive: Vec<bool> = (0..dm.len() + dn.len()).map(|k| k < dm.len()).collect();
     let share = |q: &Table| {
@@ -227,12 +215,12 @@ pub fn audit(
     let non_members = at_most(&by_hash(held_out, true, seed), MAX_QUERIES);
     let reference = by_hash(held_out, false, seed);
     let fields = size_fields(train);
+    let (pm, pn) = (
+        Points::new(&members, &fields),
+        Points::new(&non_members, &fields),
+    );
     // Scale of each size field over all queries.
     let inv_scale: Vec<f64> = {
-        let (pm, pn) = (
-            Points::new(&members, &fields),
-            Points::new(&non_members, &fields),
-        );
         (0..fields.len())
             .map(|k| {
                 let v: Vec<f64> = pm.logs[k].iter().chain(&pn.logs[k]).copied().collect();
@@ -250,16 +238,16 @@ pub fn audit(
     for (name, t) in candidates {
         out.insert(
             (*name).to_string(),
-            audit_one(&members, &non_members, t, &fields, &inv_scale),
+            audit_one(&pm, &pn, t, &fields, &inv_scale),
         );
     }
     out.insert(
         REFERENCE.to_string(),
-        audit_one(&members, &non_members, &reference, &fields, &inv_scale),
+        audit_one(&pm, &pn, &reference, &fields, &inv_scale),
     );
     MembershipAudit {
-        members: members.len(),
-        non_members: non_members.len(),
+        members: pm.t.len(),
+        non_members: pn.t.len(),
         size_fields: fields,
         candidates: out,
     }
@@ -303,7 +291,11 @@ mod tests {
         assert!((sd - 0.5747).abs() < 1e-4, "{sd}");
         // td and byt do not vary: scale 0; pkt: 1/sd.
         let inv = [0.0, 1.0 / sd, 0.0];
-        let r = audit_one(&members, &non_members, &cand, &fields, &inv);
+        let (pm, pn) = (
+            Points::new(&members, &fields),
+            Points::new(&non_members, &fields),
+        );
+        let r = audit_one(&pm, &pn, &cand, &fields, &inv);
         // Member 1 equals candidate 1: 0. Member 2 (ip 2, port 20, pkt 3): to candidate 1,
         // srcip and srcport differ (2) plus |ln4 - ln2|/sd; to candidate 2 the same two fields
         // plus |ln4 - ln8|/sd; both are 2 + ln2/sd.

@@ -77,12 +77,31 @@ pub struct FidelityArgs {
     /// Folder the tables are written to (FIDELITY.md and fidelity.json).
     #[arg(long, default_value = "bench")]
     pub out: PathBuf,
+    /// How the stage binaries are built.
+    #[command(flatten)]
+    pub build: BuildArgs,
+}
+
+/// How a benchmark builds the stage binaries (shared by the fidelity and privacy benches).
+#[derive(clap::Args, Debug, Clone)]
+pub struct BuildArgs {
     /// Cargo profile of the stage binaries.
     #[arg(long, default_value = "release")]
     pub build_profile: String,
     /// Do not build the stage binaries first.
     #[arg(long)]
     pub no_build: bool,
+}
+
+impl BuildArgs {
+    /// The driver's toolchain for these options.
+    pub fn toolchain(&self, root: &Path) -> Toolchain {
+        Toolchain {
+            root: root.to_path_buf(),
+            profile: self.build_profile.clone(),
+            no_build: self.no_build,
+        }
+    }
 }
 
 /// The held-out pipeline of one trace: the shipped `pipelines/ugr16.toml` (split, train on one
@@ -357,11 +376,7 @@ pub fn run(root: &Path, store: &Store, args: &FidelityArgs) -> Result<()> {
     if args.seeds.is_empty() {
         bail!("give at least one seed");
     }
-    let tc = Toolchain {
-        root: root.to_path_buf(),
-        profile: args.build_profile.clone(),
-        no_build: args.no_build,
-    };
+    let tc = args.build.toolchain(root);
     let mut results = Vec::new();
     for trace in &traces {
         let mut tr = TraceResult {

@@ -20,7 +20,9 @@ use anyhow::{Context, Result, bail};
 use netshare_store::Store;
 
 use crate::driver::Toolchain;
-use crate::fidelity::{RunMetrics, cell, cpu_model, git_rev, run_for_report, run_metrics, summary};
+use crate::fidelity::{
+    BuildArgs, RunMetrics, cell, cpu_model, git_rev, run_for_report, run_metrics, summary,
+};
 use crate::pipeline::Pipeline;
 
 /// Options of the benchmark.
@@ -38,12 +40,9 @@ pub struct PrivacyArgs {
     /// Folder the tables are written to (PRIVACY.md and privacy.json).
     #[arg(long, default_value = "bench")]
     pub out: PathBuf,
-    /// Cargo profile of the stage binaries.
-    #[arg(long, default_value = "release")]
-    pub build_profile: String,
-    /// Do not build the stage binaries first.
-    #[arg(long)]
-    pub no_build: bool,
+    /// How the stage binaries are built.
+    #[command(flatten)]
+    pub build: BuildArgs,
 }
 
 /// The rows: metric path within a comparison, and its label.
@@ -163,11 +162,7 @@ pub fn run(root: &Path, store: &Store, args: &PrivacyArgs) -> Result<()> {
             });
         }
     }
-    let tc = Toolchain {
-        root: root.to_path_buf(),
-        profile: args.build_profile.clone(),
-        no_build: args.no_build,
-    };
+    let tc = args.build.toolchain(root);
     let mut runs: BTreeMap<String, Vec<Run>> = BTreeMap::new();
     for &seed in &args.seeds {
         for (k, form) in forms.iter().enumerate() {
