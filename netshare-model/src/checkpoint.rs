@@ -65,7 +65,7 @@ pub(crate) fn read_checkpoint(
 }
 
 /// Log rows as text with every float as its bit pattern, so a resumed run's log is exact.
-fn log_to_meta(log: &[LogRow]) -> String {
+pub(crate) fn log_to_meta(log: &[LogRow]) -> String {
     let mut s = String::new();
     for r in log {
         let l = &r.losses;
@@ -89,7 +89,7 @@ fn log_to_meta(log: &[LogRow]) -> String {
     s
 }
 
-fn log_from_meta(text: &str) -> Option<Vec<LogRow>> {
+pub(crate) fn log_from_meta(text: &str) -> Option<Vec<LogRow>> {
     text.lines()
         .map(|line| {
             let w: Vec<&str> = line.split(' ').collect();

@@ -58,6 +58,8 @@ pub mod log;
 mod lstm;
 pub mod model_file;
 mod nets;
+pub mod parts;
+pub mod plan;
 mod quality;
 pub mod sample;
 mod seed;

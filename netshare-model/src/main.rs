@@ -83,6 +83,11 @@ enum Command {
     Store {
         #[command(flatten)]
         args: StoreArgs,
+        /// Run one part of the stage as its own store run: the plan, one chunk or the gather
+        /// (the driver does this so that chunks can train as separate jobs); the default runs
+        /// every chunk in one process. All give the same model files.
+        #[arg(long, value_enum, default_value = "whole")]
+        part: netshare_model::stage::Part,
     },
 }
 
@@ -217,8 +222,8 @@ fn main() -> Result<()> {
                 netshare_model::testing::describe(m.layout(), real, &attrs, &feats, &lengths)
             );
         }
-        Command::Store { args } => {
-            netshare_model::stage::run_store(&args)?;
+        Command::Store { args, part } => {
+            netshare_model::stage::run_store_part(&args, part)?;
         }
     }
     Ok(())

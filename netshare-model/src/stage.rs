@@ -48,7 +48,13 @@ pub fn body_with(
     let out = ctx.output("model.json");
     let dir = out.parent().ok_or("the output directory has no parent")?;
     trained.write(dir)?;
-    ctx.set_summary(serde_json::json!({
+    ctx.set_summary(summary(config, &trained));
+    Ok(())
+}
+
+/// The manifest summary of a trained model (the single run's and the gather's).
+pub(crate) fn summary(config: &ModelConfig, trained: &crate::Trained) -> serde_json::Value {
+    serde_json::json!({
         "chunks": trained.model.chunks.len(),
         "iterations": trained.model.chunks.iter().map(|c| c.iterations).collect::<Vec<_>>(),
         "time_budget_seconds": config.time_budget_seconds,
@@ -57,8 +63,37 @@ pub fn body_with(
         "matmul_kernels": matmul_kernels().describe(),
         "final_g_loss": trained.model.chunks.iter().map(|c| c.final_losses.g_loss).collect::<Vec<_>>(),
         "epsilon": trained.model.privacy.as_ref().map(|l| l.epsilon),
-    }));
-    Ok(())
+    })
+}
+
+/// Which store run of the model stage to do: all of it in one process, or one of its split
+/// runs (see [`crate::parts`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Part {
+    /// Every chunk in one run (inputs: the encoder's outputs).
+    #[default]
+    Whole,
+    /// The plan (inputs: layout.json and every train-NNN.safetensors): plan.json.
+    Plan,
+    /// One chunk (config `{"chunk": K, "model": {..}}`; inputs: layout.json, plan.json, its
+    /// train-NNN.safetensors, and chunk-000.safetensors for K > 0 or `init` for K = 0).
+    Chunk,
+    /// The gather (inputs: layout.json, plan.json, every chunk-NNN.safetensors): the files of
+    /// the whole run, with the same bytes.
+    Gather,
+}
+
+/// Runs one part of the stage in store mode from command-line arguments (prints the manifest).
+pub fn run_store_part(args: &StoreArgs, part: Part) -> netshare_core::StoreResult<RunOutcome> {
+    use crate::parts::{
+        CHUNK_STAGE, ChunkRunConfig, GATHER_STAGE, PLAN_STAGE, chunk_body, gather_body, plan_body,
+    };
+    match part {
+        Part::Whole => run_store(args),
+        Part::Plan => run_from_args::<ModelConfig, _>(args, &PLAN_STAGE, plan_body),
+        Part::Chunk => run_from_args::<ChunkRunConfig, _>(args, &CHUNK_STAGE, chunk_body),
+        Part::Gather => run_from_args::<ModelConfig, _>(args, &GATHER_STAGE, gather_body),
+    }
 }
 
 /// Runs the stage in store mode from command-line arguments (prints the manifest).

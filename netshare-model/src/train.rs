@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use burn::tensor::{DType, Device};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use netshare_core::layout::Layout;
 use netshare_core::tensors::ChunkTensors;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -22,6 +23,7 @@ use crate::host::to_host;
 pub use crate::log::{LogRow, Losses, log_csv};
 pub use crate::model_file::{ChunkSummary, MODEL_FORMAT, ModelFile};
 use crate::nets::{self, Ctx, Dims, Spec};
+use crate::plan::{Plan, PlanFile, count_event};
 pub(crate) use crate::seed::derive_seed;
 use crate::step::{ChunkRun, LstmForm, Real};
 use crate::weights::{self, HostTensors};
@@ -61,85 +63,6 @@ impl Default for TrainOptions {
             stop_after: None,
         }
     }
-}
-
-/// What a private run releases about each chunk before training: its flow count with Gaussian
-/// noise, and the Poisson sampling rate set from that count (so the rate reveals nothing
-/// more). `None` for a chunk with no flows (it is not trained).
-#[derive(Clone, Copy, Debug)]
-struct ChunkRelease {
-    count: u64,
-    rate: f64,
-}
-
-/// The releases of every chunk (all `None` without DP).
-fn releases(cfg: &ModelConfig, encoded: &Encoded) -> Vec<Option<ChunkRelease>> {
-    use rand_distr::{Distribution, StandardNormal};
-    encoded
-        .chunks
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let dp = cfg.dp.as_ref()?;
-            if c.n == 0 {
-                return None;
-            }
-            let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(cfg.seed, &[11, i as u64]));
-            let z: f64 = StandardNormal.sample(&mut rng);
-            let count = (c.n as f64 + dp.count_noise * z).round().max(0.0) as u64;
-            let b = cfg.batch_size as f64;
-            Some(ChunkRelease {
-                count,
-                rate: b / (count as f64).max(b),
-            })
-        })
-        .collect()
-}
-
-/// The accountant event of releasing `chunks` noisy flow counts: one Gaussian mechanism on a
-/// vector whose L2 sensitivity is √chunks (a flow may appear in every chunk).
-fn count_event(dp: &crate::config::DpConfig, chunks: usize) -> Vec<netshare_privacy::Event> {
-    if chunks == 0 {
-        return Vec::new();
-    }
-    vec![netshare_privacy::Event::Gaussian {
-        sigma: dp.count_noise / (chunks as f64).sqrt(),
-        count: 1,
-    }]
-}
-
-/// With DP-SGD and a target ε but no noise multiplier: the config with σ chosen so that every
-/// chunk's planned critic steps and the count release, composed, stay within the target.
-/// Otherwise the config as is.
-fn resolve_noise(cfg: &ModelConfig, rel: &[Option<ChunkRelease>]) -> Result<ModelConfig> {
-    let Some(dp) = &cfg.dp else {
-        return Ok(cfg.clone());
-    };
-    if dp.noise_multiplier.is_some() {
-        return Ok(cfg.clone());
-    }
-    let target = dp
-        .target_epsilon
-        .expect("validate requires a noise multiplier or a target");
-    let parts: Vec<(f64, u64)> = rel
-        .iter()
-        .enumerate()
-        .filter_map(|(i, r)| r.map(|r| (r.rate, cfg.iterations_for(i) * cfg.critic_steps as u64)))
-        .collect();
-    let steps: u64 = parts.iter().map(|p| p.1).sum();
-    let counts = count_event(dp, parts.len());
-    let sigma = netshare_privacy::noise_for_parts(&parts, &counts, dp.delta, target).ok_or_else(|| {
-        Error::Config(format!(
-            "dp.target_epsilon {target} cannot be met at delta {} for {steps} critic steps even \
-             with noise multiplier 1000; train fewer iterations or with a smaller batch",
-            dp.delta
-        ))
-    })?;
-    let mut out = cfg.clone();
-    if let Some(d) = &mut out.dp {
-        d.noise_multiplier = Some(sigma);
-    }
-    Ok(out)
 }
 
 /// Chunk 0's starting weights: drawn from the config's seed.
@@ -336,24 +259,40 @@ fn train_chunk(
     }))
 }
 
-/// Trains every chunk: chunk 0 from scratch, then the others in parallel from chunk 0's weights.
-/// Returns `Ok(None)` only when [`TrainOptions::stop_after`] interrupted it.
-pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Result<Option<Trained>> {
-    train_from(cfg, encoded, None, opts)
+/// One chunk's training as the gather needs it.
+#[derive(Clone, Debug)]
+pub struct ChunkOutcome {
+    /// Chunk index.
+    pub chunk: usize,
+    /// Flows in the chunk's training tensors.
+    pub flows: usize,
+    /// Records per flow T as the networks see it.
+    pub max_len: usize,
+    /// The weights the chunk ends with.
+    pub weights: HostTensors,
+    /// Its training log.
+    pub log: Vec<LogRow>,
+    /// Generator iterations done.
+    pub iterations: u64,
+    /// Chunk 0 only: the description of the weights it started from, when they were given
+    /// (public pretraining) rather than drawn from the seed.
+    pub started_from: Option<String>,
 }
 
-/// [`train`], with chunk 0 starting from `start` instead of seeded random weights: the
-/// weights of a model trained on other (public) records with the same layout and sizes. This
-/// is private mode's pretraining: train on a public trace, then fine-tune with DP-SGD.
-pub fn train_from(
-    cfg: &ModelConfig,
-    encoded: &Encoded,
-    start: Option<(&HostTensors, &str)>,
-    opts: &TrainOptions,
-) -> Result<Option<Trained>> {
-    cfg.validate()?;
-    encoded.check()?;
-    if cfg.dp.is_some() && !encoded.layout.private {
+/// Where a chunk's training starts.
+#[derive(Clone, Copy, Debug)]
+pub enum Start<'a> {
+    /// Chunk 0 from weights drawn from the config's seed.
+    Seeded,
+    /// Chunk 0 from given weights, described for the privacy ledger and errors.
+    Given(&'a HostTensors, &'a str),
+    /// A later chunk, fine-tuned from chunk 0's outcome.
+    FromChunk0(&'a ChunkOutcome),
+}
+
+/// A private run needs records encoded in private mode.
+pub(crate) fn check_private(cfg: &ModelConfig, layout: &Layout) -> Result<()> {
+    if cfg.dp.is_some() && !layout.private {
         return Err(Error::Config(
             "dp is set but the records were not encoded in private mode (layout.json has no \
              `private: true`): the encoder's vocabularies and bounds would carry the private \
@@ -361,119 +300,168 @@ pub fn train_from(
                 .into(),
         ));
     }
-    let rel = releases(cfg, encoded);
-    let cfg = &resolve_noise(cfg, &rel)?;
-    let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
-    let specs = nets::specs(&d);
-    let (init, public) = match start {
-        Some((w, what)) => {
-            for s in &specs {
-                let fits = w
-                    .get(&s.name)
-                    .is_some_and(|(shape, _)| shape[..] == s.shape[..]);
-                if !fits {
-                    return Err(Error::Input(format!(
-                        "the starting weights ({what}) do not fit this model: {} should be \
-                         {:?}, found {:?} (train them with the same model sizes on records \
-                         encoded with the same encoder)",
-                        s.name,
-                        s.shape,
-                        w.get(&s.name).map(|t| &t.0)
-                    )));
-                }
-            }
-            if w.len() != specs.len() {
-                return Err(Error::Input(format!(
-                    "the starting weights ({what}) hold {} tensors, this model {}",
-                    w.len(),
-                    specs.len()
-                )));
-            }
-            (
-                w.clone(),
-                format!("chunk 0 started from {what}, trained without privacy on public records"),
-            )
+    Ok(())
+}
+
+/// Given starting weights must have exactly this model's tensors and shapes.
+fn check_start(specs: &[Spec], w: &HostTensors, what: &str) -> Result<()> {
+    for s in specs {
+        let fits = w
+            .get(&s.name)
+            .is_some_and(|(shape, _)| shape[..] == s.shape[..]);
+        if !fits {
+            return Err(Error::Input(format!(
+                "the starting weights ({what}) do not fit this model: {} should be {:?}, found \
+                 {:?} (train them with the same model sizes on records encoded with the same \
+                 encoder)",
+                s.name,
+                s.shape,
+                w.get(&s.name).map(|t| &t.0)
+            )));
         }
-        None => (
-            initial_weights(cfg, &specs),
-            "nothing: trained from scratch on the private records".to_string(),
-        ),
-    };
-    if let Some(dir) = &opts.checkpoint_dir {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
     }
-    let multi =
-        MultiProgress::with_draw_target(if opts.progress && std::io::stderr().is_terminal() {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        });
-    let style = ProgressStyle::with_template("chunk {prefix} {bar:30} {pos}/{len} {per_sec} {msg}")
-        .expect("the progress template is valid");
-    let bar_for = |chunk: usize| {
-        multi
-            .add(ProgressBar::new(0))
-            .with_style(style.clone())
-            .with_prefix(format!("{chunk:03}"))
-    };
-    let train_one =
-        |cfg: &ModelConfig, chunk: usize, start: &HostTensors| -> Result<Option<ChunkResult>> {
-            let data = &encoded.chunks[chunk];
-            if data.n == 0 {
-                return Ok(Some(ChunkResult {
-                    weights: start.clone(),
-                    log: Vec::new(),
-                    iterations: 0,
-                }));
-            }
-            let bar = bar_for(chunk);
-            bar.set_length(cfg.iterations_for(chunk));
-            train_chunk(
-                cfg,
-                &d,
-                &specs,
-                opts,
-                (chunk, rel[chunk].map(|r| r.rate)),
-                data,
-                start,
-                &bar,
-            )
-        };
-    let Some(first) = train_one(cfg, 0, &init)? else {
-        return Ok(None);
-    };
-    // A time budget ends in a plain config: the steps chunk 0 reached and no budget, which is
-    // what `model.json` records and what the later chunks' share is taken of, so training again
-    // with the recorded config gives the same bytes.
-    let stopped_by_budget = cfg.time_budget_seconds.is_some() && first.iterations < cfg.iterations;
-    let effective = ModelConfig {
-        iterations: if cfg.time_budget_seconds.is_some() && encoded.chunks[0].n > 0 {
+    if w.len() != specs.len() {
+        return Err(Error::Input(format!(
+            "the starting weights ({what}) hold {} tensors, this model {}",
+            w.len(),
+            specs.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The config the later chunks train with and `model.json` records: a time budget ends in a
+/// plain config (the steps chunk 0 reached and no budget), which is what the later chunks'
+/// share is taken of, so training again with the recorded config gives the same bytes.
+fn effective_config(cfg: &ModelConfig, first: &ChunkOutcome) -> ModelConfig {
+    ModelConfig {
+        iterations: if cfg.time_budget_seconds.is_some() && first.flows > 0 {
             first.iterations
         } else {
             cfg.iterations
         },
         time_budget_seconds: None,
         ..cfg.clone()
-    };
-    let rest: Vec<Result<Option<ChunkResult>>> = (1..encoded.chunks.len())
-        .into_par_iter()
-        .map(|c| train_one(&effective, c, &first.weights))
-        .collect();
-    let mut results = vec![first];
-    for r in rest {
-        match r? {
-            Some(r) => results.push(r),
-            None => return Ok(None),
+    }
+}
+
+/// Progress bars for chunk runs, drawn only when asked and stderr is a terminal.
+pub(crate) struct Bars {
+    multi: MultiProgress,
+    style: ProgressStyle,
+}
+
+impl Bars {
+    pub(crate) fn new(opts: &TrainOptions) -> Bars {
+        let target = if opts.progress && std::io::stderr().is_terminal() {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Bars {
+            multi: MultiProgress::with_draw_target(target),
+            style: ProgressStyle::with_template(
+                "chunk {prefix} {bar:30} {pos}/{len} {per_sec} {msg}",
+            )
+            .expect("the progress template is valid"),
         }
     }
+
+    fn bar(&self, chunk: usize, len: u64) -> ProgressBar {
+        let bar = self
+            .multi
+            .add(ProgressBar::new(len))
+            .with_style(self.style.clone())
+            .with_prefix(format!("{chunk:03}"));
+        bar.set_length(len);
+        bar
+    }
+}
+
+/// Trains one chunk under the plan: chunk 0 from `Seeded` or `Given` weights, a later chunk
+/// from chunk 0's outcome. Returns `Ok(None)` only when [`TrainOptions::stop_after`]
+/// interrupted it.
+pub(crate) fn train_one_chunk(
+    plan: &Plan,
+    layout: &Layout,
+    (chunk, data): (usize, &ChunkTensors),
+    start: Start<'_>,
+    opts: &TrainOptions,
+    bars: &Bars,
+) -> Result<Option<ChunkOutcome>> {
+    check_private(&plan.cfg, layout)?;
+    let cfg = match start {
+        Start::FromChunk0(first) => effective_config(&plan.cfg, first),
+        _ => plan.cfg.clone(),
+    };
+    let d = Dims::new(&cfg, layout, data.max_len).map_err(Error::Input)?;
+    let specs = nets::specs(&d);
+    let (init, started_from) = match start {
+        Start::Seeded => (initial_weights(&cfg, &specs), None),
+        Start::Given(w, what) => {
+            check_start(&specs, w, what)?;
+            (w.clone(), Some(what.to_string()))
+        }
+        Start::FromChunk0(first) => (first.weights.clone(), None),
+    };
+    if let Some(dir) = &opts.checkpoint_dir {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("creating", dir, e))?;
+    }
+    let outcome = |weights, log, iterations| ChunkOutcome {
+        chunk,
+        flows: data.n,
+        max_len: d.max_len,
+        weights,
+        log,
+        iterations,
+        started_from: started_from.clone(),
+    };
+    if data.n == 0 {
+        return Ok(Some(outcome(init, Vec::new(), 0)));
+    }
+    let bar = bars.bar(chunk, cfg.iterations_for(chunk));
+    let r = train_chunk(
+        &cfg,
+        &d,
+        &specs,
+        opts,
+        (chunk, plan.rate(chunk)),
+        data,
+        &init,
+        &bar,
+    )?;
+    Ok(r.map(|r| outcome(r.weights, r.log, r.iterations)))
+}
+
+/// Assembles the chunks' outcomes (in chunk order) into the trained model: `model.json` with
+/// the recorded config, the chunk summaries and, for a private run, the privacy ledger.
+pub(crate) fn gather(plan: &Plan, layout: &Layout, results: Vec<ChunkOutcome>) -> Result<Trained> {
+    let first = results
+        .first()
+        .ok_or_else(|| Error::Input("no chunk was trained".into()))?;
+    for (i, r) in results.iter().enumerate() {
+        if r.chunk != i {
+            return Err(Error::Input(format!(
+                "chunk results are not numbered 0 upward: chunk {i} is missing"
+            )));
+        }
+    }
+    let cfg = &plan.cfg;
+    let stopped_by_budget = cfg.time_budget_seconds.is_some() && first.iterations < cfg.iterations;
+    let effective = effective_config(cfg, first);
+    let public = match &first.started_from {
+        Some(what) => {
+            format!("chunk 0 started from {what}, trained without privacy on public records")
+        }
+        None => "nothing: trained from scratch on the private records".to_string(),
+    };
     let chunks = results
         .iter()
-        .enumerate()
-        .map(|(i, r)| ChunkSummary {
-            chunk: i,
-            flows: encoded.chunks[i].n,
+        .map(|r| ChunkSummary {
+            chunk: r.chunk,
+            flows: r.flows,
             iterations: r.iterations,
-            initialised_from: if i == 0 {
+            initialised_from: if r.chunk == 0 {
                 "scratch".into()
             } else {
                 "chunk-000".into()
@@ -487,11 +475,10 @@ pub fn train_from(
     let privacy = effective.dp.as_ref().map(|dp| {
         let chunks: Vec<netshare_privacy::LedgerChunk> = results
             .iter()
-            .zip(&rel)
-            .enumerate()
-            .filter_map(|(i, (r, c))| {
+            .zip(&plan.releases)
+            .filter_map(|(r, c)| {
                 c.map(|c| netshare_privacy::LedgerChunk {
-                    chunk: i,
+                    chunk: r.chunk,
                     released_examples: c.count,
                     sampling_rate: c.rate,
                     steps: r.iterations * effective.critic_steps as u64,
@@ -516,19 +503,83 @@ pub fn train_from(
     let model = ModelFile {
         format: MODEL_FORMAT.to_string(),
         config: effective,
-        layout: encoded.layout.clone(),
-        max_len: d.max_len,
+        layout: layout.clone(),
+        max_len: first.max_len,
         chunks,
         privacy,
     };
     let log = results.iter().flat_map(|r| r.log.iter().cloned()).collect();
     let weights = results.into_iter().map(|r| r.weights).collect();
-    Ok(Some(Trained {
+    Ok(Trained {
         model,
         weights,
         log,
         stopped_by_budget,
-    }))
+    })
+}
+
+/// Trains every chunk: chunk 0 from scratch, then the others in parallel from chunk 0's weights.
+/// Returns `Ok(None)` only when [`TrainOptions::stop_after`] interrupted it.
+pub fn train(cfg: &ModelConfig, encoded: &Encoded, opts: &TrainOptions) -> Result<Option<Trained>> {
+    train_from(cfg, encoded, None, opts)
+}
+
+/// [`train`], with chunk 0 starting from `start` instead of seeded random weights: the
+/// weights of a model trained on other (public) records with the same layout and sizes. This
+/// is private mode's pretraining: train on a public trace, then fine-tune with DP-SGD.
+///
+/// The same steps as the model's split store runs (plan, one run per chunk, gather), in one
+/// process: both give the same bytes.
+pub fn train_from(
+    cfg: &ModelConfig,
+    encoded: &Encoded,
+    start: Option<(&HostTensors, &str)>,
+    opts: &TrainOptions,
+) -> Result<Option<Trained>> {
+    cfg.validate()?;
+    encoded.check()?;
+    check_private(cfg, &encoded.layout)?;
+    let flows: Vec<usize> = encoded.chunks.iter().map(|c| c.n).collect();
+    let plan = Plan::new(cfg, &PlanFile::release(cfg, &flows), flows.len())?;
+    let bars = Bars::new(opts);
+    let layout = &encoded.layout;
+    let first_start = match start {
+        Some((w, what)) => Start::Given(w, what),
+        None => Start::Seeded,
+    };
+    let Some(first) = train_one_chunk(
+        &plan,
+        layout,
+        (0, &encoded.chunks[0]),
+        first_start,
+        opts,
+        &bars,
+    )?
+    else {
+        return Ok(None);
+    };
+    let rest: Vec<Result<Option<ChunkOutcome>>> = (1..encoded.chunks.len())
+        .into_par_iter()
+        .map(|c| {
+            let data = &encoded.chunks[c];
+            train_one_chunk(
+                &plan,
+                layout,
+                (c, data),
+                Start::FromChunk0(&first),
+                opts,
+                &bars,
+            )
+        })
+        .collect();
+    let mut results = vec![first];
+    for r in rest {
+        match r? {
+            Some(r) => results.push(r),
+            None => return Ok(None),
+        }
+    }
+    gather(&plan, layout, results).map(Some)
 }
 
 impl Trained {
@@ -573,8 +624,9 @@ pub fn measure_steps(
 ) -> Result<StepTiming> {
     cfg.validate()?;
     encoded.check()?;
-    let rel = releases(cfg, encoded);
-    let cfg = &resolve_noise(cfg, &rel)?;
+    let flows: Vec<usize> = encoded.chunks.iter().map(|c| c.n).collect();
+    let plan = Plan::new(cfg, &PlanFile::release(cfg, &flows), flows.len())?;
+    let cfg = &plan.cfg;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
     let specs = nets::specs(&d);
     let host = initial_weights(cfg, &specs);
@@ -587,7 +639,7 @@ pub fn measure_steps(
         .first()
         .ok_or_else(|| Error::Input("no chunks".into()))?;
     let mut run = ChunkRun::new(cfg, &d, &specs, ctx.clone(), 0, &host, lstm);
-    run.dp_rate = rel.first().copied().flatten().map(|r| r.rate);
+    run.dp_rate = plan.rate(0);
     let real = Real::new(&ctx, &d, data);
     // Reading a loss back forces the device to finish the iteration's work.
     for it in 0..warmup {

@@ -304,9 +304,21 @@ pub struct StoreArgs {
     /// Store directory [env: NETSHARE_STORE; default: ./.netshare].
     #[arg(long)]
     pub store: Option<PathBuf>,
-    /// An input as NAME=DIGEST (a blob already in the store) or NAME=@PATH (a file to import).
-    #[arg(long = "input", value_name = "NAME=DIGEST|NAME=@PATH")]
+    /// An input as NAME=DIGEST (a blob already in the store), NAME=@PATH (a file to import) or
+    /// NAME=ref:NAMESPACE/RUN:OUTPUT (an output of a run recorded with `--record-ref`, read
+    /// when this run starts: how a cluster job finds what the job before it wrote).
+    #[arg(
+        long = "input",
+        value_name = "NAME=DIGEST|NAME=@PATH|NAME=ref:NAMESPACE/RUN:OUTPUT"
+    )]
     pub inputs: Vec<String>,
+    /// Every output of a recorded run as an input named after its file (NAMESPACE/RUN).
+    #[arg(long = "inputs-from", value_name = "NAMESPACE/RUN")]
+    pub inputs_from: Vec<String>,
+    /// After the run (or its cache hit), record its outputs under NAMESPACE/RUN for the runs
+    /// that read them with `ref:` inputs.
+    #[arg(long, value_name = "NAMESPACE/RUN")]
+    pub record_ref: Option<String>,
     /// The stage config as a JSON file; omitted fields take their defaults.
     #[arg(long, conflicts_with = "config_json")]
     pub config: Option<PathBuf>,
@@ -342,21 +354,82 @@ impl StoreArgs {
         Ok(serde_json::json!({}))
     }
 
-    /// Resolves `--input` arguments into digests, importing `@PATH` files into the store.
+    /// Resolves `--input` and `--inputs-from` arguments into digests, importing `@PATH` files
+    /// into the store and reading `ref:` inputs from the recorded runs.
     pub fn resolve_inputs(&self, store: &Store) -> Result<BTreeMap<String, Digest>> {
         let mut out = BTreeMap::new();
+        for spec in &self.inputs_from {
+            let (ns, run) = split_ref(spec)?;
+            for (name, digest) in recorded_outputs(store, ns, run)? {
+                out.insert(name, digest);
+            }
+        }
         for spec in &self.inputs {
             let (name, value) = spec.split_once('=').ok_or_else(|| {
                 Error::Missing(format!("--input {spec:?} is not NAME=DIGEST or NAME=@PATH"))
             })?;
-            let digest = match value.strip_prefix('@') {
-                Some(path) => store.put_file(Path::new(path))?,
-                None => value.parse()?,
+            let digest = if let Some(path) = value.strip_prefix('@') {
+                store.put_file(Path::new(path))?
+            } else if let Some(r) = value.strip_prefix("ref:") {
+                let (run, output) = r.rsplit_once(':').ok_or_else(|| {
+                    Error::Missing(format!(
+                        "--input {spec:?}: a ref input is ref:NAMESPACE/RUN:OUTPUT"
+                    ))
+                })?;
+                let (ns, run) = split_ref(run)?;
+                let outputs = recorded_outputs(store, ns, run)?;
+                *outputs.get(output).ok_or_else(|| {
+                    Error::Missing(format!(
+                        "--input {spec:?}: run {ns}/{run} wrote no {output} (it wrote {})",
+                        outputs.keys().cloned().collect::<Vec<_>>().join(", ")
+                    ))
+                })?
+            } else {
+                value.parse()?
             };
             out.insert(name.to_string(), digest);
         }
         Ok(out)
     }
+}
+
+fn split_ref(spec: &str) -> Result<(&str, &str)> {
+    spec.split_once('/')
+        .filter(|(ns, run)| !ns.is_empty() && !run.is_empty())
+        .ok_or_else(|| Error::Missing(format!("{spec:?} is not NAMESPACE/RUN")))
+}
+
+/// The ref a run is recorded under: its key, identity, config, inputs and output digests.
+pub fn ref_doc(manifest: &Manifest) -> serde_json::Value {
+    serde_json::json!({
+        "key": manifest.key.hex(),
+        "stage_version": manifest.stage_version,
+        "config": manifest.config,
+        "inputs": manifest.inputs,
+        "outputs": manifest.outputs.iter().map(|(k, v)| (k.clone(), v.digest.hex())).collect::<BTreeMap<_, _>>(),
+    })
+}
+
+/// The outputs of a run recorded under `ns/run`, each of which must be in the store.
+pub fn recorded_outputs(store: &Store, ns: &str, run: &str) -> Result<BTreeMap<String, Digest>> {
+    let doc = store.read_ref(ns, run)?.ok_or_else(|| {
+        Error::Missing(format!(
+            "no run is recorded as {ns}/{run} in the store (did the run before this one finish?)"
+        ))
+    })?;
+    let mut out = BTreeMap::new();
+    if let Some(map) = doc["outputs"].as_object() {
+        for (name, v) in map {
+            let digest: Digest = v.as_str().unwrap_or_default().parse()?;
+            if !store.has_blob(&digest) {
+                return Err(Error::Missing(format!(
+                    "output {name} of {ns}/{run} = blob {digest}"
+                )));
+            }
+            out.insert(name.clone(), digest);
+        }
+    }
+    Ok(out)
 }
 
 /// Runs a stage in store mode from its [`StoreArgs`] and prints the manifest as JSON on stdout.
@@ -393,6 +466,10 @@ where
         _ => None,
     };
     let outcome = run_stage_with(&store, def, &raw, &inputs, failpoint, body)?;
+    if let Some(spec) = &args.record_ref {
+        let (ns, run) = split_ref(spec)?;
+        store.write_ref(ns, run, &ref_doc(&outcome.manifest))?;
+    }
     let mut doc = serde_json::to_value(&outcome.manifest).map_err(|source| Error::Json {
         path: PathBuf::from("<manifest>"),
         source,

@@ -7,9 +7,11 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
+use netshare_store::stage::ref_doc;
 use netshare_store::{Digest, Manifest, Store};
 
 use crate::pipeline::{Pipeline, Source, StageSpec, parse_source};
+use crate::runs::{self, RunSpec};
 
 /// How the driver builds and finds stage binaries.
 #[derive(Debug, Clone)]
@@ -92,6 +94,9 @@ pub struct StageResult {
     pub manifest: Manifest,
     /// Whether it was a cache hit.
     pub cached: bool,
+    /// Its wall time when it ran (from the manifests; for the split model stage, along the
+    /// critical path: plan, chunk 0, the slowest later chunk, gather).
+    pub wall_seconds: f64,
 }
 
 /// The checked-out commit, when `root` is a git checkout.
@@ -106,12 +111,12 @@ pub fn git_rev(root: &Path) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-fn ref_namespace(p: &Pipeline) -> String {
+pub(crate) fn ref_namespace(p: &Pipeline) -> String {
     format!("pipeline-{}", p.name)
 }
 
 /// Resolves a stage's inputs to digests. `import` stores `file:` inputs; otherwise they are only hashed.
-fn resolve_inputs(
+pub(crate) fn resolve_inputs(
     p: &Pipeline,
     stage: &StageSpec,
     store: &Store,
@@ -171,17 +176,7 @@ fn stage_command(
     stage: &StageSpec,
     inputs: &BTreeMap<String, Digest>,
 ) -> Command {
-    let mut cmd = Command::new(tc.bin_path(&stage.bin));
-    cmd.current_dir(&tc.root)
-        .arg("store")
-        .arg("--store")
-        .arg(store.root())
-        .arg("--config-json")
-        .arg(stage.config.to_string());
-    for (name, digest) in inputs {
-        cmd.arg("--input").arg(format!("{name}={digest}"));
-    }
-    cmd
+    RunSpec::whole(stage, inputs).command(tc, store)
 }
 
 /// Validates every stage's config (each binary's `--plan`, which needs no inputs for that)
@@ -233,79 +228,42 @@ pub fn run(
     };
     tc.build(&stages.iter().map(|s| s.bin.as_str()).collect::<Vec<_>>())?;
     check_configs(tc, store, &stages)?;
-    let rev = git_rev(&tc.root);
     let mut done: BTreeMap<String, Manifest> = BTreeMap::new();
     let mut results = Vec::new();
     for stage in stages {
         let inputs = resolve_inputs(p, stage, store, &done, true)?
             .map_err(|up| anyhow::anyhow!("stage {} needs {up}, which has not run", stage.id))?;
         let t0 = Instant::now();
-        let mut cmd = stage_command(tc, store, stage, &inputs);
-        if let Some(rev) = &rev {
-            cmd.env("NETSHARE_GIT_REV", rev);
-        }
-        let out = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("spawning {}", tc.bin_path(&stage.bin).display()))?;
-        if !out.status.success() {
-            bail!(
-                "stage {} ({}) failed with {}; its messages are above",
-                stage.id,
-                stage.bin,
-                out.status
+        let (run, cached, wall_seconds) = if runs::is_split(stage) {
+            runs::exec_split(tc, store, stage, &inputs)
+                .with_context(|| format!("stage {} ({})", stage.id, stage.bin))?
+        } else {
+            let d = runs::exec(tc, store, &RunSpec::whole(stage, &inputs))?;
+            let wall = d.manifest.provenance.wall_seconds;
+            let cached = d.cached;
+            (d, cached, wall)
+        };
+        let manifest = run.manifest;
+        store.write_ref(&ref_namespace(p), &stage.id, &ref_doc(&manifest))?;
+        if runs::is_split(stage) {
+            runs::print_line(
+                &stage.id,
+                &runs::Done {
+                    manifest: manifest.clone(),
+                    cached,
+                },
+                t0.elapsed().as_secs_f64(),
             );
         }
-        let seconds = t0.elapsed().as_secs_f64();
-        let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .with_context(|| format!("stage {} printed no manifest JSON on stdout", stage.id))?;
-        let cached = doc.get("cached").and_then(|v| v.as_bool()).unwrap_or(false);
-        if let Some(obj) = doc.as_object_mut() {
-            obj.remove("cached");
-        }
-        let manifest: Manifest = serde_json::from_value(doc)
-            .with_context(|| format!("stage {} printed a malformed manifest", stage.id))?;
-        store.write_ref(
-            &ref_namespace(p),
-            &stage.id,
-            &serde_json::json!({
-                "key": manifest.key.hex(),
-                "stage_version": manifest.stage_version,
-                "config": manifest.config,
-                "inputs": manifest.inputs,
-                "outputs": manifest.outputs.iter().map(|(k, v)| (k.clone(), v.digest.hex())).collect::<BTreeMap<_, _>>(),
-            }),
-        )?;
-        eprintln!(
-            "{:<9} {:<8} {:>8.2}s  key {}  {}",
-            stage.id,
-            if cached { "cached" } else { "ran" },
-            seconds,
-            manifest.key.short(),
-            summary_line(&manifest.summary)
-        );
         done.insert(stage.id.clone(), manifest.clone());
         results.push(StageResult {
             id: stage.id.clone(),
             manifest,
             cached,
+            wall_seconds,
         });
     }
     Ok(results)
-}
-
-fn summary_line(summary: &serde_json::Value) -> String {
-    match summary {
-        serde_json::Value::Object(map) => map
-            .iter()
-            .filter(|(_, v)| v.is_number() || v.is_string() || v.is_boolean())
-            .take(6)
-            .map(|(k, v)| format!("{k}={}", v.to_string().trim_matches('"')))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => String::new(),
-    }
 }
 
 /// Copies the pipeline's exported outputs into `out_dir`.
@@ -371,32 +329,30 @@ pub fn status(tc: &Toolchain, p: &Pipeline, store: &Store) -> Result<Vec<(String
                 continue;
             }
         };
-        let plan_out = stage_command(tc, store, stage, &inputs)
-            .arg("--plan")
-            .stderr(Stdio::inherit())
-            .output()
-            .with_context(|| format!("spawning {} --plan", stage.bin))?;
-        if !plan_out.status.success() {
-            bail!(
-                "stage {} refused its config or inputs ({}); see above",
-                stage.id,
-                plan_out.status
-            );
-        }
-        let plan: serde_json::Value = serde_json::from_slice(&plan_out.stdout)
-            .with_context(|| format!("stage {} printed no plan JSON", stage.id))?;
-        let key: Digest = plan["key"].as_str().unwrap_or_default().parse()?;
-        if plan["cached"].as_bool() == Some(true) {
-            if let Some(m) = store.read_manifest(&key)? {
-                done.insert(stage.id.clone(), m);
+        let planned = if runs::is_split(stage) {
+            match runs::split_status(tc, store, stage, &inputs)? {
+                Ok(p) => p,
+                Err(reasons) => {
+                    let state = match store.read_ref(&ref_namespace(p), &stage.id)? {
+                        None => StageState::Missing,
+                        Some(_) => StageState::Stale { reasons },
+                    };
+                    out.push((stage.id.clone(), state));
+                    continue;
+                }
             }
-            out.push((stage.id.clone(), StageState::Cached { key }));
+        } else {
+            runs::check(tc, store, &RunSpec::whole(stage, &inputs))?
+        };
+        if let Some(m) = planned.committed {
+            out.push((stage.id.clone(), StageState::Cached { key: m.key }));
+            done.insert(stage.id.clone(), m);
             continue;
         }
         let state = match store.read_ref(&ref_namespace(p), &stage.id)? {
             None => StageState::Missing,
             Some(last) => StageState::Stale {
-                reasons: explain_change(&last, &plan),
+                reasons: explain_change(&last, &planned.doc),
             },
         };
         out.push((stage.id.clone(), state));

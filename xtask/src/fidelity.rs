@@ -332,7 +332,7 @@ pub(crate) fn git_rev(root: &Path) -> String {
 }
 
 /// Runs a pipeline and returns its eval report and the model stage's own wall time, from its
-/// manifest (also right when this invocation found the run cached).
+/// runs' manifests (also right when this invocation found the runs cached).
 pub(crate) fn run_for_report(
     tc: &Toolchain,
     p: &Pipeline,
@@ -342,7 +342,7 @@ pub(crate) fn run_for_report(
     let secs = res
         .iter()
         .find(|r| r.id == "model")
-        .map(|r| r.manifest.provenance.wall_seconds)
+        .map(|r| r.wall_seconds)
         .context("the pipeline ran no model stage")?;
     let eval = res
         .iter()
@@ -467,7 +467,7 @@ fn markdown(results: &[TraceResult], args: &FidelityArgs, root: &Path) -> String
         if let Some((m, lo, hi)) = summary(&secs) {
             let _ = writeln!(
                 s,
-                "Training time per seed (the model stage's wall time, from its manifest): \
+                "Training time per seed (the model stage's wall time on its critical path, from its runs' manifests): \
                  median {m:.0} s [{lo:.0}–{hi:.0}].\n"
             );
         }

@@ -9,6 +9,8 @@ mod driver;
 mod fidelity;
 mod pipeline;
 mod privacy_bench;
+mod runs;
+mod slurm;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,6 +46,38 @@ struct BuildArgs {
     overrides: Vec<String>,
 }
 
+/// Where the runs execute, and the Slurm executor's options (they add to the pipeline file's
+/// `[slurm]` table).
+#[derive(clap::Args, Debug)]
+struct ExecArgs {
+    /// Where the stage runs execute [default: the pipeline file's `executor`, else local].
+    /// `slurm` submits every run that is not cached as a batch job against the same store (the
+    /// store and the binaries must be on a filesystem the nodes share): chunk 0, then the other
+    /// chunks as one job array, then the gather and the stages after it, each after what it
+    /// reads.
+    #[arg(long, value_enum)]
+    executor: Option<pipeline::Executor>,
+    /// Slurm: print the job scripts instead of submitting them.
+    #[arg(long)]
+    dry_run: bool,
+    /// Slurm: the partition of every job.
+    #[arg(long)]
+    partition: Option<String>,
+    /// Slurm: each job's time limit (e.g. 01:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// Slurm: CPUs per job (also its thread count).
+    #[arg(long)]
+    cpus_per_task: Option<u32>,
+    /// Slurm: memory per job (e.g. 4G).
+    #[arg(long)]
+    mem: Option<String>,
+    /// Slurm: a further sbatch argument for every job (e.g. --sbatch-arg=--account=net);
+    /// repeatable.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    sbatch_args: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 enum Cmd {
     /// Run every stage of a pipeline (cached stages are not re-run) and export its results.
@@ -58,6 +92,8 @@ enum Cmd {
         /// After the run, check the pipeline's report against its committed bounds.
         #[arg(long)]
         check: bool,
+        #[command(flatten)]
+        exec: ExecArgs,
     },
     /// Run one stage of a pipeline, and the stages before it that are not cached.
     Run {
@@ -139,12 +175,35 @@ fn main() -> Result<()> {
             build,
             out,
             check,
+            exec,
         } => {
             let t0 = Instant::now();
             let p = load(&root, &pipeline, &build)?;
             let store = open_store(&root, &cli.store)?;
             eprintln!("pipeline {}: {}", p.name, p.description);
-            let results = driver::run(&toolchain(&root, &build), &p, &store, None)?;
+            let tc = toolchain(&root, &build);
+            let results = match exec.executor.unwrap_or(p.executor) {
+                pipeline::Executor::Local => {
+                    if exec.dry_run {
+                        bail!("--dry-run prints Slurm job scripts: use it with --executor slurm");
+                    }
+                    driver::run(&tc, &p, &store, None)?
+                }
+                pipeline::Executor::Slurm => {
+                    let over = slurm::SlurmOptions {
+                        partition: exec.partition,
+                        time: exec.time,
+                        cpus_per_task: exec.cpus_per_task,
+                        mem: exec.mem,
+                        sbatch_args: exec.sbatch_args,
+                    };
+                    let results = slurm::run(&tc, &p, &store, p.slurm.merged(&over), exec.dry_run)?;
+                    if exec.dry_run {
+                        return Ok(());
+                    }
+                    results
+                }
+            };
             let out_dir = out.unwrap_or_else(|| root.join("out").join(&p.name));
             let files = driver::export(&p, &store, &results, &out_dir)?;
             let ran = results.iter().filter(|r| !r.cached).count();
@@ -180,6 +239,7 @@ fn main() -> Result<()> {
             for name in names {
                 let p = load(&root, &name, &build)?;
                 println!("pipeline {} ({})", p.name, store.root().display());
+                slurm::print_status(&store, &p.name)?;
                 for (id, state) in driver::status(&tc, &p, &store)? {
                     match state {
                         StageState::Cached { key } => {

@@ -37,12 +37,30 @@ pub struct Pipeline {
     /// A fidelity regression check run by `reproduce --check`.
     #[serde(default)]
     pub check: Option<CheckSpec>,
+    /// Where the stage runs execute by default: `local` (here) or `slurm` (as batch jobs).
+    #[serde(default)]
+    pub executor: Executor,
+    /// Options of the Slurm executor (partition, time limit, CPUs and memory per job, extra
+    /// `sbatch` arguments).
+    #[serde(default)]
+    pub slurm: crate::slurm::SlurmOptions,
     /// The pipeline's name (its file stem).
     #[serde(skip)]
     pub name: String,
     /// The folder holding the pipeline file; `file:` inputs are relative to the workspace root.
     #[serde(skip)]
     pub root: PathBuf,
+}
+
+/// Where a pipeline's store runs execute.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// Here: stages one after another, the model's chunks in parallel processes.
+    #[default]
+    Local,
+    /// As Slurm batch jobs against the same store (on a shared filesystem).
+    Slurm,
 }
 
 /// One stage of a pipeline.

@@ -135,3 +135,100 @@ fn sample_len_comes_from_the_layout_and_the_model_config_refuses_it() {
     .expect_err("6 is not a multiple of 4");
     assert!(e.to_string().contains("sample_len 4"), "{e}");
 }
+
+/// The split store runs (plan, one run per chunk, gather), as the driver runs them, write the
+/// bytes of one whole run, here for a private run with a target ε (the plan's released counts
+/// and the noise multiplier chosen from them must reach every chunk run the same).
+#[test]
+fn the_split_runs_write_the_bytes_of_one_whole_run() {
+    use netshare_model::parts::{
+        CHUNK_STAGE, ChunkRunConfig, GATHER_STAGE, PLAN_STAGE, chunk_body_with, gather_body,
+        plan_body,
+    };
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let enc_dir = tmp.path().join("enc");
+    let mut enc = two_flow_types(90, 3, 6);
+    enc.layout.private = true;
+    write_encoded(&enc, &enc_dir).expect("write encoded");
+    let store = Store::open(tmp.path().join("store")).expect("store");
+    let put = |name: &str| store.put_file(&enc_dir.join(name)).expect("put");
+    let config = serde_json::json!({"profile": "tiny", "iterations": 10, "seed": 2,
+        "dp": {"target_epsilon": 5.0, "delta": 1e-5, "clip_norm": 1.0}});
+    let mut encoded = BTreeMap::new();
+    for name in [
+        "layout.json",
+        "train-000.safetensors",
+        "train-001.safetensors",
+        "train-002.safetensors",
+    ] {
+        encoded.insert(name.to_string(), put(name));
+    }
+    let whole = run_stage(
+        &store,
+        &netshare_model::STAGE,
+        &config,
+        &encoded,
+        |c: &ModelConfig, ctx: &mut netshare_core::stage::StageCtx| {
+            netshare_model::stage::body_with(c, ctx, TrainOptions::default())
+        },
+    )
+    .expect("whole run");
+
+    let plan = run_stage(&store, &PLAN_STAGE, &config, &encoded, plan_body).expect("plan");
+    let plan_json = plan.manifest.outputs["plan.json"].digest;
+    let chunk = |k: usize, chunk0: Option<netshare_core::Digest>| {
+        let mut inputs = BTreeMap::from([
+            ("plan.json".to_string(), plan_json),
+            ("layout.json".to_string(), encoded["layout.json"]),
+        ]);
+        let name = format!("train-{k:03}.safetensors");
+        inputs.insert(name.clone(), encoded[&name]);
+        if let Some(c0) = chunk0 {
+            inputs.insert("chunk-000.safetensors".to_string(), c0);
+        }
+        let cfg = serde_json::json!({"chunk": k, "model": config});
+        let run = run_stage(
+            &store,
+            &CHUNK_STAGE,
+            &cfg,
+            &inputs,
+            |c: &ChunkRunConfig, ctx: &mut netshare_core::stage::StageCtx| {
+                chunk_body_with(c, ctx, TrainOptions::default())
+            },
+        )
+        .expect("chunk run");
+        run.manifest.outputs[&format!("chunk-{k:03}.safetensors")].digest
+    };
+    let c0 = chunk(0, None);
+    let mut gather_inputs = BTreeMap::from([
+        ("plan.json".to_string(), plan_json),
+        ("layout.json".to_string(), encoded["layout.json"]),
+        ("chunk-000.safetensors".to_string(), c0),
+    ]);
+    for k in 1..3 {
+        gather_inputs.insert(format!("chunk-{k:03}.safetensors"), chunk(k, Some(c0)));
+    }
+    let gather =
+        run_stage(&store, &GATHER_STAGE, &config, &gather_inputs, gather_body).expect("gather");
+    let digests = |m: &netshare_core::Manifest| -> Vec<(String, String)> {
+        m.outputs
+            .iter()
+            .map(|(k, o)| (k.clone(), o.digest.hex()))
+            .collect()
+    };
+    assert_eq!(digests(&gather.manifest), digests(&whole.manifest));
+    assert_eq!(gather.manifest.outputs.len(), 5);
+    let model: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(store.blob_path(&gather.manifest.outputs["model.json"].digest))
+            .expect("model.json"),
+    )
+    .expect("JSON");
+    assert!(model["privacy"]["epsilon"].as_f64().expect("a ledger") <= 5.0);
+
+    // A gap in the chunk results is refused, naming what was found.
+    gather_inputs.remove("chunk-001.safetensors");
+    let err = run_stage(&store, &GATHER_STAGE, &config, &gather_inputs, gather_body)
+        .expect_err("chunk 1 missing")
+        .to_string();
+    assert!(err.contains("without gaps"), "{err}");
+}
