@@ -591,7 +591,9 @@ impl Executor<'_> {
         };
         let path = record_path(self.store, &self.p.name);
         let text = serde_json::to_string_pretty(&rec)?;
-        let tmp = path.with_extension("json.partial");
+        // Two drivers of one pipeline may share a store: each writes its own temporary file,
+        // and the last rename wins.
+        let tmp = path.with_extension(format!("json.{}.partial", std::process::id()));
         std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
@@ -798,7 +800,9 @@ pub fn job_states(job: &str) -> Result<Vec<(Option<usize>, String)>> {
             err.trim()
         );
     }
-    Ok(parse_states(&String::from_utf8_lossy(&out.stdout)))
+    let mut states = parse_states(&String::from_utf8_lossy(&out.stdout));
+    states.sort();
+    Ok(states)
 }
 
 /// Job states from `scontrol show job -o` output: one line per job, or per task of an array
