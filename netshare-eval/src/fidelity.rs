@@ -296,8 +296,8 @@ mod note_tests {
         let n = td.len();
         Table {
             kind: TraceKind::Flows,
-            srcip: vec![1; n],
-            dstip: vec![2; n],
+            srcip: vec![netshare_core::addr::v4(1); n],
+            dstip: vec![netshare_core::addr::v4(2); n],
             srcport: vec![3; n],
             dstport: vec![4; n],
             proto: vec![6; n],

@@ -2,6 +2,7 @@
 //! categories; within the f32 tolerance stated in [`assert_round_trip`] for times and
 //! continuous fields (and then exactly for integer fields whose tolerance is below 0.5).
 
+use netshare_core::addr::v4;
 use netshare_core::records::{FlowColumns, FlowRecord, PacketColumns, PacketRecord, Records};
 use netshare_encode::config::{Chunking, DiscreteEncoding};
 use netshare_encode::fields::FieldCodec;
@@ -143,8 +144,8 @@ fn flow_strategy() -> impl Strategy<Value = Vec<FlowRecord>> {
     prop::collection::vec(rec, 1..60).prop_map(|v| {
         v.into_iter()
             .map(|(a, dst, port, proto, t, td, pkt, label)| FlowRecord {
-                srcip: 0x0A00_0000 + a,
-                dstip: dst,
+                srcip: v4(0x0A00_0000 + a),
+                dstip: v4(dst),
                 srcport: port,
                 dstport: port.wrapping_add(a as u16),
                 proto,
@@ -175,8 +176,8 @@ fn packet_strategy() -> impl Strategy<Value = Vec<PacketRecord>> {
         v.into_iter()
             .map(
                 |(a, p, proto, t, len, tos, id, flag, off, ttl)| PacketRecord {
-                    srcip: a,
-                    dstip: 7,
+                    srcip: v4(a),
+                    dstip: v4(7),
                     srcport: 1000 + p,
                     dstport: 80,
                     proto,
