@@ -240,6 +240,36 @@ proptest! {
         assert_round_trip(&input, &e);
     }
 
+    /// Some flows moved to IPv6 (a global prefix plus the IPv4 bits, so the families share low
+    /// bits): the encoder goes wide and every address comes back in its family.
+    #[test]
+    fn random_mixed_family_flow_records_round_trip(
+        rows in flow_strategy(),
+        six in prop::collection::vec(any::<bool>(), 60),
+        cfg in config_strategy(),
+    ) {
+        let mut t = FlowColumns::default();
+        for (i, mut r) in rows.into_iter().enumerate() {
+            if six[i % six.len()] {
+                let to6 = |a: std::net::IpAddr| {
+                    let bits = netshare_core::addr::v4_bits(a).expect("IPv4 from the strategy");
+                    netshare_core::addr::v6(0x2001_0db8 << 96 | u128::from(bits))
+                };
+                r.srcip = to6(r.srcip);
+                r.dstip = to6(r.dstip);
+            }
+            t.push(r);
+        }
+        let input = Records::Flows(t);
+        let e = encode_with(&input, &cfg);
+        let any6 = matches!(&input, Records::Flows(f) if f.srcip.iter().any(|a| a.is_ipv6()));
+        prop_assert_eq!(
+            matches!(e.encoder.ips, netshare_encode::addr::AddrCodec::Wide(_)),
+            any6
+        );
+        assert_round_trip(&input, &e);
+    }
+
     #[test]
     fn random_packet_records_round_trip(rows in packet_strategy(), cfg in config_strategy()) {
         let mut t = PacketColumns::default();

@@ -50,6 +50,19 @@ fn address_jsds_of_mixed_traces_match_hand_worked_values() {
     let same = fidelity::jsd(&real, &real, "srcip", Convention::Netdpsyn).expect("defined");
     assert!(same.abs() < 1e-12);
     assert!(fidelity::jsd(&real, &syn, "dstip", Convention::Netshare).is_some());
+    // The family split: real 1 IPv6 of 3 records, synthetic 2 of 3. p = (2/3, 1/3),
+    // q = (1/3, 2/3), m = (1/2, 1/2): each KL is 2/3 ln(4/3) + 1/3 ln(2/3) = 0.0566330.
+    let j = fidelity::jsd(&real, &syn, "ip_version", Convention::Netshare).expect("defined");
+    assert!((j - 0.056_633_0).abs() < 1e-7, "{j}");
+    // All-IPv4 tables get no family metric at all.
+    let four = table(&[b, d]);
+    assert!(
+        !fidelity::distributional(&four, &four, Convention::Netshare)
+            .contains_key("jsd_ip_version")
+    );
+    assert!(
+        fidelity::distributional(&real, &syn, Convention::Netshare).contains_key("jsd_ip_version")
+    );
 }
 
 #[test]
@@ -108,6 +121,7 @@ fn a_report_runs_on_mixed_traces_read_from_v2_files() {
     for k in [
         "synthetic.distributional.jsd_srcip",
         "synthetic.distributional.jsd_dstip",
+        "synthetic.distributional.jsd_ip_version",
     ] {
         let v = flat.get(k).unwrap_or_else(|| panic!("{k} missing"));
         assert!(

@@ -4,6 +4,7 @@
 mod capture;
 mod flows_csv;
 mod merge;
+mod mixed;
 mod pychecks;
 mod stage;
 mod tshark;
