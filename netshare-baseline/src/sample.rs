@@ -19,7 +19,9 @@
 
 use std::path::Path;
 
-use netshare_core::records::{self, FlowColumns, META_DIALECT, PacketColumns, Records, TraceKind};
+use netshare_core::records::{
+    self, FlowColumns, IpAddr, META_DIALECT, PacketColumns, Records, TraceKind,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -70,6 +72,23 @@ fn draw<T: Clone>(col: &[T], n: usize, rng: &mut SplitMix64) -> Vec<T> {
     (0..n).map(|_| col[rng.below(col.len())].clone()).collect()
 }
 
+/// Destination addresses for drawn sources: each from the real destinations of the source's IP
+/// version (a record has one), uniformly; from all of them when that version has none. On an
+/// all-IPv4 trace this is [`draw`] over the whole column, draw for draw.
+fn draw_dst(src: &[IpAddr], col: &[IpAddr], rng: &mut SplitMix64) -> Vec<IpAddr> {
+    let (v6, v4): (Vec<IpAddr>, Vec<IpAddr>) = col.iter().partition(|a| a.is_ipv6());
+    src.iter()
+        .map(|s| {
+            let pool = match (s.is_ipv6(), v4.is_empty(), v6.is_empty()) {
+                (false, false, _) => v4.as_slice(),
+                (true, _, false) => v6.as_slice(),
+                _ => col,
+            };
+            pool[rng.below(pool.len())]
+        })
+        .collect()
+}
+
 /// Indices sorting a time column (stable, so equal times keep draw order).
 fn time_order(t: &[i64]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..t.len()).collect();
@@ -78,7 +97,8 @@ fn time_order(t: &[i64]) -> Vec<usize> {
 }
 
 /// Independent-marginals sample of `n` rows, sorted by time. Each field of each row is drawn
-/// from the real column at its own uniformly random row.
+/// from the real column at its own uniformly random row, except that the destination address
+/// is drawn among those of the source's IP version.
 pub fn marginals(real: &Records, n: usize, seed: u64) -> Result<Records> {
     if real.is_empty() {
         return Err(Error::Config(
@@ -88,9 +108,10 @@ pub fn marginals(real: &Records, n: usize, seed: u64) -> Result<Records> {
     let mut rng = SplitMix64::new(seed);
     Ok(match real {
         Records::Flows(t) => {
+            let srcip = draw(&t.srcip, n, &mut rng);
             let out = FlowColumns {
-                srcip: draw(&t.srcip, n, &mut rng),
-                dstip: draw(&t.dstip, n, &mut rng),
+                dstip: draw_dst(&srcip, &t.dstip, &mut rng),
+                srcip,
                 srcport: draw(&t.srcport, n, &mut rng),
                 dstport: draw(&t.dstport, n, &mut rng),
                 proto: draw(&t.proto, n, &mut rng),
@@ -103,9 +124,10 @@ pub fn marginals(real: &Records, n: usize, seed: u64) -> Result<Records> {
             Records::Flows(out.take(&time_order(&out.ts_us)))
         }
         Records::Packets(t) => {
+            let srcip = draw(&t.srcip, n, &mut rng);
             let out = PacketColumns {
-                srcip: draw(&t.srcip, n, &mut rng),
-                dstip: draw(&t.dstip, n, &mut rng),
+                dstip: draw_dst(&srcip, &t.dstip, &mut rng),
+                srcip,
                 srcport: draw(&t.srcport, n, &mut rng),
                 dstport: draw(&t.dstport, n, &mut rng),
                 proto: draw(&t.proto, n, &mut rng),
@@ -247,8 +269,8 @@ mod tests {
         let mut t = FlowColumns::default();
         for i in 0..400u32 {
             t.push(FlowRecord {
-                srcip: 0x0a00_0000 + i % 37,
-                dstip: 0xc0a8_0000 + i % 5,
+                srcip: netshare_core::addr::v4(0x0a00_0000 + i % 37),
+                dstip: netshare_core::addr::v4(0xc0a8_0000 + i % 5),
                 srcport: (1024 + i % 11) as u16,
                 // Fully dependent on the source: the marginal sampler must break this.
                 dstport: (i % 37) as u16,
@@ -309,7 +331,10 @@ mod tests {
         assert!(m.ts_us.windows(2).all(|w| w[0] <= w[1]), "sorted by time");
         // In the real trace dstport == srcip % 37 always; independent draws match by chance (1/37).
         let same = (0..m.len())
-            .filter(|&i| u32::from(m.dstport[i]) == (m.srcip[i] - 0x0a00_0000))
+            .filter(|&i| {
+                let src = netshare_core::addr::v4_bits(m.srcip[i]).expect("IPv4");
+                u32::from(m.dstport[i]) == src - 0x0a00_0000
+            })
             .count() as f64
             / m.len() as f64;
         assert!(same < 0.05, "dependence survived: {same}");
@@ -351,8 +376,8 @@ mod tests {
             rows.push((10 + i, 3, 53, 2000, i64::from(i)));
         }
         let t = FlowColumns {
-            srcip: rows.iter().map(|r| r.0).collect(),
-            dstip: rows.iter().map(|r| r.1).collect(),
+            srcip: rows.iter().map(|r| netshare_core::addr::v4(r.0)).collect(),
+            dstip: rows.iter().map(|r| netshare_core::addr::v4(r.1)).collect(),
             srcport: rows.iter().map(|r| r.2).collect(),
             dstport: rows.iter().map(|r| r.3).collect(),
             proto: vec![6; rows.len()],

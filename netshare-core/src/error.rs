@@ -36,6 +36,10 @@ pub enum Error {
         /// What was wrong.
         message: String,
     },
+    /// A table cannot be written in the schema asked for (an IPv6 address in an IPv4-only
+    /// file).
+    #[error("records: {0}")]
+    Invalid(String),
 }
 
 /// Result with the core error.

@@ -4,6 +4,7 @@
 //! re-exported here so a stage crate needs one dependency for both.
 #![deny(missing_docs)]
 
+pub mod addr;
 pub mod error;
 pub mod layout;
 pub mod records;

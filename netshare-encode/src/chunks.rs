@@ -246,8 +246,8 @@ mod tests {
 
     fn key(srcip: u32) -> FiveTuple {
         FiveTuple {
-            srcip,
-            dstip: 1,
+            srcip: netshare_core::addr::v4(srcip),
+            dstip: netshare_core::addr::v4(1),
             srcport: 2,
             dstport: 3,
             proto: 6,
@@ -339,7 +339,10 @@ mod tests {
         let flows = group_flows(&[0, 1, 2, 3, 4], &keys);
         let got: Vec<(u32, Vec<usize>)> = flows
             .iter()
-            .map(|f| (f.key.srcip, f.rows.clone()))
+            .map(|f| {
+                let ip = netshare_core::addr::v4_bits(f.key.srcip).expect("IPv4");
+                (ip, f.rows.clone())
+            })
             .collect();
         assert_eq!(got, vec![(2, vec![0, 2]), (1, vec![1, 4]), (3, vec![3])]);
     }

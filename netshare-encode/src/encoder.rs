@@ -9,6 +9,7 @@ use netshare_core::records::{Records, TraceKind};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::addr::AddrCodec;
 use crate::chunks::{ChunkInfo, FlowTags, read_json, write_json};
 use crate::error::{Error, Result};
 use crate::fields::{DiscreteCodec, FieldCodec};
@@ -60,9 +61,10 @@ pub struct FittedEncoder {
     pub max_len: usize,
     /// Inter-arrival gaps as log1p(gap) / log1p(span) (else gap / span), span = the chunk's.
     pub interarrival_log1p: bool,
-    /// Codec of `srcip` and `dstip` (absent in files written before it existed: 32 bits).
+    /// Codec of `srcip` and `dstip` (absent in files written before it existed: 32 bits);
+    /// wide (a family attribute and 128 bits) when the fitted records hold IPv6.
     #[serde(default = "ip_bits")]
-    pub ips: DiscreteCodec,
+    pub ips: AddrCodec,
     /// Codec of `srcport` and `dstport`.
     pub ports: DiscreteCodec,
     /// Codec of `proto`.
@@ -79,8 +81,8 @@ pub struct FittedEncoder {
     pub private: bool,
 }
 
-fn ip_bits() -> DiscreteCodec {
-    DiscreteCodec::Bits { bits: 32 }
+fn ip_bits() -> AddrCodec {
+    AddrCodec::Narrow(DiscreteCodec::Bits { bits: 32 })
 }
 
 /// Counts of values the encoder could not represent exactly, by field.
@@ -199,11 +201,8 @@ impl FittedEncoder {
                 self.max_len, self.sample_len
             ));
         }
-        for (name, c) in [
-            ("ips", &self.ips),
-            ("ports", &self.ports),
-            ("proto", &self.proto),
-        ] {
+        self.ips.validate()?;
+        for (name, c) in [("ports", &self.ports), ("proto", &self.proto)] {
             if let DiscreteCodec::TopBits { top, .. } = c
                 && top.windows(2).any(|w| w[0] >= w[1])
             {
@@ -248,8 +247,7 @@ impl FittedEncoder {
     /// The tensor layout (head names as in ARCHITECTURE.md).
     pub fn layout(&self) -> Layout {
         let mut attributes = Vec::new();
-        attributes.extend(self.ips.segments("srcip"));
-        attributes.extend(self.ips.segments("dstip"));
+        attributes.extend(self.ips.segments());
         attributes.extend(self.ports.segments("srcport"));
         attributes.extend(self.ports.segments("dstport"));
         attributes.extend(self.proto.segments("proto"));
@@ -285,7 +283,7 @@ impl FittedEncoder {
 
     /// Attribute dims per flow.
     pub fn attribute_dim(&self) -> usize {
-        2 * self.ips.dim() + 2 * self.ports.dim() + self.proto.dim() + 1 + self.tag_dim()
+        self.ips.dim() + 2 * self.ports.dim() + self.proto.dim() + 1 + self.tag_dim()
     }
 
     fn tag_dim(&self) -> usize {
@@ -323,13 +321,13 @@ impl FittedEncoder {
         counts: &mut EncodeCounts,
     ) {
         let id = self.ips.dim();
-        let mut o = 0;
-        for (name, v) in [("srcip", key.srcip), ("dstip", key.dstip)] {
-            if !self.ips.encode(v, &mut out[o..o + id]) {
+        let seen = self.ips.encode(key.srcip, key.dstip, &mut out[..id]);
+        for (name, seen) in ["srcip", "dstip"].into_iter().zip(seen) {
+            if !seen {
                 EncodeCounts::bump(&mut counts.unseen, name);
             }
-            o += id;
         }
+        let mut o = id;
         let pd = self.ports.dim();
         for (name, v) in [("srcport", key.srcport), ("dstport", key.dstport)] {
             if !self.ports.encode(u32::from(v), &mut out[o..o + pd]) {
@@ -417,7 +415,7 @@ impl FittedEncoder {
     fn decode_attributes_with(
         &self,
         row: &[f32],
-        ips: &crate::fields::DiscreteDecoder<'_>,
+        ips: &crate::addr::AddrDecoder<'_>,
         ports: &crate::fields::DiscreteDecoder<'_>,
         proto: &crate::fields::DiscreteDecoder<'_>,
     ) -> Result<FlowAttributes> {
@@ -431,15 +429,16 @@ impl FittedEncoder {
         let id = self.ips.dim();
         let pd = self.ports.dim();
         let rd = self.proto.dim();
-        let p0 = 2 * id;
+        let p0 = id;
         let srcport = ports.decode(&row[p0..p0 + pd]);
         let dstport = ports.decode(&row[p0 + pd..p0 + 2 * pd]);
         let pr = proto.decode(&row[p0 + 2 * pd..p0 + 2 * pd + rd]);
         let fs = row[p0 + 2 * pd + rd];
+        let (srcip, dstip) = ips.decode(&row[0..id]);
         Ok(FlowAttributes {
             key: FiveTuple {
-                srcip: ips.decode(&row[0..id]),
-                dstip: ips.decode(&row[id..2 * id]),
+                srcip,
+                dstip,
                 srcport: u16::try_from(srcport).unwrap_or(u16::MAX),
                 dstport: u16::try_from(dstport).unwrap_or(u16::MAX),
                 proto: u8::try_from(pr).unwrap_or(u8::MAX),

@@ -8,6 +8,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use netshare_core::addr;
+
+use crate::addr::{AddrCodec, WideCodec};
 use crate::config::{DiscreteEncoding, EmbeddingSource, EncodeConfig, FieldEncoding, trace_fields};
 use crate::encoder::{ENCODER_FORMAT, FittedEncoder, NamedField};
 use crate::error::{Error, Result};
@@ -68,12 +71,31 @@ pub(crate) fn fit_encoder(
         embedding = Some(rep);
     }
     let vocab_src = fit_on;
-    let ips = match cfg.ips {
-        DiscreteEncoding::Bits => DiscreteCodec::Bits { bits: 32 },
-        DiscreteEncoding::TopBits => {
-            top_bits(vocab_src, "ips", 32, cfg, |k| vec![k.srcip, k.dstip])?
+    // Wide when the records the vocabularies come from hold IPv6 (in private mode the public
+    // ones: the private records decide nothing).
+    let wide = vocab_src.is_some_and(|t| {
+        t.keys
+            .iter()
+            .any(|k| k.srcip.is_ipv6() || k.dstip.is_ipv6())
+    });
+    let ips = match (cfg.ips, wide) {
+        (DiscreteEncoding::Bits, false) => AddrCodec::Narrow(DiscreteCodec::Bits { bits: 32 }),
+        (DiscreteEncoding::Bits, true) => AddrCodec::Wide(WideCodec::FamilyBits),
+        (DiscreteEncoding::TopBits, false) => {
+            AddrCodec::Narrow(top_bits(vocab_src, "ips", 32, cfg, |k| {
+                vec![
+                    addr::v4_bits(k.srcip).expect("all IPv4 when not wide"),
+                    addr::v4_bits(k.dstip).expect("all IPv4 when not wide"),
+                ]
+            })?)
         }
-        other => {
+        (DiscreteEncoding::TopBits, true) => {
+            let t = need(vocab_src, "ips = top_bits")?;
+            AddrCodec::Wide(WideCodec::FamilyTopBits {
+                top: top_values(t.keys.iter().flat_map(|k| [k.srcip, k.dstip]), cfg),
+            })
+        }
+        (other, _) => {
             return Err(Error::Config(format!(
                 "ips = {other:?} is not offered: addresses are encoded as bits or top_bits"
             )));
@@ -216,18 +238,18 @@ fn top_bits(
 
 /// The most frequent values (count descending, then value), at most `cfg.top_values`, each
 /// seen at least `cfg.top_min_count` times; returned ascending.
-fn top_values(values: impl Iterator<Item = u32>, cfg: &EncodeConfig) -> Vec<u32> {
-    let mut counts: std::collections::BTreeMap<u32, usize> = std::collections::BTreeMap::new();
+fn top_values<T: Ord + Copy>(values: impl Iterator<Item = T>, cfg: &EncodeConfig) -> Vec<T> {
+    let mut counts: std::collections::BTreeMap<T, usize> = std::collections::BTreeMap::new();
     for v in values {
         *counts.entry(v).or_insert(0) += 1;
     }
-    let mut by_count: Vec<(u32, usize)> = counts
+    let mut by_count: Vec<(T, usize)> = counts
         .into_iter()
         .filter(|&(_, n)| n >= cfg.top_min_count.max(1))
         .collect();
     by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     by_count.truncate(cfg.top_values);
-    let mut top: Vec<u32> = by_count.into_iter().map(|(v, _)| v).collect();
+    let mut top: Vec<T> = by_count.into_iter().map(|(v, _)| v).collect();
     top.sort_unstable();
     top
 }

@@ -11,6 +11,7 @@
 //! Tensors themselves are [`netshare_core::tensors::ChunkTensors`].
 #![deny(missing_docs)]
 
+pub mod addr;
 pub mod chunks;
 pub mod config;
 pub mod encoder;

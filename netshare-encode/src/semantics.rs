@@ -285,8 +285,8 @@ mod tests {
             keys: rows
                 .iter()
                 .map(|r| FiveTuple {
-                    srcip: 1,
-                    dstip: 2,
+                    srcip: netshare_core::addr::v4(1),
+                    dstip: netshare_core::addr::v4(2),
                     srcport: 3,
                     dstport: 4,
                     proto: r.0,

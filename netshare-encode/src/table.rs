@@ -196,8 +196,8 @@ mod tests {
     fn packet_rows_go_through_the_table_and_back() {
         let mut p = PacketColumns::default();
         p.push(PacketRecord {
-            srcip: 1,
-            dstip: 2,
+            srcip: netshare_core::addr::v4(1),
+            dstip: netshare_core::addr::v4(2),
             srcport: 3,
             dstport: 4,
             proto: 6,

@@ -26,7 +26,15 @@ fn scale_up(base: &Table, n: usize, seed: u64, kind: TraceKind) -> Table {
     for i in 0..n {
         // Distinct hosts per copy keep the IP popularity tail long, as in a larger capture.
         if rng.random_bool(0.3) {
-            t.srcip[i] = t.srcip[i].wrapping_add(rng.random_range(0..4096) << 8);
+            let shift: u32 = rng.random_range(0..4096) << 8;
+            t.srcip[i] = match t.srcip[i] {
+                std::net::IpAddr::V4(a) => {
+                    netshare_core::addr::v4(u32::from(a).wrapping_add(shift))
+                }
+                std::net::IpAddr::V6(a) => {
+                    netshare_core::addr::v6(u128::from(a).wrapping_add(u128::from(shift)))
+                }
+            };
         }
         if t.srcport[i] >= 1024 {
             t.srcport[i] = rng.random_range(1024..=65535);

@@ -316,8 +316,10 @@ mod tests {
         };
         for i in 0..n {
             let attack = i % 10 == 0;
-            t.srcip.push(rng.random_range(0..50));
-            t.dstip.push(rng.random_range(0..20));
+            t.srcip
+                .push(netshare_core::addr::v4(rng.random_range(0..50)));
+            t.dstip
+                .push(netshare_core::addr::v4(rng.random_range(0..20)));
             t.srcport.push(rng.random_range(1024..65535));
             t.dstport.push(if attack { 0 } else { 443 });
             t.proto.push(if attack { 17 } else { 6 });

@@ -184,6 +184,11 @@ pub fn jsd(real: &Table, syn: &Table, field: &str, convention: Convention) -> Op
             syn.proto.iter().map(|&p| usize::from(p)),
             256,
         ),
+        ("ip_version", _) => stats::binned_jsd(
+            real.srcip.iter().map(|a| usize::from(a.is_ipv6())),
+            syn.srcip.iter().map(|a| usize::from(a.is_ipv6())),
+            2,
+        ),
         _ => None,
     }?;
     Some(match convention {
@@ -235,6 +240,7 @@ fn jsd_definition(field: &str, c: Convention) -> String {
         ("srcip" | "dstip", Convention::Netshare) => "popularity-rank frequencies",
         ("srcip" | "dstip", Convention::Netdpsyn) => "exact address frequencies",
         ("proto", _) => "256 protocol bins",
+        ("ip_version", _) => "the records' IPv4 / IPv6 split",
         _ => "65,536 port bins",
     };
     format!("{dist} of {field} over {over}")
@@ -263,6 +269,14 @@ pub fn distributional(
     convention: Convention,
 ) -> BTreeMap<String, Metric> {
     let mut jobs: Vec<(bool, &str)> = JSD_FIELDS.iter().map(|f| (true, *f)).collect();
+    // The address family's split, only where there is one to judge: an all-IPv4 comparison
+    // keeps the report it always had.
+    if [real, syn]
+        .iter()
+        .any(|t| t.srcip.iter().any(|a| a.is_ipv6()))
+    {
+        jobs.push((true, "ip_version"));
+    }
     jobs.extend(emd_fields(real.kind).iter().map(|f| (false, *f)));
     jobs.par_iter()
         .map(|&(is_jsd, field)| {
@@ -296,8 +310,8 @@ mod note_tests {
         let n = td.len();
         Table {
             kind: TraceKind::Flows,
-            srcip: vec![1; n],
-            dstip: vec![2; n],
+            srcip: vec![netshare_core::addr::v4(1); n],
+            dstip: vec![netshare_core::addr::v4(2); n],
             srcport: vec![3; n],
             dstport: vec![4; n],
             proto: vec![6; n],

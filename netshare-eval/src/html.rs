@@ -52,7 +52,7 @@ fn cdf_points(sample: &[f64], n: usize) -> Vec<(f64, f64)> {
     pts
 }
 
-fn rank_points(ips: &[u32], n: usize) -> Vec<(f64, f64)> {
+fn rank_points<K: Ord + Copy>(ips: &[K], n: usize) -> Vec<(f64, f64)> {
     let c = stats::rank_counts(ips);
     let total: f64 = c.iter().sum();
     let m = c.len();

@@ -12,11 +12,11 @@ use crate::stats;
 use crate::table::Table;
 
 /// Each row's IP popularity rank within its own trace (1 = most frequent; ties by address).
-pub fn ip_ranks(ips: &[u32]) -> Vec<u64> {
+pub fn ip_ranks<K: std::hash::Hash + Eq + Ord + Copy>(ips: &[K]) -> Vec<u64> {
     let c = stats::counts(ips);
-    let mut order: Vec<(u32, f64)> = c.into_iter().collect();
+    let mut order: Vec<(K, f64)> = c.into_iter().collect();
     order.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let rank: crate::stats::FxHashMap<u32, u64> = order
+    let rank: crate::stats::FxHashMap<K, u64> = order
         .iter()
         .enumerate()
         .map(|(i, (ip, _))| (*ip, i as u64 + 1))

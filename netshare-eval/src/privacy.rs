@@ -22,6 +22,7 @@
 //! judged as if it were a synthetic trace. It is real traffic of the same network that never
 //! saw the members, so its AUC is what no memorisation at all looks like on this data.
 
+use netshare_core::records::IpAddr;
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
@@ -145,7 +146,7 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 /// The exact-copy key of a row: five-tuple and size fields (bit patterns).
-fn key(t: &Table, i: usize, fields: &[String]) -> (u32, u32, u16, u16, u8, Vec<u64>) {
+fn key(t: &Table, i: usize, fields: &[String]) -> (IpAddr, IpAddr, u16, u16, u8, Vec<u64>) {
     (
         t.srcip[i],
         t.dstip[i],
@@ -262,8 +263,8 @@ mod tests {
         let mut t = FlowColumns::default();
         for (k, &(ip, port, pkt)) in rows.iter().enumerate() {
             t.push(FlowRecord {
-                srcip: ip,
-                dstip: 99,
+                srcip: netshare_core::addr::v4(ip),
+                dstip: netshare_core::addr::v4(99),
                 srcport: port,
                 dstport: 53,
                 proto: 17,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use netshare_core::records::{self, Records, TraceKind};
+use netshare_core::records::{self, IpAddr, Records, TraceKind};
 
 use crate::error::Result;
 
@@ -22,10 +22,10 @@ pub struct Column {
 pub struct Table {
     /// Flows or packets.
     pub kind: TraceKind,
-    /// Source IPv4 address.
-    pub srcip: Vec<u32>,
-    /// Destination IPv4 address.
-    pub dstip: Vec<u32>,
+    /// Source address (either family).
+    pub srcip: Vec<IpAddr>,
+    /// Destination address.
+    pub dstip: Vec<IpAddr>,
     /// Source port.
     pub srcport: Vec<u16>,
     /// Destination port.
@@ -213,8 +213,8 @@ mod tests {
         let mut p = PacketColumns::default();
         for i in 0..6u16 {
             p.push(PacketRecord {
-                srcip: 1,
-                dstip: 2,
+                srcip: netshare_core::addr::v4(1),
+                dstip: netshare_core::addr::v4(2),
                 srcport: 1000 + i % 2,
                 dstport: 443,
                 proto: 6,

@@ -41,7 +41,6 @@ pub fn read_csv<R: Read>(
                     emit(std::mem::take(batch))?;
                 }
             }
-            Err(RowError::Ipv6) => *skipped.entry("ipv6_address".into()).or_default() += 1,
             Err(RowError::Bad(message)) => {
                 if cfg.on_error == OnError::Fail {
                     return Err(netshare_formats::Error::CsvRow {

@@ -22,7 +22,9 @@ use std::fs::File;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use netshare_core::records::{FlowColumns, META_DIALECT, PacketColumns, ROW_GROUP_ROWS, TraceKind};
+use netshare_core::records::{
+    AddrSchema, FlowColumns, META_DIALECT, PacketColumns, ROW_GROUP_ROWS, TraceKind,
+};
 use netshare_core::stage::StageDef;
 use serde::{Deserialize, Serialize};
 
@@ -34,10 +36,12 @@ pub use report::{BadRow, FileReport, IngestReport, TimeSpan};
 use report::Tally;
 use sort::{Sorter, TimeTable};
 
-/// This stage's identity in the artifact store.
+/// This stage's identity in the artifact store. Version 2 keeps IPv6 packets and flows, which
+/// version 1 skipped: a capture or CSV holding IPv6 gives other records, so its runs must not be
+/// reused (an all-IPv4 input gives the same bytes under both).
 pub const STAGE: StageDef = StageDef {
     name: "ingest",
-    version: 1,
+    version: 2,
 };
 
 /// Name of the records output.
@@ -309,12 +313,13 @@ where
     let (tx, rx) = std::sync::mpsc::sync_channel::<T>(2);
     let mut tally = Tally::default();
     let (read_result, write_result) = std::thread::scope(|s| {
-        let writer = s.spawn(move || -> Result<usize> {
+        let writer = s.spawn(move || -> Result<(usize, AddrSchema)> {
             let mut sorter = sorter;
             for batch in rx {
                 sorter.push(batch)?;
             }
-            sorter.finish()
+            let addrs = sorter.addr_schema();
+            Ok((sorter.finish()?, addrs))
         });
         let mut emit = |b: T| -> Result<()> {
             if b.rows() == 0 {
@@ -332,10 +337,11 @@ where
         (r, w)
     });
     let (files, bad_row_examples) = read_result?;
-    let runs = write_result?;
+    let (runs, addrs) = write_result?;
     Ok(IngestReport {
         kind: T::KIND,
-        schema: T::KIND.schema_name().to_string(),
+        schema: T::KIND.schema_name_for(addrs).to_string(),
+        records_ipv6: tally.records_ipv6,
         files_damaged: files.iter().filter(|f| f.damage.is_some()).count() as u64,
         files,
         records_read: tally.records_read,
@@ -420,9 +426,15 @@ fn in_memory_report(
     bad: Vec<BadRow>,
     tally: &Tally,
 ) -> IngestReport {
+    let addrs = if tally.records_ipv6 > 0 {
+        AddrSchema::Mixed
+    } else {
+        AddrSchema::V4Only
+    };
     IngestReport {
         kind,
-        schema: kind.schema_name().to_string(),
+        schema: kind.schema_name_for(addrs).to_string(),
+        records_ipv6: tally.records_ipv6,
         files_damaged: files.iter().filter(|f| f.damage.is_some()).count() as u64,
         files,
         records_read: tally.records_read,

@@ -52,7 +52,7 @@ pub fn read_capture<R: Read>(
         cur_lt_n += 1;
         match decode::decode(f.linktype, f.data) {
             Decoded::Skipped(s) => counts.skipped[s as usize] += 1,
-            Decoded::Ipv4(p, note) => {
+            Decoded::Ip(p, note) => {
                 if let Some(n) = note {
                     counts.notes[n as usize] += 1;
                 }

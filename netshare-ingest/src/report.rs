@@ -5,6 +5,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::{Deserialize, Serialize};
 
+use netshare_core::addr::{self, IpAddr};
+use netshare_core::records::FiveTuple;
 use netshare_formats::capture::Damage;
 
 /// What one input file gave.
@@ -75,12 +77,20 @@ pub struct IngestReport {
     pub time_span: Option<TimeSpan>,
     /// Distinct (srcip, dstip, srcport, dstport, proto) among the records written.
     pub distinct_five_tuples: u64,
+    /// Records written with an IPv6 address (absent when none are; the records file is then
+    /// in the first schema).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub records_ipv6: u64,
     /// Number of files that stopped early (see each file's `damage`).
     pub files_damaged: u64,
     /// Time-sorted runs the input formed (1 when it was already in order).
     pub sorted_runs: u64,
     /// The first skipped CSV rows (at most [`MAX_BAD_ROW_EXAMPLES`]).
     pub bad_row_examples: Vec<BadRow>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// How many skipped rows the report quotes.
@@ -168,14 +178,29 @@ pub struct Tally {
     max_t: Option<i64>,
     tuples: HashSet<u128, BuildHasherDefault<TupleHasher>>,
     last_tuple: Option<u128>,
+    /// Five-tuples with an IPv6 address (they do not pack into 128 bits).
+    tuples_v6: HashSet<FiveTuple, BuildHasherDefault<TupleHasher>>,
+    /// Records seen whose addresses are IPv6.
+    pub records_ipv6: u64,
 }
 
 impl Tally {
     /// Accounts one kept record's time and five-tuple.
     #[inline]
-    pub fn see(&mut self, t: i64, srcip: u32, dstip: u32, sp: u16, dp: u16, proto: u8) {
+    pub fn see(&mut self, t: i64, srcip: IpAddr, dstip: IpAddr, sp: u16, dp: u16, proto: u8) {
         self.min_t = Some(self.min_t.map_or(t, |m| m.min(t)));
         self.max_t = Some(self.max_t.map_or(t, |m| m.max(t)));
+        let (Some(srcip), Some(dstip)) = (addr::v4_bits(srcip), addr::v4_bits(dstip)) else {
+            self.records_ipv6 += 1;
+            self.tuples_v6.insert(FiveTuple {
+                srcip,
+                dstip,
+                srcport: sp,
+                dstport: dp,
+                proto,
+            });
+            return;
+        };
         let key = ((srcip as u128) << 96)
             | ((dstip as u128) << 64)
             | ((sp as u128) << 48)
@@ -200,6 +225,6 @@ impl Tally {
 
     /// Distinct five-tuples seen.
     pub fn distinct_five_tuples(&self) -> u64 {
-        self.tuples.len() as u64
+        (self.tuples.len() + self.tuples_v6.len()) as u64
     }
 }

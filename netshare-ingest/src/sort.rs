@@ -7,6 +7,10 @@
 //! runs in a spill folder, and at the end the runs are merged (at most [`FAN_IN`] at a time).
 //! Ties keep input order (earlier run first), so the result is the stable sort of the input
 //! by time, whatever the batch boundaries: deterministic bytes.
+//!
+//! The output is in the first record schema (IPv4 only) until a batch with an IPv6 address
+//! arrives; that batch starts a new run in the second schema, so a trace with IPv6 is merged
+//! into a `v2` file and an all-IPv4 trace is written exactly as before.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use netshare_core::records::{
-    FlowColumns, PacketColumns, ROW_GROUP_ROWS, RecordsWriter, TraceKind,
+    AddrSchema, FlowColumns, PacketColumns, ROW_GROUP_ROWS, RecordsWriter, TraceKind,
 };
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 
@@ -49,6 +53,8 @@ pub trait TimeTable: Default + Send + Sized {
     fn write_to(&self, w: &mut RecordsWriter) -> Result<()>;
     /// Appends an Arrow batch read back from a run.
     fn append(&mut self, batch: &RecordBatch, path: &Path) -> Result<()>;
+    /// The address schema the rows need.
+    fn addrs(&self) -> AddrSchema;
 }
 
 impl TimeTable for PacketColumns {
@@ -89,6 +95,9 @@ impl TimeTable for PacketColumns {
     fn append(&mut self, batch: &RecordBatch, path: &Path) -> Result<()> {
         Ok(self.append_batch(batch, path)?)
     }
+    fn addrs(&self) -> AddrSchema {
+        self.addr_schema()
+    }
 }
 
 impl TimeTable for FlowColumns {
@@ -118,12 +127,20 @@ impl TimeTable for FlowColumns {
     fn append(&mut self, batch: &RecordBatch, path: &Path) -> Result<()> {
         Ok(self.append_batch(batch, path)?)
     }
+    fn addrs(&self) -> AddrSchema {
+        self.addr_schema()
+    }
 }
 
-fn create_writer<T: TimeTable>(path: &Path, kv: &[(&str, &str)]) -> Result<RecordsWriter> {
+fn create_writer<T: TimeTable>(
+    path: &Path,
+    addrs: AddrSchema,
+    kv: &[(&str, &str)],
+) -> Result<RecordsWriter> {
     Ok(RecordsWriter::create_with_plain_columns(
         path,
         T::KIND,
+        addrs,
         kv,
         T::PLAIN,
     )?)
@@ -150,6 +167,10 @@ pub struct Sorter<T: TimeTable> {
     current_is_output: bool,
     runs: Vec<PathBuf>,
     last_max: Option<i64>,
+    /// Rows written to the open run or output.
+    current_rows: usize,
+    /// Schema of the runs from now on (and of the output): `Mixed` once IPv6 was seen.
+    addrs: AddrSchema,
     _kind: std::marker::PhantomData<T>,
 }
 
@@ -158,7 +179,7 @@ impl<T: TimeTable> Sorter<T> {
     /// temporary folder inside `spill_parent`.
     pub fn new(out: &Path, meta: Vec<(String, String)>, spill_parent: &Path) -> Result<Self> {
         let kv: Vec<(&str, &str)> = meta.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let w = create_writer::<T>(out, &kv)?;
+        let w = create_writer::<T>(out, AddrSchema::V4Only, &kv)?;
         Ok(Sorter {
             out: out.to_path_buf(),
             meta,
@@ -168,8 +189,22 @@ impl<T: TimeTable> Sorter<T> {
             current_is_output: true,
             runs: Vec::new(),
             last_max: None,
+            current_rows: 0,
+            addrs: AddrSchema::V4Only,
             _kind: std::marker::PhantomData,
         })
+    }
+
+    /// The schema of the output file.
+    pub fn addr_schema(&self) -> AddrSchema {
+        self.addrs
+    }
+
+    fn meta_kv(&self) -> Vec<(&str, &str)> {
+        self.meta
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
     }
 
     fn spill_dir(&mut self) -> Result<PathBuf> {
@@ -201,13 +236,24 @@ impl<T: TimeTable> Sorter<T> {
         let batch = sort_by_time(batch);
         let min = batch.time(0);
         let max = batch.time(batch.rows() - 1);
-        if self.last_max.is_some_and(|m| min < m) {
+        let first_v6 = self.addrs == AddrSchema::V4Only && batch.addrs() == AddrSchema::Mixed;
+        if first_v6 {
+            self.addrs = AddrSchema::Mixed;
+        }
+        if first_v6 && self.current_is_output && self.current_rows == 0 {
+            // Nothing written yet: the output itself can take the second schema.
+            drop(self.current.take());
+            let w = create_writer::<T>(&self.out, self.addrs, &self.meta_kv())?;
+            self.current = Some(w);
+        } else if first_v6 || self.last_max.is_some_and(|m| min < m) {
             self.close_run()?;
             let p = self.new_run_path()?;
-            self.current = Some(create_writer::<T>(&p, &[])?);
+            self.current = Some(create_writer::<T>(&p, self.addrs, &[])?);
+            self.current_rows = 0;
             self.runs.push(p);
         }
         self.last_max = Some(max);
+        self.current_rows += batch.rows();
         let w = self
             .current
             .as_mut()
@@ -251,7 +297,7 @@ impl<T: TimeTable> Sorter<T> {
             let mut next = Vec::new();
             for (g, group) in runs.chunks(FAN_IN).enumerate() {
                 let p = dir.join(format!("merge-{generation}-{g:06}.parquet"));
-                merge::<T>(group, &p, &[])?;
+                merge::<T>(group, &p, self.addrs, &[])?;
                 for r in group {
                     let _ = std::fs::remove_file(r);
                 }
@@ -259,12 +305,7 @@ impl<T: TimeTable> Sorter<T> {
             }
             runs = next;
         }
-        let kv: Vec<(&str, &str)> = self
-            .meta
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        merge::<T>(&runs, &self.out, &kv)?;
+        merge::<T>(&runs, &self.out, self.addrs, &self.meta_kv())?;
         Ok(n_runs)
     }
 }
@@ -322,7 +363,12 @@ impl<T: TimeTable> RunCursor<T> {
 }
 
 /// Merges time-sorted runs into one file; ties go to the earlier run.
-fn merge<T: TimeTable>(runs: &[PathBuf], out: &Path, kv: &[(&str, &str)]) -> Result<()> {
+fn merge<T: TimeTable>(
+    runs: &[PathBuf],
+    out: &Path,
+    addrs: AddrSchema,
+    kv: &[(&str, &str)],
+) -> Result<()> {
     let mut cursors = Vec::with_capacity(runs.len());
     for r in runs {
         cursors.push(RunCursor::<T>::open(r)?);
@@ -333,7 +379,7 @@ fn merge<T: TimeTable>(runs: &[PathBuf], out: &Path, kv: &[(&str, &str)]) -> Res
             heap.push(Reverse((c.table.time(c.pos), i)));
         }
     }
-    let mut w = create_writer::<T>(out, kv)?;
+    let mut w = create_writer::<T>(out, addrs, kv)?;
     let mut buf = T::default();
     while let Some(Reverse((_, i))) = heap.pop() {
         let c = &mut cursors[i];

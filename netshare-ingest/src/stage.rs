@@ -47,7 +47,7 @@ pub fn body(cfg: &IngestConfig, ctx: &mut StageCtx) -> std::result::Result<(), B
     let out = ctx.output(RECORDS_OUTPUT);
     let report = ingest_named(&inputs, cfg, &out, &opts)?;
     write_report(&report, &ctx.output(REPORT_OUTPUT))?;
-    ctx.set_schema(RECORDS_OUTPUT, report.kind.schema_name());
+    ctx.set_schema(RECORDS_OUTPUT, &report.schema);
     ctx.set_summary(report.manifest_summary());
     Ok(())
 }

@@ -100,8 +100,8 @@ pub fn counts<K: Hash + Eq + Copy>(values: &[K]) -> FxHashMap<K, f64> {
     m
 }
 
-/// Counts of each distinct `u32`, sorted descending (the popularity-rank frequency vector).
-pub fn rank_counts(values: &[u32]) -> Vec<f64> {
+/// Counts of each distinct value, sorted descending (the popularity-rank frequency vector).
+pub fn rank_counts<K: Ord + Copy>(values: &[K]) -> Vec<f64> {
     let mut v = values.to_vec();
     v.sort_unstable();
     let mut out = Vec::new();
@@ -119,7 +119,7 @@ pub fn rank_counts(values: &[u32]) -> Vec<f64> {
 }
 
 /// Squared JSD between two popularity-rank vectors, zero-padded to equal length.
-pub fn rank_jsd(a: &[u32], b: &[u32]) -> Option<f64> {
+pub fn rank_jsd<K: Ord + Copy>(a: &[K], b: &[K]) -> Option<f64> {
     let mut p = rank_counts(a);
     let mut q = rank_counts(b);
     let n = p.len().max(q.len());

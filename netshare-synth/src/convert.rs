@@ -86,6 +86,7 @@ pub fn convert(input: &Path, output: &Path, opts: &ConvertOptions) -> Result<Sin
         dialect,
         dialect_meta,
         packets: opts.packets,
+        addrs: netshare_core::records::read_addr_schema(input)?,
     };
     let mut sink = Sink::create(output, format, kind, &wopts)?;
     for_each_batch(input, |b| sink.write(b))?;

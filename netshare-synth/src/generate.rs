@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use netshare_core::records::{META_DIALECT, Records, TraceKind, read_metadata};
+use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
+use netshare_encode::addr::AddrCodec;
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -353,6 +354,11 @@ pub fn synthesize(
         dialect,
         dialect_meta: inputs.dialect.clone(),
         packets: cfg.packet_options(),
+        // A narrow (IPv4) address codec decodes IPv4 only; a wide one may give either family.
+        addrs: match enc.ips {
+            AddrCodec::Narrow(_) => AddrSchema::V4Only,
+            AddrCodec::Wide(_) => AddrSchema::Mixed,
+        },
     };
     let mut sinks = Vec::with_capacity(formats.len());
     for f in &formats {

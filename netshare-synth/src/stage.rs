@@ -16,7 +16,8 @@ pub fn body(cfg: &SynthConfig, ctx: &mut StageCtx) -> Result<(), BodyError> {
         .ok_or("the stage's output directory has no parent")?
         .to_path_buf();
     let (report, timings) = synthesize(&inputs, cfg, &dir)?;
-    ctx.set_schema("synthetic.parquet", report.kind.schema_name());
+    let addrs = netshare_core::records::read_addr_schema(&dir.join("synthetic.parquet"))?;
+    ctx.set_schema("synthetic.parquet", report.kind.schema_name_for(addrs));
     ctx.set_summary(serde_json::json!({
         "kind": report.kind,
         "records": report.clean.kept_records,

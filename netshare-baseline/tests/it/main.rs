@@ -10,7 +10,7 @@ fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_netshare-baseline"))
 }
 
-fn five_tuples(t: &FlowColumns) -> BTreeSet<(u32, u32, u16, u16, u8)> {
+fn five_tuples(t: &FlowColumns) -> BTreeSet<(std::net::IpAddr, std::net::IpAddr, u16, u16, u8)> {
     (0..t.len())
         .map(|i| {
             (

@@ -1,4 +1,5 @@
 //! Integration tests of the artifact store and the stage contract.
 
+mod records_v2;
 mod stage;
 mod store;

@@ -27,8 +27,8 @@ pub fn read_netshare_csv(path: &Path) -> FlowColumns {
                 .unwrap_or_else(|e| panic!("line {}: {s:?}: {e}", i + 2))
         };
         t.push(FlowRecord {
-            srcip: num(f[0]) as u32,
-            dstip: num(f[1]) as u32,
+            srcip: netshare_core::addr::v4(num(f[0]) as u32),
+            dstip: netshare_core::addr::v4(num(f[1]) as u32),
             srcport: num(f[2]) as u16,
             dstport: num(f[3]) as u16,
             proto: proto_from_name(f[4])

@@ -11,8 +11,8 @@ use crate::common::{encode_with, ugr16_1k};
 
 fn packet(srcip: u32, time_us: i64) -> PacketRecord {
     PacketRecord {
-        srcip,
-        dstip: 99,
+        srcip: netshare_core::addr::v4(srcip),
+        dstip: netshare_core::addr::v4(99),
         srcport: 1234,
         dstport: 80,
         proto: 6,

@@ -2,6 +2,7 @@
 //! categories; within the f32 tolerance stated in [`assert_round_trip`] for times and
 //! continuous fields (and then exactly for integer fields whose tolerance is below 0.5).
 
+use netshare_core::addr::v4;
 use netshare_core::records::{FlowColumns, FlowRecord, PacketColumns, PacketRecord, Records};
 use netshare_encode::config::{Chunking, DiscreteEncoding};
 use netshare_encode::fields::FieldCodec;
@@ -143,8 +144,8 @@ fn flow_strategy() -> impl Strategy<Value = Vec<FlowRecord>> {
     prop::collection::vec(rec, 1..60).prop_map(|v| {
         v.into_iter()
             .map(|(a, dst, port, proto, t, td, pkt, label)| FlowRecord {
-                srcip: 0x0A00_0000 + a,
-                dstip: dst,
+                srcip: v4(0x0A00_0000 + a),
+                dstip: v4(dst),
                 srcport: port,
                 dstport: port.wrapping_add(a as u16),
                 proto,
@@ -175,8 +176,8 @@ fn packet_strategy() -> impl Strategy<Value = Vec<PacketRecord>> {
         v.into_iter()
             .map(
                 |(a, p, proto, t, len, tos, id, flag, off, ttl)| PacketRecord {
-                    srcip: a,
-                    dstip: 7,
+                    srcip: v4(a),
+                    dstip: v4(7),
                     srcport: 1000 + p,
                     dstport: 80,
                     proto,
@@ -236,6 +237,36 @@ proptest! {
         let e = encode_with(&input, &cfg);
         prop_assert_eq!(e.report.encoded_records, input.len());
         prop_assert_eq!(e.encoder.max_len % cfg.sample_len, 0);
+        assert_round_trip(&input, &e);
+    }
+
+    /// Some flows moved to IPv6 (a global prefix plus the IPv4 bits, so the families share low
+    /// bits): the encoder goes wide and every address comes back in its family.
+    #[test]
+    fn random_mixed_family_flow_records_round_trip(
+        rows in flow_strategy(),
+        six in prop::collection::vec(any::<bool>(), 60),
+        cfg in config_strategy(),
+    ) {
+        let mut t = FlowColumns::default();
+        for (i, mut r) in rows.into_iter().enumerate() {
+            if six[i % six.len()] {
+                let to6 = |a: std::net::IpAddr| {
+                    let bits = netshare_core::addr::v4_bits(a).expect("IPv4 from the strategy");
+                    netshare_core::addr::v6(0x2001_0db8 << 96 | u128::from(bits))
+                };
+                r.srcip = to6(r.srcip);
+                r.dstip = to6(r.dstip);
+            }
+            t.push(r);
+        }
+        let input = Records::Flows(t);
+        let e = encode_with(&input, &cfg);
+        let any6 = matches!(&input, Records::Flows(f) if f.srcip.iter().any(|a| a.is_ipv6()));
+        prop_assert_eq!(
+            matches!(e.encoder.ips, netshare_encode::addr::AddrCodec::Wide(_)),
+            any6
+        );
         assert_round_trip(&input, &e);
     }
 

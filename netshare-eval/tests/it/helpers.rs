@@ -32,7 +32,7 @@ pub fn marginals(t: &Table, seed: u64) -> Table {
     };
     let n = t.len();
     let mut out = t.clone();
-    let pick = |v: &[u32], p: &[usize]| p.iter().map(|&i| v[i]).collect::<Vec<_>>();
+    let pick = |v: &[std::net::IpAddr], p: &[usize]| p.iter().map(|&i| v[i]).collect::<Vec<_>>();
     out.srcip = pick(&t.srcip, &perm(n));
     out.dstip = pick(&t.dstip, &perm(n));
     let p = perm(n);
@@ -57,9 +57,15 @@ pub fn halves(t: &Table) -> (Table, Table) {
     let mut b = Vec::new();
     for i in 0..t.len() {
         let k = t.five_tuple(i);
-        let (s, d, sp, dp, p) = (k.srcip, k.dstip, k.srcport, k.dstport, k.proto);
-        let h = ((u64::from(s) * 0x9e37_79b9)
-            ^ (u64::from(d) * 0x85eb_ca6b)
+        let (s, d, sp, dp, p) = (
+            netshare_core::addr::key64(k.srcip),
+            netshare_core::addr::key64(k.dstip),
+            k.srcport,
+            k.dstport,
+            k.proto,
+        );
+        let h = (s.wrapping_mul(0x9e37_79b9)
+            ^ d.wrapping_mul(0x85eb_ca6b)
             ^ (u64::from(sp) << 7)
             ^ (u64::from(dp) << 3)
             ^ u64::from(p))

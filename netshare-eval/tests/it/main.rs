@@ -3,6 +3,7 @@
 
 mod cli;
 mod helpers;
+mod mixed;
 mod reference;
 mod report;
 mod separation;

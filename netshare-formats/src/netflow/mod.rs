@@ -230,17 +230,28 @@ mod tests {
         }
     }
 
-    /// Every dialect the writer writes, the reader reads back: exactly for NetShare's layout,
-    /// CIDDS (ms) and TON (µs); UGR16 keeps the end time to the second.
+    /// Every dialect the writer writes, the reader reads back, IPv4 and IPv6 rows alike:
+    /// exactly for NetShare's layout, CIDDS (ms) and TON (µs); UGR16 keeps the end time to the
+    /// second.
     #[test]
     fn every_dialect_round_trips_through_writer_and_reader() {
+        use netshare_core::addr::{v4, v6};
         use netshare_core::records::{FlowColumns, FlowRecord};
         use std::path::Path;
         let mut t = FlowColumns::default();
         for i in 0..5u16 {
+            // Rows 3 and 4 are IPv6 (a global and a link-local pair).
+            let (srcip, dstip) = if i < 3 {
+                (v4(0x0a00_0001 + u32::from(i)), v4(0xc0a8_0102))
+            } else {
+                (
+                    v6(0x2001_0db8_0000_0000_0000_0000_0000_0000 | u128::from(i)),
+                    v6(0xfe80_0000_0000_0000_0211_22ff_fe33_4455),
+                )
+            };
             t.push(FlowRecord {
-                srcip: 0x0a00_0001 + u32::from(i),
-                dstip: 0xc0a8_0102,
+                srcip,
+                dstip,
                 srcport: 40_000 + i,
                 dstport: 443,
                 proto: [6, 17, 1, 6, 47][usize::from(i)],

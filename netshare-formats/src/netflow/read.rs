@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use netshare_core::records::{FlowColumns, FlowRecord, proto_from_name};
+use netshare_core::records::{FlowColumns, FlowRecord, IpAddr, proto_from_name};
 
 use super::{Dialect, DialectChoice};
 use crate::datetime::parse_datetime_us;
@@ -127,21 +127,30 @@ pub fn detect(
 }
 
 /// Dotted quad, or the address as an unsigned integer. `Err(true)` for an IPv6 address.
-fn parse_ip(s: &str) -> std::result::Result<u32, bool> {
-    if let Ok(a) = s.parse::<std::net::Ipv4Addr>() {
-        return Ok(u32::from(a));
+/// An address as text (dotted IPv4, IPv6 in any RFC 4291 spelling, optionally in brackets) or,
+/// as NetShare writes IPv4, a 32-bit integer.
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    if let Ok(a) = s.parse::<IpAddr>() {
+        return Some(a);
+    }
+    if let Some(a) = s
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .and_then(|t| t.parse::<std::net::Ipv6Addr>().ok())
+    {
+        return Some(IpAddr::V6(a));
     }
     if let Ok(v) = s.parse::<u32>() {
-        return Ok(v);
+        return Some(netshare_core::addr::v4(v));
     }
     // NetShare's CSVs sometimes hold the integer as a float ("1730436467.0").
     if let Ok(f) = s.parse::<f64>()
         && f.fract() == 0.0
         && (0.0..=u32::MAX as f64).contains(&f)
     {
-        return Ok(f as u32);
+        return Some(netshare_core::addr::v4(f as u32));
     }
-    Err(s.contains(':'))
+    None
 }
 
 fn parse_port(s: &str) -> Option<u16> {
@@ -205,8 +214,6 @@ pub struct FlowRow {
 pub enum RowError {
     /// A field that cannot be read, and why.
     Bad(String),
-    /// An IPv6 flow (counted by callers, not carried: records hold IPv4 addresses).
-    Ipv6,
 }
 
 fn field<'a>(
@@ -233,18 +240,17 @@ fn parse_row(
 ) -> std::result::Result<FlowRow, RowError> {
     let bad =
         |name: &str, v: &str, what: &str| RowError::Bad(format!("{name} {v:?} is not {what}"));
-    let ip = |i: usize, name: &str| -> std::result::Result<u32, RowError> {
+    let ip = |i: usize, name: &str| -> std::result::Result<IpAddr, RowError> {
         let v = field(rec, i, name)?;
-        parse_ip(v).map_err(|v6| {
-            if v6 {
-                RowError::Ipv6
-            } else {
-                bad(name, v, "an IPv4 address (dotted or integer)")
-            }
-        })
+        parse_ip(v).ok_or_else(|| bad(name, v, "an IP address (IPv4 dotted or integer, or IPv6)"))
     };
     let srcip = ip(c.src, "srcip")?;
     let dstip = ip(c.dst, "dstip")?;
+    if srcip.is_ipv4() != dstip.is_ipv4() {
+        return Err(RowError::Bad(format!(
+            "srcip {srcip} and dstip {dstip} are of different IP versions"
+        )));
+    }
     let port = |i: usize, name: &str| -> std::result::Result<u16, RowError> {
         let v = field(rec, i, name)?;
         parse_port(v).ok_or_else(|| bad(name, v, "a port number"))
@@ -449,9 +455,9 @@ pub fn read_flows_raw(path: &Path) -> Result<(Dialect, FlowColumns, Vec<[f64; 3]
                 return Err(Error::CsvRow {
                     path: path.to_path_buf(),
                     line,
-                    message: match e {
-                        RowError::Bad(m) => m,
-                        RowError::Ipv6 => "an IPv6 flow, which records cannot hold yet".into(),
+                    message: {
+                        let RowError::Bad(m) = e;
+                        m
                     },
                 });
             }
@@ -475,10 +481,16 @@ mod tests {
 
     #[test]
     fn ips_dotted_integer_or_ipv6() {
-        assert_eq!(parse_ip("10.0.0.1"), Ok(0x0a00_0001));
-        assert_eq!(parse_ip("167772161"), Ok(0x0a00_0001));
-        assert_eq!(parse_ip("fe80::1"), Err(true));
-        assert_eq!(parse_ip("EXT_SERVER"), Err(false));
+        let v4 = netshare_core::addr::v4;
+        assert_eq!(parse_ip("10.0.0.1"), Some(v4(0x0a00_0001)));
+        assert_eq!(parse_ip("167772161"), Some(v4(0x0a00_0001)));
+        assert_eq!(parse_ip("167772161.0"), Some(v4(0x0a00_0001)));
+        let six = netshare_core::addr::v6(0xfe80 << 112 | 1);
+        assert_eq!(parse_ip("fe80::1"), Some(six));
+        assert_eq!(parse_ip("FE80:0:0:0:0:0:0:1"), Some(six));
+        assert_eq!(parse_ip("[fe80::1]"), Some(six));
+        assert_eq!(parse_ip("fe80::1::2"), None);
+        assert_eq!(parse_ip("EXT_SERVER"), None);
     }
 
     #[test]

@@ -5,15 +5,26 @@
 //! forwarding status, ToS, the TON service fields) get the dataset's own "unknown" spelling.
 //! Times are UTC. UGR16 stores the flow *end* time to the second, so a round trip through it
 //! keeps the start time only to within a second; the other dialects keep microseconds.
+//! Addresses are text (dotted IPv4, RFC 5952 IPv6), except in NetShare's layouts, which write
+//! IPv4 as its 32-bit integer; an IPv6 address is text there too, since no integer column the
+//! reference reads can hold it, and the readers take either.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use netshare_core::records::{FlowColumns, PacketColumns, ip_to_string, proto_name};
+use netshare_core::records::{FlowColumns, IpAddr, PacketColumns, proto_name};
 
 use super::Dialect;
 use crate::datetime::format_datetime;
 use crate::error::{Error, Result};
+
+/// An address in NetShare's integer layouts: IPv4 as its 32-bit integer, IPv6 as RFC 5952 text.
+pub fn integer_layout_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(a) => u32::from(a).to_string(),
+        IpAddr::V6(a) => a.to_string(),
+    }
+}
 
 /// Seconds with six decimals of a time in µs (exact; no float rounding).
 fn format_seconds(time_us: i64) -> String {
@@ -58,8 +69,8 @@ impl<W: Write> FlowCsvWriter<W> {
             let label = t.label[i].as_str();
             match self.dialect {
                 Dialect::Netshare => {
-                    f.push(t.srcip[i].to_string());
-                    f.push(t.dstip[i].to_string());
+                    f.push(integer_layout_ip(t.srcip[i]));
+                    f.push(integer_layout_ip(t.dstip[i]));
                     f.push(t.srcport[i].to_string());
                     f.push(t.dstport[i].to_string());
                     f.push(proto_name(t.proto[i]));
@@ -73,8 +84,8 @@ impl<W: Write> FlowCsvWriter<W> {
                     let end = ts.saturating_add((td * 1e6).round() as i64);
                     f.push(format_datetime(end, 0));
                     f.push(format!("{td:.3}"));
-                    f.push(ip_to_string(t.srcip[i]));
-                    f.push(ip_to_string(t.dstip[i]));
+                    f.push(t.srcip[i].to_string());
+                    f.push(t.dstip[i].to_string());
                     f.push(t.srcport[i].to_string());
                     f.push(t.dstport[i].to_string());
                     f.push(proto_name(t.proto[i]));
@@ -89,9 +100,9 @@ impl<W: Write> FlowCsvWriter<W> {
                     f.push(format_datetime(ts, 3));
                     f.push(format!("{td:.3}"));
                     f.push(proto_name(t.proto[i]));
-                    f.push(ip_to_string(t.srcip[i]));
+                    f.push(t.srcip[i].to_string());
                     f.push(t.srcport[i].to_string());
-                    f.push(ip_to_string(t.dstip[i]));
+                    f.push(t.dstip[i].to_string());
                     f.push(t.dstport[i].to_string());
                     f.push(t.pkt[i].to_string());
                     f.push(t.byt[i].to_string());
@@ -105,9 +116,9 @@ impl<W: Write> FlowCsvWriter<W> {
                 }
                 Dialect::Ton => {
                     f.push(format_seconds(ts));
-                    f.push(ip_to_string(t.srcip[i]));
+                    f.push(t.srcip[i].to_string());
                     f.push(t.srcport[i].to_string());
-                    f.push(ip_to_string(t.dstip[i]));
+                    f.push(t.dstip[i].to_string());
                     f.push(t.dstport[i].to_string());
                     f.push(proto_name(t.proto[i]).to_ascii_lowercase());
                     f.push("-".into());
@@ -150,7 +161,8 @@ pub const PACKET_HEADER: [&str; 12] = [
     "ttl",
 ];
 
-/// Writes packet records as CSV (integer IPs, protocol number, time in µs), as they arrive.
+/// Writes packet records as CSV (integer IPv4 addresses, IPv6 as text, protocol number, time in
+/// µs), as they arrive.
 pub struct PacketCsvWriter<W: Write> {
     csv: csv::Writer<W>,
     path: PathBuf,
@@ -177,8 +189,8 @@ impl<W: Write> PacketCsvWriter<W> {
     pub fn write_packets(&mut self, t: &PacketColumns) -> Result<()> {
         for i in 0..t.len() {
             let row = [
-                t.srcip[i].to_string(),
-                t.dstip[i].to_string(),
+                integer_layout_ip(t.srcip[i]),
+                integer_layout_ip(t.dstip[i]),
                 t.srcport[i].to_string(),
                 t.dstport[i].to_string(),
                 t.proto[i].to_string(),
@@ -233,8 +245,8 @@ mod tests {
     fn netshare_and_ugr16_rows_spell_fields_as_the_datasets_do() {
         let mut t = FlowColumns::default();
         t.push(FlowRecord {
-            srcip: 1_730_436_467,
-            dstip: 719_036_359,
+            srcip: netshare_core::addr::v4(1_730_436_467),
+            dstip: netshare_core::addr::v4(719_036_359),
             srcport: 0,
             dstport: 0,
             proto: 1,

@@ -1,12 +1,19 @@
-//! Link-layer and IPv4 decoding of one frame into one packet record, with the reason when a
-//! frame gives no record.
+//! Link-layer, IPv4 and IPv6 decoding of one frame into one packet record, with the reason
+//! when a frame gives no record.
 //!
-//! IPv4 and the TCP/UDP port fields are read through `pnet_packet` views. One case is read by
-//! hand: a TCP or UDP header cut by the snap length but still holding its first four bytes
-//! (the ports). pnet's views refuse headers shorter than their minimum size, yet header-only
-//! captures such as CAIDA's routinely stop there, and their ports are real data.
+//! IPv4, IPv6 and the TCP/UDP port fields are read through `pnet_packet` views. IPv6 extension
+//! headers (hop-by-hop, routing, fragment, destination options, mobility, HIP, shim6) are
+//! walked to the upper-layer protocol, which is the record's `proto`; AH and ESP end the walk
+//! as they end IPv4's (their number is the protocol, as in an IPv4 record). A fragment header
+//! gives the record's `id` (low 16 bits), `flag` (1 = more fragments) and `off`.
+//! One case is read by hand: a TCP or UDP header cut by the snap length but still holding its
+//! first four bytes (the ports). pnet's views refuse headers shorter than their minimum size,
+//! yet header-only captures such as CAIDA's routinely stop there, and their ports are real data.
+
+use std::net::IpAddr;
 
 use pnet_packet::ipv4::Ipv4Packet;
+use pnet_packet::ipv6::Ipv6Packet;
 use pnet_packet::tcp::TcpPacket;
 use pnet_packet::udp::UdpPacket;
 
@@ -19,8 +26,11 @@ pub enum Skip {
     UnsupportedLinkType,
     /// The frame is shorter than its link-layer header.
     LinkHeaderTruncated,
-    /// An IPv6 packet (counted, not carried).
-    Ipv6,
+    /// Fewer than 40 bytes of IPv6 header were captured.
+    Ipv6HeaderTruncated,
+    /// An IPv6 extension header runs past the captured bytes, so the upper-layer protocol is
+    /// unknown.
+    Ipv6ExtensionTruncated,
     /// A frame that carries neither IPv4 nor IPv6 (ARP, LLC, LLDP, ...).
     NotIp,
     /// Fewer than 20 bytes of IPv4 header were captured.
@@ -37,7 +47,8 @@ impl Skip {
         match self {
             Skip::UnsupportedLinkType => "unsupported_link_type",
             Skip::LinkHeaderTruncated => "link_header_truncated",
-            Skip::Ipv6 => "ipv6",
+            Skip::Ipv6HeaderTruncated => "ipv6_header_truncated",
+            Skip::Ipv6ExtensionTruncated => "ipv6_extension_header_truncated",
             Skip::NotIp => "not_ip",
             Skip::Ipv4HeaderTruncated => "ipv4_header_truncated",
             Skip::BadIpVersion => "bad_ip_version",
@@ -46,10 +57,11 @@ impl Skip {
     }
 
     /// Every reason, in report order.
-    pub const ALL: [Skip; 7] = [
+    pub const ALL: [Skip; 8] = [
         Skip::UnsupportedLinkType,
         Skip::LinkHeaderTruncated,
-        Skip::Ipv6,
+        Skip::Ipv6HeaderTruncated,
+        Skip::Ipv6ExtensionTruncated,
         Skip::NotIp,
         Skip::Ipv4HeaderTruncated,
         Skip::BadIpVersion,
@@ -90,38 +102,38 @@ impl Note {
     ];
 }
 
-/// The fields of one IPv4 packet record (time is added by the caller).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Ipv4Fields {
+/// The fields of one IP packet record (time is added by the caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IpFields {
     /// Source address.
-    pub srcip: u32,
+    pub srcip: IpAddr,
     /// Destination address.
-    pub dstip: u32,
+    pub dstip: IpAddr,
     /// Source port (0 when absent).
     pub srcport: u16,
     /// Destination port (0 when absent).
     pub dstport: u16,
     /// IP protocol.
     pub proto: u8,
-    /// IP total length.
+    /// IP total length (IPv6: 40 + payload length).
     pub pkt_len: u16,
-    /// Type of service.
+    /// Type of service (IPv6: traffic class).
     pub tos: u8,
-    /// Identification.
+    /// Identification (IPv6: low 16 bits of a fragment header's, else 0).
     pub id: u16,
-    /// `frag_off >> 13`.
+    /// `frag_off >> 13` (IPv6: a fragment header's M bit).
     pub flag: u8,
-    /// `frag_off & 0x1fff`.
+    /// `frag_off & 0x1fff` (IPv6: a fragment header's offset).
     pub off: u16,
-    /// Time to live.
+    /// Time to live (IPv6: hop limit).
     pub ttl: u8,
 }
 
 /// What one frame decodes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Decoded {
-    /// An IPv4 record, with an optional note.
-    Ipv4(Ipv4Fields, Option<Note>),
+    /// An IPv4 or IPv6 record, with an optional note.
+    Ip(IpFields, Option<Note>),
     /// No record, for this reason.
     Skipped(Skip),
 }
@@ -138,14 +150,14 @@ enum L3<'a> {
     V4(&'a [u8]),
     /// Raw IP: decide by the version nibble.
     ByVersion(&'a [u8]),
-    V6,
+    V6(&'a [u8]),
     Other,
 }
 
 fn by_ethertype(ethertype: u16, rest: &[u8]) -> L3<'_> {
     match ethertype {
         ETH_IPV4 => L3::V4(rest),
-        ETH_IPV6 => L3::V6,
+        ETH_IPV6 => L3::V6(rest),
         _ => L3::Other,
     }
 }
@@ -170,7 +182,7 @@ fn link<'a>(linktype: u32, d: &'a [u8]) -> Result<L3<'a>, Skip> {
         }
         RAW | RAW_12 | RAW_14 => Ok(L3::ByVersion(d)),
         IPV4 => Ok(L3::V4(d)),
-        IPV6 => Ok(L3::V6),
+        IPV6 => Ok(L3::V6(d)),
         LINUX_SLL => {
             let et = be16(d, 14).ok_or(Skip::LinkHeaderTruncated)?;
             Ok(by_ethertype(et, &d[16..]))
@@ -198,7 +210,7 @@ fn link<'a>(linktype: u32, d: &'a [u8]) -> Result<L3<'a>, Skip> {
             };
             Ok(match af {
                 2 => L3::V4(&d[4..]),
-                a if af_is_ipv6(a) => L3::V6,
+                a if af_is_ipv6(a) => L3::V6(&d[4..]),
                 _ => L3::Other,
             })
         }
@@ -219,12 +231,12 @@ pub fn link_type_supported(linktype: u32) -> bool {
 pub fn decode(linktype: u32, data: &[u8]) -> Decoded {
     let ip = match link(linktype, data) {
         Err(s) => return Decoded::Skipped(s),
-        Ok(L3::V6) => return Decoded::Skipped(Skip::Ipv6),
+        Ok(L3::V6(ip)) => return ipv6(ip),
         Ok(L3::Other) => return Decoded::Skipped(Skip::NotIp),
         Ok(L3::V4(ip)) => ip,
         Ok(L3::ByVersion(ip)) => match ip.first().map(|b| b >> 4) {
             Some(4) => ip,
-            Some(6) => return Decoded::Skipped(Skip::Ipv6),
+            Some(6) => return ipv6(ip),
             Some(_) => return Decoded::Skipped(Skip::BadIpVersion),
             None => return Decoded::Skipped(Skip::Ipv4HeaderTruncated),
         },
@@ -237,12 +249,10 @@ pub fn ipv4(ip: &[u8]) -> Decoded {
     let Some(v4) = Ipv4Packet::new(ip) else {
         return Decoded::Skipped(Skip::Ipv4HeaderTruncated);
     };
-    if v4.get_version() != 4 {
-        return Decoded::Skipped(if v4.get_version() == 6 {
-            Skip::Ipv6
-        } else {
-            Skip::BadIpVersion
-        });
+    match v4.get_version() {
+        4 => {}
+        6 => return ipv6(ip),
+        _ => return Decoded::Skipped(Skip::BadIpVersion),
     }
     let ihl = v4.get_header_length() as usize * 4;
     if ihl < 20 || ihl > ip.len() {
@@ -252,9 +262,9 @@ pub fn ipv4(ip: &[u8]) -> Decoded {
     let flags = v4.get_flags();
     let off = v4.get_fragment_offset();
     let proto = v4.get_next_level_protocol().0;
-    let mut f = Ipv4Fields {
-        srcip: u32::from(v4.get_source()),
-        dstip: u32::from(v4.get_destination()),
+    let mut f = IpFields {
+        srcip: IpAddr::V4(v4.get_source()),
+        dstip: IpAddr::V4(v4.get_destination()),
         srcport: 0,
         dstport: 0,
         proto,
@@ -271,7 +281,7 @@ pub fn ipv4(ip: &[u8]) -> Decoded {
     }
     if proto == 6 || proto == 17 {
         if off != 0 {
-            return Decoded::Ipv4(f, Some(Note::NonFirstFragment));
+            return Decoded::Ip(f, Some(Note::NonFirstFragment));
         }
         // Ethernet padding after a short packet is not L4 header: stop at the IP length.
         let end = if (total as usize) >= ihl {
@@ -279,27 +289,115 @@ pub fn ipv4(ip: &[u8]) -> Decoded {
         } else {
             ip.len()
         };
-        let l4 = &ip[ihl..end];
-        let full = if proto == 6 {
-            TcpPacket::new(l4).map(|t| (t.get_source(), t.get_destination()))
-        } else {
-            UdpPacket::new(l4).map(|u| (u.get_source(), u.get_destination()))
-        };
-        match full {
-            Some((s, d)) => {
-                f.srcport = s;
-                f.dstport = d;
-            }
-            None if l4.len() >= 4 => {
-                f.srcport = u16::from_be_bytes([l4[0], l4[1]]);
-                f.dstport = u16::from_be_bytes([l4[2], l4[3]]);
-                note = Some(Note::L4HeaderPartial);
-            }
-            None => note = Some(Note::L4HeaderMissing),
+        if let Some(n) = read_ports(&mut f, &ip[ihl..end]) {
+            note = Some(n);
         }
     }
-    Decoded::Ipv4(f, note)
+    Decoded::Ip(f, note)
 }
+
+/// Fills the ports of a TCP or UDP record from its transport bytes; the note says when they
+/// were cut short.
+fn read_ports(f: &mut IpFields, l4: &[u8]) -> Option<Note> {
+    let full = if f.proto == 6 {
+        TcpPacket::new(l4).map(|t| (t.get_source(), t.get_destination()))
+    } else {
+        UdpPacket::new(l4).map(|u| (u.get_source(), u.get_destination()))
+    };
+    match full {
+        Some((s, d)) => {
+            f.srcport = s;
+            f.dstport = d;
+            None
+        }
+        None if l4.len() >= 4 => {
+            f.srcport = u16::from_be_bytes([l4[0], l4[1]]);
+            f.dstport = u16::from_be_bytes([l4[2], l4[3]]);
+            Some(Note::L4HeaderPartial)
+        }
+        None => Some(Note::L4HeaderMissing),
+    }
+}
+
+/// IPv6 extension headers with the generic layout (next header, length in 8-byte units beyond
+/// the first 8): hop-by-hop, routing, destination options, mobility, HIP, shim6.
+fn is_generic_extension(nh: u8) -> bool {
+    matches!(nh, 0 | 43 | 60 | 135 | 139 | 140)
+}
+
+/// IPv6 extension header number of the fragment header.
+const IPV6_FRAGMENT: u8 = 44;
+
+/// Decodes an IPv6 header, walks its extension headers and reads the ports after them.
+pub fn ipv6(ip: &[u8]) -> Decoded {
+    let Some(v6) = Ipv6Packet::new(ip) else {
+        return Decoded::Skipped(Skip::Ipv6HeaderTruncated);
+    };
+    if v6.get_version() != 6 {
+        return Decoded::Skipped(Skip::BadIpVersion);
+    }
+    const HEADER: usize = 40;
+    let payload = usize::from(v6.get_payload_length());
+    let mut f = IpFields {
+        srcip: IpAddr::V6(v6.get_source()),
+        dstip: IpAddr::V6(v6.get_destination()),
+        srcport: 0,
+        dstport: 0,
+        proto: 0,
+        // A jumbogram (payload length 0 with a hop-by-hop option) saturates, as u16 must.
+        pkt_len: u16::try_from(HEADER + payload).unwrap_or(u16::MAX),
+        tos: v6.get_traffic_class(),
+        id: 0,
+        flag: 0,
+        off: 0,
+        ttl: v6.get_hop_limit(),
+    };
+    // Ethernet padding after a short packet is not header: stop at the IPv6 length.
+    let end = ip.len().min(HEADER + payload);
+    let mut nh = v6.get_next_header().0;
+    let mut at = HEADER;
+    loop {
+        if is_generic_extension(nh) {
+            let (Some(&next), Some(&len)) = (ip.get(at), ip.get(at + 1)) else {
+                return Decoded::Skipped(Skip::Ipv6ExtensionTruncated);
+            };
+            let size = 8 * (usize::from(len) + 1);
+            if at + size > end {
+                return Decoded::Skipped(Skip::Ipv6ExtensionTruncated);
+            }
+            nh = next;
+            at += size;
+        } else if nh == IPV6_FRAGMENT {
+            let Some(h) = ip.get(at..at + 8).filter(|_| at + 8 <= end) else {
+                return Decoded::Skipped(Skip::Ipv6ExtensionTruncated);
+            };
+            let off_m = u16::from_be_bytes([h[2], h[3]]);
+            f.off = off_m >> 3;
+            f.flag = (off_m & 1) as u8;
+            // The record's id field is 16 bits wide; the low half of the 32 varies fastest.
+            f.id = u16::from_be_bytes([h[6], h[7]]);
+            nh = h[0];
+            at += 8;
+            if f.off != 0 {
+                // Later fragments carry no further headers.
+                f.proto = nh;
+                let note = matches!(nh, 6 | 17).then_some(Note::NonFirstFragment);
+                return Decoded::Ip(f, note);
+            }
+        } else {
+            break;
+        }
+    }
+    f.proto = nh;
+    let mut note = None;
+    if nh == 6 || nh == 17 {
+        note = read_ports(&mut f, ip.get(at..end).unwrap_or(&[]));
+    }
+    Decoded::Ip(f, note)
+}
+
+#[cfg(test)]
+mod tests_v6;
 
 #[cfg(test)]
 mod tests {
@@ -321,12 +419,12 @@ mod tests {
         tcp[0..2].copy_from_slice(&443u16.to_be_bytes());
         tcp[2..4].copy_from_slice(&51000u16.to_be_bytes());
         let p = ipv4_tcp(40, 0x4000, &tcp);
-        let Decoded::Ipv4(f, note) = decode(linktype::RAW, &p) else {
+        let Decoded::Ip(f, note) = decode(linktype::RAW, &p) else {
             panic!("expected a record")
         };
         assert_eq!(note, None);
-        assert_eq!(f.srcip, 0x0a00_0001);
-        assert_eq!(f.dstip, 0xc0a8_0102);
+        assert_eq!(f.srcip, netshare_core::addr::v4(0x0a00_0001));
+        assert_eq!(f.dstip, netshare_core::addr::v4(0xc0a8_0102));
         assert_eq!((f.srcport, f.dstport, f.proto), (443, 51000, 6));
         assert_eq!(
             (f.pkt_len, f.tos, f.id, f.flag, f.off, f.ttl),
@@ -339,8 +437,8 @@ mod tests {
         let p = ipv4_tcp(1500, 0, &[0, 80, 0x1f, 0x90, 1, 2]);
         assert!(matches!(
             decode(linktype::RAW, &p),
-            Decoded::Ipv4(
-                Ipv4Fields {
+            Decoded::Ip(
+                IpFields {
                     srcport: 80,
                     dstport: 8080,
                     ..
@@ -351,8 +449,8 @@ mod tests {
         let p = ipv4_tcp(1500, 0, &[0, 80]);
         assert!(matches!(
             decode(linktype::RAW, &p),
-            Decoded::Ipv4(
-                Ipv4Fields {
+            Decoded::Ip(
+                IpFields {
                     srcport: 0,
                     dstport: 0,
                     ..
@@ -363,7 +461,7 @@ mod tests {
         let p = ipv4_tcp(1500, 0x0010, &[0, 80, 0x1f, 0x90]);
         assert!(matches!(
             decode(linktype::RAW, &p),
-            Decoded::Ipv4(Ipv4Fields { srcport: 0, .. }, Some(Note::NonFirstFragment))
+            Decoded::Ip(IpFields { srcport: 0, .. }, Some(Note::NonFirstFragment))
         ));
     }
 
@@ -380,8 +478,8 @@ mod tests {
             Decoded::Skipped(Skip::NotIp)
         );
         assert_eq!(
-            decode(linktype::RAW, &[0x60; 40]),
-            Decoded::Skipped(Skip::Ipv6)
+            decode(linktype::RAW, &[0x60; 39]),
+            Decoded::Skipped(Skip::Ipv6HeaderTruncated)
         );
         assert_eq!(
             decode(linktype::RAW, &[0x45; 10]),

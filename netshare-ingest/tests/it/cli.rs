@@ -26,17 +26,17 @@ fn standalone_mode_writes_records_and_report() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
-        stdout.contains("7 frames read from 1 file(s), 6 records kept"),
+        stdout.contains("7 frames read from 1 file(s), 7 records kept"),
         "{stdout}"
     );
     let r: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&rep).expect("report")).expect("json");
-    assert_eq!(r["records_kept"], 6);
+    assert_eq!(r["records_kept"], 7);
     assert_eq!(
         netshare_core::records::read_packets(&out)
             .expect("records")
             .len(),
-        6
+        7
     );
 }
 

@@ -26,7 +26,11 @@ fn netshare_layout_real_file() {
     // First row: 1730436467,719036359,0,0,ICMP,1458298072364000.0,305.636,62,1736,background
     assert_eq!(
         (t.srcip[0], t.dstip[0], t.proto[0]),
-        (1_730_436_467, 719_036_359, 1)
+        (
+            netshare_core::addr::v4(1_730_436_467),
+            netshare_core::addr::v4(719_036_359),
+            1
+        )
     );
     assert_eq!(
         (t.ts_us[0], t.pkt[0], t.byt[0]),
@@ -48,7 +52,7 @@ fn ugr16_real_file_start_is_end_minus_duration() {
     assert_eq!(t.ts_us[0], 1_460_332_997_000_000);
     assert_eq!(
         t.srcip[0],
-        u32::from(std::net::Ipv4Addr::new(32, 100, 20, 28))
+        std::net::IpAddr::V4(std::net::Ipv4Addr::new(32, 100, 20, 28))
     );
     assert_eq!(
         (t.srcport[0], t.dstport[0], t.proto[0], t.pkt[0], t.byt[0]),
@@ -127,15 +131,25 @@ fn ton_iot_hand_made_file() {
     let bytes = include_bytes!("../data/ton-handmade.csv");
     let (t, rep) = parse_flows_csv(bytes, &IngestConfig::default()).expect("parses");
     assert_eq!(rep.files[0].dialect.as_deref(), Some("ton"));
-    assert_eq!(t.len(), 4);
-    assert_eq!(rep.skipped.get("ipv6_address"), Some(&1));
+    assert_eq!(t.len(), 5);
+    assert_eq!(rep.records_ipv6, 1, "the IPv6 row is carried");
+    assert!(rep.skipped.is_empty(), "{:?}", rep.skipped);
+    assert_eq!(
+        (t.srcip[2], t.dstip[2], t.srcport[2], t.proto[2]),
+        (
+            "fe80::250:56ff:febe:89ee".parse().expect("v6"),
+            "ff02::16".parse().expect("v6"),
+            143,
+            1
+        )
+    );
     assert_eq!(t.ts_us[0], 1_554_198_358_000_000);
     assert_eq!((t.srcport[0], t.dstport[0], t.proto[0]), (1883, 52976, 6));
     // Packets and IP-level bytes of both directions.
     assert_eq!((t.pkt[0], t.byt[0]), (252_183, 14_911_392));
     assert_eq!(
         t.label.iter().map(String::as_str).collect::<Vec<_>>(),
-        ["normal", "normal", "backdoor", "scanning"]
+        ["normal", "normal", "normal", "backdoor", "scanning"]
     );
 }
 
@@ -155,7 +169,7 @@ fn dialect_override_and_mismatch() {
         dialect: DialectChoice::Ton,
         ..IngestConfig::default()
     };
-    assert_eq!(parse_flows_csv(bytes, &cfg).expect("parses").0.len(), 4);
+    assert_eq!(parse_flows_csv(bytes, &cfg).expect("parses").0.len(), 5);
 }
 
 #[test]

@@ -23,11 +23,12 @@ fn a_pcap_cut_anywhere_keeps_the_complete_frames_and_says_where() {
     for cut in 4..bytes.len() {
         let (t, rep) = read_packets_from_bytes(&bytes[..cut]).expect("a cut pcap is not an error");
         let complete = ends.iter().filter(|&&e| e <= cut).count().saturating_sub(1);
-        let ipv4_complete = complete.min(6);
-        assert_eq!(t.len(), ipv4_complete, "cut at {cut}");
+        // Six IPv4 packets, one IPv6 packet, then an ARP frame that gives no record.
+        let ip_complete = complete.min(7);
+        assert_eq!(t.len(), ip_complete, "cut at {cut}");
         assert_eq!(
             t,
-            whole.take(&(0..ipv4_complete).collect::<Vec<_>>()),
+            whole.take(&(0..ip_complete).collect::<Vec<_>>()),
             "cut at {cut}"
         );
         let boundary = ends.contains(&cut);
@@ -184,7 +185,10 @@ fn a_truncated_file_on_disk_gives_records_and_a_warning() {
     let (dir, p) = temp_file("cut.pcap", &bytes[..cut]);
     let out = dir.path().join("o.parquet");
     let rep = ingest_files(&[p], &IngestConfig::default(), &out).expect("kept what was complete");
-    assert_eq!(rep.records_kept, 4);
+    assert_eq!(
+        rep.records_kept, 5,
+        "four IPv4 packets and the IPv6 one; the ARP frame is cut"
+    );
     assert_eq!(rep.files_damaged, 1);
     assert!(
         rep.summary().contains("truncated at byte"),
@@ -195,6 +199,6 @@ fn a_truncated_file_on_disk_gives_records_and_a_warning() {
         netshare_core::records::read_packets(&out)
             .expect("read back")
             .len(),
-        4
+        5
     );
 }

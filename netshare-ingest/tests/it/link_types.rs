@@ -8,23 +8,40 @@ use netshare_ingest::read_packets_from_bytes;
 
 const T0: i64 = 1_521_000_000_123_456;
 
+/// The record the fixtures' IPv6 packet gives: UDP from ::1 to ::2, ports 0, 48 bytes.
+fn check_ipv6_row(t: &netshare_core::records::PacketColumns, i: usize, time: i64, what: &str) {
+    let r = t.row(i);
+    // Within one unit of a 2^-20 s interface's resolution.
+    assert!(
+        (r.time_us - time).abs() <= 1,
+        "{what}: time of the IPv6 record"
+    );
+    assert_eq!(
+        (r.srcip, r.dstip),
+        (netshare_core::addr::v6(1), netshare_core::addr::v6(2)),
+        "{what}: IPv6 addresses"
+    );
+    assert_eq!(
+        (r.proto, r.srcport, r.dstport, r.pkt_len, r.ttl, r.tos),
+        (17, 0, 0, 48, 64, 0),
+        "{what}: IPv6 fields"
+    );
+}
+
 /// Checks the records `sample_frames(w, n, T0)` must give.
 fn check_sample(bytes: &[u8], n: usize, what: &str) {
     let (t, rep) = read_packets_from_bytes(bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert_eq!(t.len(), n, "{what}: IPv4 records");
-    assert_eq!(
-        rep.skipped.get("ipv6"),
-        Some(&1),
-        "{what}: the IPv6 packet is counted"
-    );
+    assert_eq!(t.len(), n + 1, "{what}: IPv4 records and the IPv6 one");
+    assert_eq!(rep.records_ipv6, 1, "{what}: the IPv6 packet is carried");
+    check_ipv6_row(&t, n, T0 + 1000 * n as i64, what);
     for i in 0..n {
         assert_eq!(t.time_us[i], T0 + 1000 * i as i64, "{what}: time of {i}");
         assert_eq!(
             t.srcip[i],
-            0x0a00_0001 + (i % 3) as u32,
+            netshare_core::addr::v4(0x0a00_0001 + (i % 3) as u32),
             "{what}: srcip of {i}"
         );
-        assert_eq!(t.dstip[i], 0xc0a8_0102, "{what}");
+        assert_eq!(t.dstip[i], netshare_core::addr::v4(0xc0a8_0102), "{what}");
         assert_eq!(t.proto[i], [6, 17, 1][i % 3], "{what}");
         let (sp, dp) = if i % 3 == 2 {
             (0, 0)
@@ -95,7 +112,8 @@ fn raw_link_type_aliases_and_ipv4_ipv6_link_types() {
         data: ipv6(),
     }];
     let (t, rep) = read_packets_from_bytes(&pcap(&PcapOpts::new(lt::IPV6), &v6)).expect("reads");
-    assert_eq!((t.len(), rep.skipped.get("ipv6")), (0, Some(&1)));
+    assert_eq!((t.len(), rep.records_ipv6), (1, 1));
+    check_ipv6_row(&t, 0, T0, "linktype IPV6");
 }
 
 #[test]
@@ -165,8 +183,9 @@ fn pcapng_with_several_interfaces_resolutions_and_block_kinds() {
         let bytes = pcapng(&ifaces, &pk, be);
         let (t, rep) = read_packets_from_bytes(&bytes).expect("reads");
         assert_eq!(rep.files[0].format, "pcapng");
-        assert_eq!(t.len(), 13, "be={be}");
-        assert_eq!(rep.skipped.get("ipv6"), Some(&1));
+        assert_eq!(t.len(), 14, "be={be}");
+        assert_eq!(rep.records_ipv6, 1);
+        check_ipv6_row(&t, 13, T0 + 20_000, &format!("pcapng be={be}"));
         for i in 0..12 {
             assert_eq!(t.id[i], i as u16);
             let want = T0 + 1000 * i as i64;

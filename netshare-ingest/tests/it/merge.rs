@@ -19,7 +19,10 @@ fn hourly_files_given_in_any_order_merge_without_spilling() {
     }
     let out = dir.path().join("records.parquet");
     let rep = ingest_files(&paths, &IngestConfig::default(), &out).expect("ingest");
-    assert_eq!(rep.records_kept, 15);
+    assert_eq!(
+        rep.records_kept, 18,
+        "five IPv4 and one IPv6 packet per file"
+    );
     assert_eq!(rep.sorted_runs, 1);
     let names: Vec<&str> = rep
         .files

@@ -35,6 +35,8 @@ fn every_ndpi_corpus_capture_ingests_without_a_panic() {
     captures_under(std::path::Path::new(&dir), &mut files);
     assert!(!files.is_empty(), "no captures under {dir:?}");
     let (mut frames, mut kept, mut errors, mut damaged) = (0u64, 0u64, 0usize, 0usize);
+    let mut ipv6 = 0u64;
+    let mut skipped = std::collections::BTreeMap::<String, u64>::new();
     for f in &files {
         let bytes = std::fs::read(f).expect("read capture");
         match read_packets_from_bytes(&bytes) {
@@ -42,6 +44,10 @@ fn every_ndpi_corpus_capture_ingests_without_a_panic() {
                 assert_eq!(t.len() as u64, rep.records_kept);
                 frames += rep.records_read;
                 kept += rep.records_kept;
+                ipv6 += rep.records_ipv6;
+                for (k, v) in &rep.skipped {
+                    *skipped.entry(k.clone()).or_default() += v;
+                }
                 damaged += usize::from(rep.files_damaged > 0);
             }
             Err(e) => {
@@ -51,7 +57,8 @@ fn every_ndpi_corpus_capture_ingests_without_a_panic() {
         }
     }
     eprintln!(
-        "nDPI corpus: {} captures, {frames} frames, {kept} IPv4 records, {damaged} damaged, {errors} refused",
+        "nDPI corpus: {} captures, {frames} frames, {kept} IP records ({ipv6} IPv6), skipped \
+         {skipped:?}, {damaged} damaged, {errors} refused",
         files.len()
     );
 }

@@ -20,6 +20,9 @@ struct Counts {
     five_tuples: u64,
     sum_ip_len: u64,
     sum_ttl: u64,
+    ipv6_five_tuples: u64,
+    sum_ipv6_len: u64,
+    sum_hop_limit: u64,
 }
 
 fn reference() -> Reference {
@@ -30,42 +33,52 @@ fn reference() -> Reference {
 #[test]
 fn real_captures_match_the_tshark_count_table() {
     let r = reference();
-    assert_eq!(r.captures.len(), 5);
+    assert_eq!(r.captures.len(), 6);
     for (rel, want) in &r.captures {
         let Some(path) = real(rel) else { continue };
         let (t, rep) = read_packets_from_bytes(&read(&path)).expect("reads");
         assert_eq!(rep.records_read, want.frames, "{rel} frames");
-        assert_eq!(rep.records_kept, want.ipv4, "{rel} IPv4 records");
-        assert_eq!(t.len() as u64, want.ipv4, "{rel} rows");
         assert_eq!(
-            rep.skipped.get("ipv6").copied().unwrap_or(0),
-            want.ipv6,
-            "{rel} ipv6"
+            rep.records_kept,
+            want.ipv4 + want.ipv6,
+            "{rel} IPv4 and IPv6 records"
         );
+        assert_eq!(t.len() as u64, want.ipv4 + want.ipv6, "{rel} rows");
+        assert_eq!(rep.records_ipv6, want.ipv6, "{rel} IPv6 records");
         assert_eq!(
-            rep.distinct_five_tuples, want.five_tuples,
+            rep.distinct_five_tuples,
+            want.five_tuples + want.ipv6_five_tuples,
             "{rel} five-tuples"
         );
-        let tuples: HashSet<_> = (0..t.len())
-            .map(|i| {
-                (
-                    t.srcip[i],
-                    t.dstip[i],
-                    t.srcport[i],
-                    t.dstport[i],
-                    t.proto[i],
-                )
-            })
-            .collect();
-        assert_eq!(
-            tuples.len() as u64,
-            want.five_tuples,
-            "{rel} five-tuples from rows"
-        );
-        let sum_len: u64 = t.pkt_len.iter().map(|&v| u64::from(v)).sum();
-        let sum_ttl: u64 = t.ttl.iter().map(|&v| u64::from(v)).sum();
-        assert_eq!(sum_len, want.sum_ip_len, "{rel} sum of IP length");
-        assert_eq!(sum_ttl, want.sum_ttl, "{rel} sum of TTL");
+        for six in [false, true] {
+            let rows: Vec<usize> = (0..t.len())
+                .filter(|&i| t.srcip[i].is_ipv6() == six)
+                .collect();
+            let tuples: HashSet<_> = rows
+                .iter()
+                .map(|&i| {
+                    (
+                        t.srcip[i],
+                        t.dstip[i],
+                        t.srcport[i],
+                        t.dstport[i],
+                        t.proto[i],
+                    )
+                })
+                .collect();
+            let sum_len: u64 = rows.iter().map(|&i| u64::from(t.pkt_len[i])).sum();
+            let sum_ttl: u64 = rows.iter().map(|&i| u64::from(t.ttl[i])).sum();
+            let want = if six {
+                (want.ipv6_five_tuples, want.sum_ipv6_len, want.sum_hop_limit)
+            } else {
+                (want.five_tuples, want.sum_ip_len, want.sum_ttl)
+            };
+            assert_eq!(
+                (tuples.len() as u64, sum_len, sum_ttl),
+                want,
+                "{rel} ipv6={six}: five-tuples, sum of IP length, sum of TTL / hop limit"
+            );
+        }
         assert!(rep.files[0].damage.is_none(), "{rel} is whole");
     }
 }
@@ -81,7 +94,7 @@ fn a_real_capture_ingests_to_time_ordered_parquet_with_its_report() {
         ingest_files(std::slice::from_ref(&path), &IngestConfig::default(), &out).expect("ingest");
     let t = read_packets(&out).expect("read back");
     assert_eq!(t.len() as u64, rep.records_kept);
-    assert_eq!(rep.records_kept, 3065);
+    assert_eq!(rep.records_kept, 3065 + 4, "IPv4 and IPv6 packets");
     assert!(is_sorted(&t.time_us));
     let span = rep.time_span.expect("span");
     assert_eq!(span.first_us, t.time_us[0]);

@@ -29,16 +29,18 @@ fn store_mode_merges_numbered_traces_and_writes_both_outputs() {
     assert_eq!(names, ["ingest-report.json", "records.parquet"]);
     assert_eq!(
         m.outputs["records.parquet"].schema.as_deref(),
-        Some("netshare.packets.v1")
+        Some("netshare.packets.v2"),
+        "the IPv6 packets are carried, so the file is in the second schema"
     );
-    assert_eq!(m.summary["records_kept"], 8);
+    assert_eq!(m.summary["records_kept"], 10);
     assert_eq!(m.config["dialect"], "auto");
     let report: IngestReport = serde_json::from_slice(
         &std::fs::read(store.blob_path(&m.outputs["ingest-report.json"].digest)).expect("read"),
     )
     .expect("report parses");
     assert_eq!(report.records_read, 12);
-    assert_eq!(report.skipped.get("ipv6"), Some(&2));
+    assert_eq!(report.records_ipv6, 2);
+    assert_eq!(report.schema, "netshare.packets.v2");
     assert_eq!(
         report
             .files
@@ -52,6 +54,8 @@ fn store_mode_merges_numbered_traces_and_writes_both_outputs() {
     )
     .expect("read");
     assert!(crate::is_sorted(&t.time_us));
+    assert_eq!(t.len(), 10);
+    assert_eq!(t.srcip.iter().filter(|a| a.is_ipv6()).count(), 2);
     // Same inputs and config: a cache hit.
     let again =
         run_stage::<IngestConfig, _>(&store, &STAGE, &cfg, &inputs, store_body).expect("runs");

@@ -6,7 +6,9 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
-use netshare_core::records::{META_DIALECT, PacketColumns, Records, RecordsWriter, TraceKind};
+use netshare_core::records::{
+    AddrSchema, META_DIALECT, PacketColumns, Records, RecordsWriter, TraceKind,
+};
 pub use netshare_formats::capture::{CaptureKind, CaptureWriter};
 pub use netshare_formats::netflow::{Dialect, FlowCsvWriter, PacketCsvWriter};
 pub use netshare_formats::packet::{LinkType, PacketBuilder, PacketOptions, PacketStats};
@@ -74,6 +76,9 @@ pub struct WriteOptions {
     pub dialect_meta: Option<String>,
     /// Framing and capture length of packets.
     pub packets: PacketOptions,
+    /// The address schema of Parquet output (a streaming writer fixes it up front): `Mixed`
+    /// when the records may hold IPv6.
+    pub addrs: AddrSchema,
 }
 
 enum Inner {
@@ -148,7 +153,7 @@ impl Sink {
                     (Some(d), TraceKind::Flows) => vec![(META_DIALECT, d.as_str())],
                     _ => Vec::new(),
                 };
-                Inner::Parquet(RecordsWriter::create(path, kind, &extra)?)
+                Inner::Parquet(RecordsWriter::create(path, kind, opts.addrs, &extra)?)
             }
             (OutputFormat::Csv, TraceKind::Flows) => Inner::FlowCsv(FlowCsvWriter::new(
                 create_buffered(path)?,

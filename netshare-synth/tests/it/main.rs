@@ -4,6 +4,7 @@
 mod capture;
 mod flows_csv;
 mod merge;
+mod mixed;
 mod pychecks;
 mod stage;
 mod tshark;
@@ -15,8 +16,8 @@ use netshare_core::records::{FlowColumns, PacketColumns, PacketRecord};
 /// Hand-made packet records that cover the edge cases of packet building.
 pub fn edge_case_packets() -> PacketColumns {
     let base = PacketRecord {
-        srcip: u32::from(std::net::Ipv4Addr::new(10, 0, 0, 1)),
-        dstip: u32::from(std::net::Ipv4Addr::new(192, 168, 1, 2)),
+        srcip: std::net::Ipv4Addr::new(10, 0, 0, 1).into(),
+        dstip: std::net::Ipv4Addr::new(192, 168, 1, 2).into(),
         srcport: 40_000,
         dstport: 8_080,
         proto: 6,
@@ -111,6 +112,63 @@ pub fn edge_case_packets() -> PacketColumns {
         r.tos = 0xff;
         r.id = 65_535;
     });
+    // IPv6: no identification or DF flag outside a fragment header, so id and flag are 0
+    // except in fragments (what a reader sees).
+    let v6 = |r: &mut PacketRecord| {
+        r.srcip = "2001:db8::1".parse().expect("v6");
+        r.dstip = "fe80::211:22ff:fe33:4455".parse().expect("v6");
+        r.id = 0;
+        r.flag = 0;
+        r.tos = 0x2e;
+        r.ttl = 255;
+    };
+    push(&|r| {
+        v6(r);
+        r.pkt_len = 1500; // TCP, full MTU
+    });
+    push(&|r| {
+        v6(r);
+        r.pkt_len = 30; // raised to the TCP header
+    });
+    push(&|r| {
+        // the reverse direction
+        v6(r);
+        std::mem::swap(&mut r.srcip, &mut r.dstip);
+        std::mem::swap(&mut r.srcport, &mut r.dstport);
+        r.pkt_len = 61;
+    });
+    push(&|r| {
+        v6(r);
+        r.proto = 17;
+        r.dstport = 5_555;
+        r.pkt_len = 40 + 8 + 5; // odd UDP payload
+    });
+    push(&|r| {
+        v6(r);
+        r.proto = 58; // ICMPv6 echo request
+        r.srcport = 0;
+        r.dstport = 0;
+        r.pkt_len = 104;
+    });
+    push(&|r| {
+        // first fragment of a UDP datagram (more fragments)
+        v6(r);
+        r.proto = 17;
+        r.dstport = 7_777;
+        r.flag = 1;
+        r.id = 4_242;
+        r.pkt_len = 1280;
+    });
+    push(&|r| {
+        // a later fragment: no UDP header, ports unknown
+        v6(r);
+        r.proto = 17;
+        r.srcport = 0;
+        r.dstport = 0;
+        r.off = 100;
+        r.id = 4_242;
+        r.pkt_len = 500;
+    });
     t
 }
 
@@ -120,13 +178,18 @@ pub fn with_min_lengths(t: &PacketColumns) -> PacketColumns {
     for i in 0..t.len() {
         let l4 = match (t.proto[i], t.off[i]) {
             (6, 0) => 20,
-            (17, 0) | (1, 0) | (2, 0) => 8,
+            (17, 0) | (1, 0) | (2, 0) | (58, 0) => 8,
             (4, 0) => 20,
             (41, 0) => 40,
             (51, 0) => 12,
             _ => 0,
         };
-        t.pkt_len[i] = t.pkt_len[i].max(20 + l4);
+        let ip = match (t.srcip[i].is_ipv6(), t.flag[i] & 1 == 1 || t.off[i] != 0) {
+            (false, _) => 20,
+            (true, false) => 40,
+            (true, true) => 48, // and a fragment header
+        };
+        t.pkt_len[i] = t.pkt_len[i].max(ip + l4);
     }
     t
 }

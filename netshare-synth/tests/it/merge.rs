@@ -163,8 +163,8 @@ fn layouts_without_tags_keep_every_row_and_mismatched_tags_are_refused() {
 
 fn flow(srcip: u32, ts_us: i64) -> FlowRecord {
     FlowRecord {
-        srcip,
-        dstip: 2,
+        srcip: netshare_core::addr::v4(srcip),
+        dstip: netshare_core::addr::v4(2),
         srcport: 3,
         dstport: 4,
         proto: 6,
@@ -200,7 +200,10 @@ fn cleaning_keeps_the_first_flow_per_five_tuple_drops_out_of_range_and_sorts() {
         panic!("kind changed")
     };
     assert_eq!(out.ts_us, vec![100, 300, 400, 500]);
-    assert_eq!(out.srcip, vec![1, 2, 3, 1]);
+    assert_eq!(
+        out.srcip,
+        [1, 2, 3, 1].map(netshare_core::addr::v4).to_vec()
+    );
     assert_eq!(counts.duplicate_flows, 1);
     assert_eq!(counts.duplicate_flow_records, 1);
     assert_eq!(counts.outside_time_range, 1);

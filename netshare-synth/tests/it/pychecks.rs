@@ -32,10 +32,24 @@ fn columns_of(r: &Records) -> Vec<(String, Col)> {
             )
         };
     }
+    // IPv4 addresses as pandas reads the integer CSV columns (these tables are all IPv4).
+    macro_rules! ip {
+        ($t:expr, $f:ident) => {
+            (
+                stringify!($f).to_string(),
+                ints(
+                    $t.$f
+                        .iter()
+                        .map(|&a| netshare_core::addr::v4_bits(a).map_or(-1, i128::from))
+                        .collect(),
+                ),
+            )
+        };
+    }
     match r {
         Records::Flows(t) => vec![
-            int!(t, srcip),
-            int!(t, dstip),
+            ip!(t, srcip),
+            ip!(t, dstip),
             int!(t, srcport),
             int!(t, dstport),
             int!(t, proto),
@@ -46,8 +60,8 @@ fn columns_of(r: &Records) -> Vec<(String, Col)> {
             ("label".into(), Col::Str(t.label.clone())),
         ],
         Records::Packets(t) => vec![
-            int!(t, srcip),
-            int!(t, dstip),
+            ip!(t, srcip),
+            ip!(t, dstip),
             int!(t, srcport),
             int!(t, dstport),
             int!(t, proto),
@@ -183,7 +197,11 @@ fn assert_same(py: &Value, rs: &Value, what: &str) {
 /// The real-trace outputs the committed summary describes.
 fn write_reference_outputs(dir: &Path) -> Vec<PathBuf> {
     let flows = Records::Flows(ugr16_flows());
-    let packets = Records::Packets(skype_packets());
+    // The IPv4 packets: the committed summary describes the first schema's files (the four
+    // IPv6 packets of the capture would make the file a v2 one, with binary address columns).
+    let all = skype_packets();
+    let v4: Vec<usize> = (0..all.len()).filter(|&i| all.srcip[i].is_ipv4()).collect();
+    let packets = Records::Packets(all.take(&v4));
     let mut out = Vec::new();
     for (name, format, kind, rec) in [
         (

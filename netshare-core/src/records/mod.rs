@@ -1,27 +1,39 @@
 //! Record schemas and their Parquet files: the tables every stage reads and writes.
 //!
 //! Two kinds of trace, two schemas, both column-oriented in memory:
-//! - packets (`netshare.packets.v1`): one row per IPv4 packet, SPEC §1;
-//! - flows (`netshare.flows.v1`): one row per NetFlow record, SPEC §1.
+//! - packets: one row per IP packet, SPEC §1;
+//! - flows: one row per NetFlow record, SPEC §1.
 //!
-//! IPs are unsigned 32-bit integers (network order read as a big-endian number), times are
-//! microseconds since the Unix epoch. Files are written with pinned writer properties (snappy,
-//! fixed row-group size, fixed `created_by`) so equal tables give equal bytes, and carry the schema
-//! name and trace kind in their key-value metadata. pandas / pyarrow read them as they are.
+//! Addresses are [`IpAddr`] of either family ([`crate::addr`]). A table whose addresses are all
+//! IPv4 is written in the first schema (`netshare.packets.v1`, `netshare.flows.v1`: addresses
+//! as unsigned 32-bit integers, network order read as a big-endian number), byte for byte as
+//! before IPv6 was carried; a table with any IPv6 address is written in the second
+//! (`netshare.packets.v2`, `netshare.flows.v2`): `srcip` and `dstip` as 16-byte fixed-size
+//! binary (IPv6 as it is, IPv4 IPv4-mapped) and a last column `ip_version` (4 or 6) saying which.
+//! Readers take either. Times are microseconds since the Unix epoch. Files are written with
+//! pinned writer properties (snappy, fixed row-group size, fixed `created_by`) so equal tables
+//! give equal bytes, and carry the schema name and trace kind in their key-value metadata.
+//! pandas / pyarrow read them as they are.
 
-use std::fs::File;
 use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
-use parquet::arrow::ArrowWriter;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::Compression;
-use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
 
+pub use crate::addr::IpAddr;
+use crate::addr::{self as ip};
 use crate::error::{Error, Result};
+
+mod columns;
+mod file;
+
+pub use columns::AddrSchema;
+use columns::{addr_array, addr_type, read_addrs, version_array};
+pub use file::{
+    RecordsWriter, read_addr_schema, read_flows, read_metadata, read_packets, read_records,
+    write_records,
+};
 
 /// Metadata key holding the schema name.
 pub const META_SCHEMA: &str = "netshare.schema";
@@ -31,6 +43,8 @@ pub const META_KIND: &str = "netshare.kind";
 pub const META_DIALECT: &str = "netshare.dialect";
 /// Rows per Parquet row group (fixed so files are reproducible).
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+/// Name of the second schema's address-family column.
+pub const IP_VERSION: &str = "ip_version";
 
 /// The kind of a trace.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -43,19 +57,26 @@ pub enum TraceKind {
 }
 
 impl TraceKind {
-    /// The schema name for this kind.
+    /// The name of the first schema (IPv4 only) for this kind.
     pub fn schema_name(self) -> &'static str {
-        match self {
-            TraceKind::Packets => "netshare.packets.v1",
-            TraceKind::Flows => "netshare.flows.v1",
+        self.schema_name_for(AddrSchema::V4Only)
+    }
+
+    /// The schema name for this kind with the given address columns.
+    pub fn schema_name_for(self, addrs: AddrSchema) -> &'static str {
+        match (self, addrs) {
+            (TraceKind::Packets, AddrSchema::V4Only) => "netshare.packets.v1",
+            (TraceKind::Flows, AddrSchema::V4Only) => "netshare.flows.v1",
+            (TraceKind::Packets, AddrSchema::Mixed) => "netshare.packets.v2",
+            (TraceKind::Flows, AddrSchema::Mixed) => "netshare.flows.v2",
         }
     }
 
-    /// The Arrow schema for this kind.
-    pub fn schema(self) -> SchemaRef {
+    /// The Arrow schema for this kind with the given address columns.
+    pub fn schema(self, addrs: AddrSchema) -> SchemaRef {
         match self {
-            TraceKind::Packets => PacketColumns::schema(),
-            TraceKind::Flows => FlowColumns::schema(),
+            TraceKind::Packets => PacketColumns::schema(addrs),
+            TraceKind::Flows => FlowColumns::schema(addrs),
         }
     }
 
@@ -68,21 +89,37 @@ impl TraceKind {
 }
 
 /// Defines a column-oriented table type with one `Vec` per field, a row struct, and the
-/// conversions to and from Arrow record batches.
+/// conversions to and from Arrow record batches. Every table starts with the two address
+/// columns `srcip` and `dstip` ([`IpAddr`]); the listed fields follow.
 macro_rules! table {
     (
         $(#[$tmeta:meta])* $table:ident, $(#[$rmeta:meta])* $row:ident, $kind:expr;
         $( $(#[$fmeta:meta])* $field:ident : $ty:ty => $dtype:ident, $arr:ident; )+
     ) => {
         $(#[$rmeta])*
-        #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         pub struct $row {
+            /// Source address.
+            pub srcip: IpAddr,
+            /// Destination address.
+            pub dstip: IpAddr,
             $( $(#[$fmeta])* pub $field: $ty, )+
+        }
+
+        impl Default for $row {
+            /// Addresses `0.0.0.0`, every other field its type's default.
+            fn default() -> Self {
+                $row { srcip: ip::UNSPECIFIED, dstip: ip::UNSPECIFIED, $( $field: Default::default(), )+ }
+            }
         }
 
         $(#[$tmeta])*
         #[derive(Clone, Debug, Default, PartialEq)]
         pub struct $table {
+            /// Source addresses.
+            pub srcip: Vec<IpAddr>,
+            /// Destination addresses.
+            pub dstip: Vec<IpAddr>,
             $( $(#[$fmeta])* pub $field: Vec<$ty>, )+
         }
 
@@ -90,11 +127,22 @@ macro_rules! table {
             /// The trace kind of this table.
             pub const KIND: TraceKind = $kind;
 
-            /// The Arrow schema (no nullable columns).
-            pub fn schema() -> SchemaRef {
-                Arc::new(Schema::new(vec![
+            /// The Arrow schema (no nullable columns) with the given address columns.
+            pub fn schema(addrs: AddrSchema) -> SchemaRef {
+                let mut fields = vec![
+                    Field::new("srcip", addr_type(addrs), false),
+                    Field::new("dstip", addr_type(addrs), false),
                     $( Field::new(stringify!($field), DataType::$dtype, false), )+
-                ]))
+                ];
+                if addrs == AddrSchema::Mixed {
+                    fields.push(Field::new(IP_VERSION, DataType::UInt8, false));
+                }
+                Arc::new(Schema::new(fields))
+            }
+
+            /// The schema this table's addresses need (v1 when all are IPv4).
+            pub fn addr_schema(&self) -> AddrSchema {
+                AddrSchema::for_addresses(&self.srcip, &self.dstip)
             }
 
             /// Number of rows.
@@ -109,44 +157,72 @@ macro_rules! table {
 
             /// An empty table with room for `n` rows.
             pub fn with_capacity(n: usize) -> Self {
-                Self { $( $field: Vec::with_capacity(n), )+ }
+                Self {
+                    srcip: Vec::with_capacity(n),
+                    dstip: Vec::with_capacity(n),
+                    $( $field: Vec::with_capacity(n), )+
+                }
             }
 
             /// Appends one row.
             pub fn push(&mut self, r: $row) {
+                self.srcip.push(r.srcip);
+                self.dstip.push(r.dstip);
                 $( self.$field.push(r.$field); )+
             }
 
             /// Row `i` (panics when out of range, like slice indexing).
             pub fn row(&self, i: usize) -> $row {
-                $row { $( $field: self.$field[i].clone(), )+ }
+                $row { srcip: self.srcip[i], dstip: self.dstip[i], $( $field: self.$field[i].clone(), )+ }
             }
 
             /// Appends all rows of another table.
             pub fn extend(&mut self, other: &Self) {
+                self.srcip.extend_from_slice(&other.srcip);
+                self.dstip.extend_from_slice(&other.dstip);
                 $( self.$field.extend_from_slice(&other.$field); )+
             }
 
             /// Removes every row, keeping the allocations.
             pub fn clear(&mut self) {
+                self.srcip.clear();
+                self.dstip.clear();
                 $( self.$field.clear(); )+
             }
 
             /// The rows in the order given by `order` (a permutation or a selection of indices).
             pub fn take(&self, order: &[usize]) -> Self {
-                Self { $( $field: order.iter().map(|&i| self.$field[i].clone()).collect(), )+ }
+                Self {
+                    srcip: order.iter().map(|&i| self.srcip[i]).collect(),
+                    dstip: order.iter().map(|&i| self.dstip[i]).collect(),
+                    $( $field: order.iter().map(|&i| self.$field[i].clone()).collect(), )+
+                }
             }
 
-            /// Converts to an Arrow record batch.
+            /// Converts to an Arrow record batch in the schema its addresses need.
             pub fn to_batch(&self) -> Result<RecordBatch> {
-                let cols: Vec<ArrayRef> = vec![
+                self.to_batch_as(self.addr_schema())
+            }
+
+            /// Converts to an Arrow record batch with the given address columns (`V4Only` with
+            /// an IPv6 address is refused).
+            pub fn to_batch_as(&self, addrs: AddrSchema) -> Result<RecordBatch> {
+                let mut cols: Vec<ArrayRef> = vec![
+                    addr_array(&self.srcip, addrs, "srcip")?,
+                    addr_array(&self.dstip, addrs, "dstip")?,
                     $( Arc::new(arrow_array::$arr::from(self.$field.clone())) as ArrayRef, )+
                 ];
-                Ok(RecordBatch::try_new(Self::schema(), cols)?)
+                if addrs == AddrSchema::Mixed {
+                    cols.push(version_array(&self.srcip, &self.dstip)?);
+                }
+                Ok(RecordBatch::try_new(Self::schema(addrs), cols)?)
             }
 
-            /// Appends the rows of an Arrow record batch with this table's schema.
+            /// Appends the rows of an Arrow record batch of this kind (either schema).
             pub fn append_batch(&mut self, batch: &RecordBatch, path: &Path) -> Result<()> {
+                let (src, dst) = read_addrs(batch, path, Self::KIND)?;
+                self.srcip.extend(src);
+                self.dstip.extend(dst);
                 $(
                     let col = batch.column_by_name(stringify!($field)).ok_or_else(|| Error::Schema {
                         path: path.to_path_buf(),
@@ -177,14 +253,10 @@ macro_rules! table {
 }
 
 table! {
-    /// Packet records, column-oriented (schema `netshare.packets.v1`).
+    /// Packet records, column-oriented (schema `netshare.packets.v1`, or `v2` with IPv6).
     PacketColumns,
-    /// One IPv4 packet.
+    /// One IP packet.
     PacketRecord, TraceKind::Packets;
-    /// Source IPv4 address.
-    srcip: u32 => UInt32, UInt32Array;
-    /// Destination IPv4 address.
-    dstip: u32 => UInt32, UInt32Array;
     /// Source port (0 for protocols without ports, non-first fragments, or a cut-off L4 header).
     srcport: u16 => UInt16, UInt16Array;
     /// Destination port (0 as for `srcport`).
@@ -193,29 +265,25 @@ table! {
     proto: u8 => UInt8, UInt8Array;
     /// Capture time, microseconds since the Unix epoch.
     time_us: i64 => Int64, Int64Array;
-    /// IP total length (bytes on the wire at the IP layer).
+    /// IP total length (bytes on the wire at the IP layer; IPv6: 40 + payload length).
     pkt_len: u16 => UInt16, UInt16Array;
-    /// Type of service byte.
+    /// Type of service byte (IPv6: traffic class).
     tos: u8 => UInt8, UInt8Array;
-    /// IP identification.
+    /// IP identification (IPv6: the low 16 bits of a Fragment header's, else 0).
     id: u16 => UInt16, UInt16Array;
-    /// IP flags: `frag_off >> 13`.
+    /// IP flags: `frag_off >> 13` (IPv6: 1 when a Fragment header says more fragments follow).
     flag: u8 => UInt8, UInt8Array;
-    /// Fragment offset: `frag_off & 0x1fff`.
+    /// Fragment offset: `frag_off & 0x1fff` (IPv6: a Fragment header's, in 8-byte units).
     off: u16 => UInt16, UInt16Array;
-    /// Time to live.
+    /// Time to live (IPv6: hop limit).
     ttl: u8 => UInt8, UInt8Array;
 }
 
 table! {
-    /// Flow records, column-oriented (schema `netshare.flows.v1`).
+    /// Flow records, column-oriented (schema `netshare.flows.v1`, or `v2` with IPv6).
     FlowColumns,
     /// One NetFlow record.
     FlowRecord, TraceKind::Flows;
-    /// Source IPv4 address.
-    srcip: u32 => UInt32, UInt32Array;
-    /// Destination IPv4 address.
-    dstip: u32 => UInt32, UInt32Array;
     /// Source port.
     srcport: u16 => UInt16, UInt16Array;
     /// Destination port.
@@ -234,14 +302,14 @@ table! {
     label: String => Utf8, StringArray;
 }
 
-/// A flow key: (srcip, dstip, srcport, dstport, proto), ordered and hashed field by field in
-/// that order (as the tuple of the five would be). The one five-tuple type of every crate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+/// A flow key: (srcip, dstip, srcport, dstport, proto), ordered field by field in that order
+/// (as the tuple of the five would be). The one five-tuple type of every crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 pub struct FiveTuple {
-    /// Source IPv4 address.
-    pub srcip: u32,
-    /// Destination IPv4 address.
-    pub dstip: u32,
+    /// Source address.
+    pub srcip: IpAddr,
+    /// Destination address.
+    pub dstip: IpAddr,
     /// Source port.
     pub srcport: u16,
     /// Destination port.
@@ -250,12 +318,36 @@ pub struct FiveTuple {
     pub proto: u8,
 }
 
+/// Hashes an address as the first schema's `u32` field did when it is IPv4 (so hash maps keyed
+/// by an all-IPv4 trace's five-tuples iterate as before), as its 128 bits when IPv6.
+fn hash_addr<H: std::hash::Hasher>(a: IpAddr, state: &mut H) {
+    use std::hash::Hash;
+    match a {
+        IpAddr::V4(v) => u32::from(v).hash(state),
+        IpAddr::V6(v) => u128::from(v).hash(state),
+    }
+}
+
+impl std::hash::Hash for FiveTuple {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        hash_addr(self.srcip, state);
+        hash_addr(self.dstip, state);
+        self.srcport.hash(state);
+        self.dstport.hash(state);
+        self.proto.hash(state);
+    }
+}
+
 impl FiveTuple {
     /// A seeded 64-bit hash of the five-tuple (SplitMix64's finaliser), stable across runs and
-    /// platforms: what splits a trace by five-tuple.
+    /// platforms: what splits a trace by five-tuple. An all-IPv4 key hashes as it did when
+    /// addresses were `u32`; a key with an IPv6 address first folds each address to 64 bits.
     pub fn seeded_hash(&self, seed: u64) -> u64 {
         use crate::seed::mix64;
-        let a = (u64::from(self.srcip) << 32) | u64::from(self.dstip);
+        let a = match (ip::v4_bits(self.srcip), ip::v4_bits(self.dstip)) {
+            (Some(s), Some(d)) => (u64::from(s) << 32) | u64::from(d),
+            _ => mix64(ip::key64(self.srcip)) ^ ip::key64(self.dstip).rotate_left(32),
+        };
         let b = (u64::from(self.srcport) << 24)
             | (u64::from(self.dstport) << 8)
             | u64::from(self.proto);
@@ -317,222 +409,24 @@ impl Records {
         }
     }
 
-    fn to_batch(&self) -> Result<RecordBatch> {
+    /// The schema this table's addresses need (v1 when all are IPv4).
+    pub fn addr_schema(&self) -> AddrSchema {
         match self {
-            Records::Packets(t) => t.to_batch(),
-            Records::Flows(t) => t.to_batch(),
+            Records::Packets(t) => t.addr_schema(),
+            Records::Flows(t) => t.addr_schema(),
         }
     }
-}
 
-/// Streams record batches of one kind into a Parquet file with pinned properties.
-pub struct RecordsWriter {
-    writer: ArrowWriter<File>,
-    kind: TraceKind,
-    path: std::path::PathBuf,
-}
-
-impl RecordsWriter {
-    /// Creates the file. `extra` key-value metadata (e.g. the dialect) is stored sorted.
-    pub fn create(path: &Path, kind: TraceKind, extra: &[(&str, &str)]) -> Result<Self> {
-        Self::create_with_plain_columns(path, kind, extra, &[])
+    /// The schema name this table is written in.
+    pub fn schema_name(&self) -> &'static str {
+        self.kind().schema_name_for(self.addr_schema())
     }
 
-    /// Like [`RecordsWriter::create`], but the named columns are written without dictionary
-    /// encoding. For columns with nearly unique values (packet times, IP ids) the dictionary
-    /// only fills up and falls back to plain encoding after doing the work of hashing every
-    /// value; skipping it makes writing large packet tables several times cheaper. The bytes
-    /// stay deterministic; with no names the file is exactly what `create` writes.
-    pub fn create_with_plain_columns(
-        path: &Path,
-        kind: TraceKind,
-        extra: &[(&str, &str)],
-        plain: &[&str],
-    ) -> Result<Self> {
-        let file = File::create(path).map_err(|e| Error::io("creating", path, e))?;
-        let mut kv = vec![
-            KeyValue::new(META_KIND.to_string(), kind.name().to_string()),
-            KeyValue::new(META_SCHEMA.to_string(), kind.schema_name().to_string()),
-        ];
-        kv.extend(
-            extra
-                .iter()
-                .map(|(k, v)| KeyValue::new(k.to_string(), v.to_string())),
-        );
-        kv.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut props = WriterProperties::builder()
-            .set_created_by("netshare-rs".to_string())
-            .set_compression(Compression::SNAPPY)
-            .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-            .set_key_value_metadata(Some(kv));
-        for name in plain {
-            props = props.set_column_dictionary_enabled(
-                parquet::schema::types::ColumnPath::from(*name),
-                false,
-            );
+    fn to_batch_as(&self, addrs: AddrSchema) -> Result<RecordBatch> {
+        match self {
+            Records::Packets(t) => t.to_batch_as(addrs),
+            Records::Flows(t) => t.to_batch_as(addrs),
         }
-        let props = props.build();
-        let writer = ArrowWriter::try_new(file, kind.schema(), Some(props)).map_err(|source| {
-            Error::Parquet {
-                path: path.to_path_buf(),
-                source,
-            }
-        })?;
-        Ok(RecordsWriter {
-            writer,
-            kind,
-            path: path.to_path_buf(),
-        })
-    }
-
-    /// Appends a table; its kind must match the writer's.
-    pub fn write(&mut self, records: &Records) -> Result<()> {
-        if records.kind() != self.kind {
-            return Err(Error::Schema {
-                path: self.path.clone(),
-                message: format!(
-                    "cannot write {:?} rows into a {:?} file",
-                    records.kind(),
-                    self.kind
-                ),
-            });
-        }
-        let batch = records.to_batch()?;
-        self.writer.write(&batch).map_err(|source| Error::Parquet {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// Appends packet rows.
-    pub fn write_packets(&mut self, t: &PacketColumns) -> Result<()> {
-        self.write_batch(TraceKind::Packets, t.to_batch()?)
-    }
-
-    /// Appends flow rows.
-    pub fn write_flows(&mut self, t: &FlowColumns) -> Result<()> {
-        self.write_batch(TraceKind::Flows, t.to_batch()?)
-    }
-
-    fn write_batch(&mut self, kind: TraceKind, batch: RecordBatch) -> Result<()> {
-        if kind != self.kind {
-            return Err(Error::Schema {
-                path: self.path.clone(),
-                message: format!("cannot write {kind:?} rows into a {:?} file", self.kind),
-            });
-        }
-        self.writer.write(&batch).map_err(|source| Error::Parquet {
-            path: self.path.clone(),
-            source,
-        })
-    }
-
-    /// Finishes the file (footer, fsync).
-    pub fn finish(self) -> Result<()> {
-        let path = self.path;
-        let file = self.writer.into_inner().map_err(|source| Error::Parquet {
-            path: path.clone(),
-            source,
-        })?;
-        file.sync_all().map_err(|e| Error::io("syncing", &path, e))
-    }
-}
-
-/// Writes a whole table to a Parquet file.
-pub fn write_records(path: &Path, records: &Records, extra: &[(&str, &str)]) -> Result<()> {
-    let mut w = RecordsWriter::create(path, records.kind(), extra)?;
-    w.write(records)?;
-    w.finish()
-}
-
-/// The kind and key-value metadata of a records file.
-pub fn read_metadata(
-    path: &Path,
-) -> Result<(TraceKind, std::collections::BTreeMap<String, String>)> {
-    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let kv: std::collections::BTreeMap<String, String> = builder
-        .metadata()
-        .file_metadata()
-        .key_value_metadata()
-        .map(|kvs| {
-            kvs.iter()
-                .filter_map(|kv| kv.value.clone().map(|v| (kv.key.clone(), v)))
-                .collect()
-        })
-        .unwrap_or_default();
-    let kind = match kv.get(META_KIND).map(String::as_str) {
-        Some("packets") => TraceKind::Packets,
-        Some("flows") => TraceKind::Flows,
-        other => {
-            // A file written by another tool: decide by its columns.
-            let schema = builder.schema();
-            if schema.field_with_name("time_us").is_ok() {
-                TraceKind::Packets
-            } else if schema.field_with_name("ts_us").is_ok() {
-                TraceKind::Flows
-            } else {
-                return Err(Error::Schema {
-                    path: path.to_path_buf(),
-                    message: format!(
-                        "not a netshare records file (kind {other:?}; expected columns of {} or {})",
-                        TraceKind::Packets.schema_name(),
-                        TraceKind::Flows.schema_name()
-                    ),
-                });
-            }
-        }
-    };
-    Ok((kind, kv))
-}
-
-/// Reads a whole records file of either kind.
-pub fn read_records(path: &Path) -> Result<Records> {
-    let (kind, _) = read_metadata(path)?;
-    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(64 * 1024).build())
-        .map_err(|source| Error::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let mut out = match kind {
-        TraceKind::Packets => Records::Packets(PacketColumns::default()),
-        TraceKind::Flows => Records::Flows(FlowColumns::default()),
-    };
-    for batch in reader {
-        let batch = batch?;
-        match &mut out {
-            Records::Packets(t) => t.append_batch(&batch, path)?,
-            Records::Flows(t) => t.append_batch(&batch, path)?,
-        }
-    }
-    Ok(out)
-}
-
-/// Reads a packet records file, failing with a clear error if it holds flows.
-pub fn read_packets(path: &Path) -> Result<PacketColumns> {
-    match read_records(path)? {
-        Records::Packets(t) => Ok(t),
-        Records::Flows(_) => Err(Error::Schema {
-            path: path.to_path_buf(),
-            message: "expected packet records, found flow records".to_string(),
-        }),
-    }
-}
-
-/// Reads a flow records file, failing with a clear error if it holds packets.
-pub fn read_flows(path: &Path) -> Result<FlowColumns> {
-    match read_records(path)? {
-        Records::Flows(t) => Ok(t),
-        Records::Packets(_) => Err(Error::Schema {
-            path: path.to_path_buf(),
-            message: "expected flow records, found packet records".to_string(),
-        }),
     }
 }
 
@@ -578,11 +472,6 @@ pub fn proto_name(proto: u8) -> String {
     }
 }
 
-/// Dotted-quad text of an IPv4 address held as u32.
-pub fn ip_to_string(ip: u32) -> String {
-    std::net::Ipv4Addr::from(ip).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,8 +480,8 @@ mod tests {
         let mut t = FlowColumns::default();
         for i in 0..5u32 {
             t.push(FlowRecord {
-                srcip: 0x0a00_0001 + i,
-                dstip: 0xc0a8_0101,
+                srcip: ip::v4(0x0a00_0001 + i),
+                dstip: ip::v4(0xc0a8_0101),
                 srcport: 1000 + i as u16,
                 dstport: 53,
                 proto: 17,
