@@ -48,6 +48,7 @@
 mod adam;
 mod alloc;
 mod checkpoint;
+mod ema;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -87,7 +88,9 @@ pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, tra
 /// time budget may end training early (weights unchanged for a given iteration count).
 /// Version 5: DP-SGD (`dp`) with the privacy ledger in `model.json`, and the optional `init`
 /// input (runs without them give the bytes of version 4).
+/// Version 6: the moving average of the generator's weights (`ema_decay`), checkpointed
+/// beside them (runs without it give the bytes of version 5).
 pub const STAGE: StageDef = StageDef {
     name: "model",
-    version: 5,
+    version: 6,
 };
