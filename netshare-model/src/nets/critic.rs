@@ -125,6 +125,7 @@ fn part(t: &Tensor<2>, k: usize, b: usize) -> Tensor<2> {
 ///
 /// Against the autodiff form this skips the backward pass through the mix rows' forward (whose
 /// outputs only feed the masks), the transposes' gradient accumulation and the graph itself.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn critic_loss_grads(
     params: &Params,
     prefix: &str,
