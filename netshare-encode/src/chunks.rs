@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Chunking;
+use crate::config::{Chunking, Range};
 use crate::error::{Error, Result};
+use crate::fields::ContinuousCodec;
 use crate::table::FiveTuple;
 
 /// One chunk as recorded in `chunks.json`.
@@ -28,6 +29,13 @@ pub struct ChunkInfo {
     pub n_input_records: usize,
     /// The chunk's tensor file, e.g. `train-000.safetensors`.
     pub train_file: String,
+    /// Quantiles of the chunk's flow start times in µs at probabilities 0, 1/K, …, 1
+    /// (`flow_start_quantiles` in the encode config). When present, `flow_start` is the flow's
+    /// start through their piecewise-linear empirical CDF rather than its position in
+    /// `[t_min_us, t_max_us]`, so the generator learns a uniform marginal instead of the
+    /// trace's daily bursts. Absent: the linear position.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub start_knots_us: Vec<i64>,
 }
 
 impl ChunkInfo {
@@ -35,6 +43,51 @@ impl ChunkInfo {
     pub fn span_us(&self) -> i64 {
         (self.t_max_us - self.t_min_us).max(1)
     }
+
+    /// The empirical-CDF codec of `start_knots_us`, when there are at least two knots.
+    fn start_codec(&self) -> Option<ContinuousCodec> {
+        (self.start_knots_us.len() >= 2).then(|| {
+            let knots: Vec<f64> = self.start_knots_us.iter().map(|&t| t as f64).collect();
+            ContinuousCodec {
+                log1p: false,
+                range: Range::Unit,
+                lo: knots[0],
+                hi: knots[knots.len() - 1],
+                integer: false,
+                knots,
+            }
+        })
+    }
+
+    /// The `flow_start` code of a flow starting at `start_us`, in [0, 1].
+    pub fn encode_start(&self, start_us: i64) -> f64 {
+        match self.start_codec() {
+            Some(c) => f64::from(c.encode(start_us as f64).0),
+            None => ((start_us - self.t_min_us) as f64 / self.span_us() as f64).clamp(0.0, 1.0),
+        }
+    }
+
+    /// The start time in µs (not rounded) that a `flow_start` code in [0, 1] decodes to.
+    pub fn decode_start(&self, code: f64) -> f64 {
+        let code = code.clamp(0.0, 1.0);
+        match self.start_codec() {
+            // The codec works in f32 activations; a code is one (the model's output).
+            Some(c) => c.decode(code as f32),
+            None => self.t_min_us as f64 + code * self.span_us() as f64,
+        }
+    }
+}
+
+/// `k` quantiles (probabilities 0, 1/k, …, 1) of flow start times in µs, as
+/// [`ChunkInfo::start_knots_us`] holds them; empty for fewer than two starts or `k` = 0.
+pub fn start_knots(starts_us: &[i64], k: usize) -> Vec<i64> {
+    if starts_us.len() < 2 || k == 0 {
+        return Vec::new();
+    }
+    let mut t = starts_us.to_vec();
+    t.sort_unstable();
+    let n = t.len();
+    (0..=k).map(|i| t[i * (n - 1) / k]).collect()
 }
 
 /// The content of `chunks.json`.
@@ -345,5 +398,53 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![(2, vec![0, 2]), (1, vec![1, 4]), (3, vec![3])]);
+    }
+
+    fn info(knots: Vec<i64>) -> ChunkInfo {
+        ChunkInfo {
+            index: 0,
+            t_min_us: 1_000,
+            t_max_us: 11_000,
+            n_flows: 0,
+            n_records: 0,
+            n_input_records: 0,
+            train_file: train_file_name(0),
+            start_knots_us: knots,
+        }
+    }
+
+    #[test]
+    fn start_quantiles_give_uniform_codes_and_decode_back_to_the_starts() {
+        // Nine flows in a burst at the start of the range, one at its end.
+        let starts = [
+            1_000, 1_010, 1_020, 1_030, 1_040, 1_050, 1_060, 1_070, 1_080, 11_000,
+        ];
+        let knots = start_knots(&starts, 9);
+        assert_eq!(knots, starts.to_vec());
+        assert!(start_knots(&starts[..1], 9).is_empty());
+        assert!(start_knots(&starts, 0).is_empty());
+        let c = info(knots);
+        // The i-th of ten distinct starts sits at probability i/9; min-max would put the first
+        // nine in [0, 0.008].
+        for (i, &t) in starts.iter().enumerate() {
+            let code = c.encode_start(t);
+            assert!((code - i as f64 / 9.0).abs() < 1e-6, "{t}: {code}");
+            assert!((c.decode_start(code) - t as f64).abs() < 0.05, "{t}");
+        }
+        // Between knots the CDF is linear: halfway from 1,080 to 11,000 is halfway to 1.
+        assert!((c.encode_start(6_040) - (8.5 / 9.0)).abs() < 1e-6);
+        // Outside the knots: clamped to the ends.
+        assert_eq!(c.encode_start(0), 0.0);
+        assert_eq!(c.decode_start(2.0), 11_000.0);
+    }
+
+    #[test]
+    fn without_start_quantiles_flow_start_is_the_position_in_the_range() {
+        let c = info(Vec::new());
+        assert_eq!(c.encode_start(3_500), 0.25);
+        assert_eq!(c.encode_start(20_000), 1.0);
+        assert_eq!(c.decode_start(0.25), 3_500.0);
+        let json = serde_json::to_string(&c).expect("json");
+        assert!(!json.contains("start_knots_us"), "{json}");
     }
 }

@@ -190,8 +190,18 @@ pub struct EncodeConfig {
     /// Fixed time range `[start, end]` in µs (private mode: the chunk edges and the time
     /// normalisation come from it; records outside are dropped and counted).
     pub time_range_us: Option<[i64; 2]>,
+    /// Quantile knots of each chunk's flow start times: when above 0, `flow_start` is encoded
+    /// through the chunk's empirical CDF of flow starts (`ChunkInfo::start_knots_us`) instead of
+    /// min-max over the chunk's time range. 0: min-max (SPEC §2.5). Refused in private mode
+    /// (the knots are fitted on the records being encoded).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub flow_start_quantiles: usize,
     /// Seed of every random choice (embedding initialisation, negative sampling).
     pub seed: u64,
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 impl Default for EncodeConfig {
@@ -214,6 +224,7 @@ impl Default for EncodeConfig {
             semantics: true,
             private: false,
             time_range_us: None,
+            flow_start_quantiles: 0,
             seed: 0,
         }
     }

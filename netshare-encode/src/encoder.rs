@@ -457,7 +457,8 @@ impl FittedEncoder {
     /// `attributes` is `[n, A]`, `features` `[n, T, F]` (T = [`FittedEncoder::max_len`]),
     /// `lengths[i]` the number of real steps of flow i (≤ T). Per flow: addresses, ports and
     /// protocol by their codecs (the top_bits one-hot, else per-bit argmax; nearest value for
-    /// embeddings), `flow_start` denormalised with the chunk's range; per step: time = flow
+    /// embeddings), `flow_start` denormalised with the chunk's range or through its start
+    /// quantiles ([`ChunkInfo::decode_start`]); per step: time = flow
     /// start + cumulative inter-arrival gaps (rounded to µs), continuous fields by inverse
     /// min-max or inverse empirical CDF (+ expm1) in f64 with integer rounding,
     /// categories by argmax; then the learned [`Semantics`](crate::semantics::Semantics), if
@@ -509,7 +510,7 @@ impl FittedEncoder {
                     &ports,
                     &proto,
                 )?;
-                let start = chunk.t_min_us as f64 + attrs.flow_start * span as f64;
+                let start = chunk.decode_start(attrs.flow_start);
                 let mut clock = start;
                 let mut rows = Vec::with_capacity(lengths[i]);
                 for s in 0..lengths[i] {

@@ -9,8 +9,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::{
-    ChunkInfo, ChunksFile, Flow, FlowTags, flow_tags, group_flows, split_chunks, time_order,
-    train_file_name, write_chunks, write_json,
+    ChunkInfo, ChunksFile, Flow, FlowTags, flow_tags, group_flows, split_chunks, start_knots,
+    time_order, train_file_name, write_chunks, write_json,
 };
 use crate::config::{
     AUTO_MAX_CHUNKS, AUTO_RECORDS_PER_CHUNK, Chunking, EmbeddingSource, EncodeConfig, LongFlows,
@@ -188,6 +188,13 @@ fn check_config(cfg: &EncodeConfig, public: Option<&Table>, kind: TraceKind) -> 
             )));
         }
     }
+    if cfg.private && cfg.flow_start_quantiles > 0 {
+        return Err(Error::Config(
+            "flow_start_quantiles fits the flow start times of the records being encoded; \
+             private mode must not (set it to 0)"
+                .into(),
+        ));
+    }
     if cfg.private {
         let mut missing = Vec::new();
         if cfg.n_chunks.is_none() {
@@ -345,6 +352,13 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 n_records: flows.iter().map(|f| f.rows.len()).sum(),
                 n_input_records: *n_input,
                 train_file: train_file_name(index),
+                start_knots_us: start_knots(
+                    &flows
+                        .iter()
+                        .map(|f| table.time[f.rows[0]])
+                        .collect::<Vec<_>>(),
+                    cfg.flow_start_quantiles,
+                ),
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             (info, tensors, counts)
@@ -411,7 +425,7 @@ fn chunk_tensors(
     let span = info.span_us();
     for (i, (flow, tag)) in flows.iter().zip(tags).enumerate() {
         let first = table.time[flow.rows[0]];
-        let fs = (first - info.t_min_us) as f64 / span as f64;
+        let fs = info.encode_start(first);
         enc.encode_attributes(
             &flow.key,
             fs,

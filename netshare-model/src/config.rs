@@ -179,6 +179,11 @@ pub struct ModelConfig {
     /// checkpoint's ([`Keep`]).
     #[serde(skip_serializing_if = "is_last")]
     pub keep: Keep,
+    /// Decay of the exponential moving average of the generator's parameters (`crate::ema`),
+    /// whose averaged weights are sampled from, scored and written; 0: no average (the raw
+    /// weights). In [0, 1).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub ema_decay: f64,
     /// DP-SGD on the critics ([`DpConfig`]); `None`: ordinary training.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dp: Option<DpConfig>,
@@ -217,6 +222,7 @@ impl ModelConfig {
             log_wall_time: false,
             time_budget_seconds: None,
             keep: Keep::Last,
+            ema_decay: 0.0,
             dp: None,
         };
         match profile {
@@ -298,7 +304,11 @@ impl ModelConfig {
                 )));
             }
         }
-        for (name, b) in [("beta1", self.beta1), ("beta2", self.beta2)] {
+        for (name, b) in [
+            ("beta1", self.beta1),
+            ("beta2", self.beta2),
+            ("ema_decay", self.ema_decay),
+        ] {
             if !(0.0..1.0).contains(&b) {
                 return Err(Error::Config(format!("{name} must be in [0, 1), got {b}")));
             }
@@ -337,6 +347,10 @@ fn is_last(k: &Keep) -> bool {
     *k == Keep::Last
 }
 
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
 /// The written form of a config: a profile and any fields that override it.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -366,6 +380,7 @@ struct ConfigOverrides {
     log_wall_time: Option<bool>,
     time_budget_seconds: Option<f64>,
     keep: Option<Keep>,
+    ema_decay: Option<f64>,
     dp: Option<DpConfig>,
 }
 
@@ -405,6 +420,7 @@ impl TryFrom<ConfigOverrides> for ModelConfig {
             log_wall_time: o.log_wall_time.unwrap_or(b.log_wall_time),
             time_budget_seconds: o.time_budget_seconds.or(b.time_budget_seconds),
             keep: o.keep.unwrap_or(b.keep),
+            ema_decay: o.ema_decay.unwrap_or(b.ema_decay),
             dp: o.dp.or(b.dp),
         };
         c.validate()?;

@@ -50,6 +50,7 @@ mod alloc;
 mod checkpoint;
 pub mod config;
 pub mod data;
+mod ema;
 pub mod error;
 mod features;
 mod heads;
@@ -88,7 +89,9 @@ pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, tra
 /// Version 4: `train-log.csv` gains the quick quality score at checkpoints (`quality`), and a
 /// time budget may end training early (weights unchanged for a given iteration count).
 /// Version 5: DP-SGD (`dp`) with the privacy ledger in `model.json`, and the optional `init`
-/// input (runs without them give the bytes of version 4).
+/// input (runs without them give the bytes of version 4). The moving average of the
+/// generator's weights (`ema_decay`, off by default) came later under the same version: a
+/// config without it serialises, and trains, exactly as before, and one with it was refused.
 pub const STAGE: StageDef = StageDef {
     name: "model",
     version: 5,

@@ -12,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::adam::Adam;
 use crate::config::ModelConfig;
 use crate::data::critic_records;
+use crate::ema::Ema;
 use crate::error::{Error, Result};
 use crate::features;
 use crate::host::{floats, scalar, to_device, to_host};
@@ -325,6 +326,8 @@ pub(crate) struct ChunkRun<'a> {
     /// DP-SGD's Poisson sampling rate for this chunk, set from its released count (`None`:
     /// batch size / flows, for benchmarks).
     pub dp_rate: Option<f64>,
+    /// The moving average of the generator's parameters (`ema_decay` > 0).
+    ema: Option<Ema>,
 }
 
 impl<'a> ChunkRun<'a> {
@@ -348,6 +351,7 @@ impl<'a> ChunkRun<'a> {
         let (generator, critics) = (names(false), names(true));
         let params = to_device(&ctx, start);
         let fused = nets::on_host(&ctx.device);
+        let ema = (cfg.ema_decay > 0.0).then(|| Ema::new(cfg.ema_decay, start, &generator));
         ChunkRun {
             cfg,
             d,
@@ -360,7 +364,18 @@ impl<'a> ChunkRun<'a> {
             critics,
             fused_lstm: fused && lstm == LstmForm::Fused,
             dp_rate: None,
+            ema,
         }
+    }
+
+    /// The weights a chunk ends with at this point, in host memory: the parameters, with the
+    /// generator's moving averages in place of its raw weights when `ema_decay` is set.
+    pub fn output_weights(&self) -> Result<HostTensors> {
+        let all = to_host(&self.params)?;
+        Ok(match &self.ema {
+            Some(e) => e.weights(all),
+            None => all,
+        })
     }
 
     fn batch(&self, real: &Real, rng: &mut ChaCha8Rng) -> (Tensor<2>, Tensor<2>) {
@@ -374,13 +389,24 @@ impl<'a> ChunkRun<'a> {
     }
 
     /// `groups` batches of generated flows, without gradients, as the critics see them:
-    /// attributes `[n, A]` and flattened records `[n, T · (F + 2)]` on the host. Drawn from
-    /// `seed` alone, and nothing in the run changes, so training goes on exactly as without it.
+    /// attributes `[n, A]` and flattened records `[n, T · (F + 2)]` on the host, from the
+    /// weights the chunk would end with now ([`Self::output_weights`]). Drawn from `seed`
+    /// alone, and nothing in the run changes, so training goes on exactly as without it.
     pub fn sample_for_score(&self, groups: usize, seed: u64) -> Result<(Vec<f32>, Vec<f32>)> {
         let b = self.cfg.batch_size;
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let n = noise(&self.ctx, self.d, &mut rng, b * groups);
-        let (a, r) = generate_plain(&self.params, self.d, n, groups, self.fused_lstm)?;
+        let averaged;
+        let params = match &self.ema {
+            Some(e) => {
+                let mut p = self.params.clone();
+                p.extend(to_device(&self.ctx, e.values()));
+                averaged = p;
+                &averaged
+            }
+            None => &self.params,
+        };
+        let (a, r) = generate_plain(params, self.d, n, groups, self.fused_lstm)?;
         Ok((
             floats(a, "generated attributes")?,
             floats(r, "generated records")?,
@@ -577,6 +603,9 @@ impl<'a> ChunkRun<'a> {
         let (g_loss, g) =
             generator_grads(&self.params, &self.generator, d, cfg, n, self.fused_lstm)?;
         self.adam_gen.step(cfg, &self.ctx, &mut self.params, g)?;
+        if let Some(e) = &mut self.ema {
+            e.update(&self.params, self.adam_gen.t - 1)?;
+        }
         if want_losses {
             losses.g_loss = scalar(g_loss.without_autodiff(), "g_loss")?;
             // A private run has no critic losses to check (they are not computed outside the
@@ -607,6 +636,11 @@ impl<'a> ChunkRun<'a> {
             }
             for (k, x) in v {
                 out.insert(format!("adam_v/{tag}/{k}"), x);
+            }
+        }
+        if let Some(e) = &self.ema {
+            for (k, x) in e.values() {
+                out.insert(format!("ema/{k}"), x.clone());
             }
         }
         Ok(out)
@@ -649,6 +683,9 @@ impl<'a> ChunkRun<'a> {
         );
         self.adam_gen.t = it;
         self.adam_critic.t = it * self.cfg.critic_steps as u64;
+        if let Some(e) = &mut self.ema {
+            e.set_values(pick("ema/", &gen_shapes)?);
+        }
         Ok(())
     }
 }

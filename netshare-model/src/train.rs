@@ -19,7 +19,6 @@ use crate::checkpoint::{fingerprint, read_checkpoint, write_checkpoint};
 use crate::config::{Keep, ModelConfig};
 use crate::data::Encoded;
 use crate::error::{Error, Result};
-use crate::host::to_host;
 pub use crate::log::{LogRow, Losses, log_csv};
 pub use crate::model_file::{ChunkSummary, MODEL_FORMAT, ModelFile};
 use crate::nets::{self, Ctx, Dims, Spec};
@@ -219,7 +218,7 @@ fn train_chunk(
                 && last.quality.is_some()
                 && best_scored(&log).map(|b| b.0) == Some(done)
             {
-                let w = to_host(&run.params)?;
+                let w = run.output_weights()?;
                 if let Some(bp) = &best_path {
                     write_checkpoint(bp, &fp, &w, done, &[])?;
                 }
@@ -243,7 +242,7 @@ fn train_chunk(
     let reached = stopped_at.unwrap_or(iterations);
     let weights = match best_weights {
         Some(w) if cfg.keep == Keep::Best => w,
-        _ => to_host(&run.params)?,
+        _ => run.output_weights()?,
     };
     if let Some(p) = &final_path {
         write_checkpoint(p, &fp, &weights, reached, &log)?;

@@ -1,5 +1,6 @@
 //! Integration tests of the model crate: learning, determinism, resume, store mode, sampling.
 
+mod average;
 mod learning;
 mod private;
 mod resume;

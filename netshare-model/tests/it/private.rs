@@ -235,3 +235,25 @@ fn private_runs_give_the_same_bytes_on_one_and_two_threads() {
         "the thread count changed the bytes"
     );
 }
+
+/// Averaging the generator's weights is post-processing of what DP-SGD released: the critics
+/// and the ledger are those of the run without it, only the written generator differs.
+#[test]
+fn a_private_run_averages_its_generator_without_touching_the_ledger_or_the_critics() {
+    let plain = train(&private(12, dp(Some(1.1), None)));
+    let avg = train(&ModelConfig {
+        ema_decay: 0.9,
+        ..private(12, dp(Some(1.1), None))
+    });
+    let ledger =
+        |t: &netshare_model::Trained| serde_json::to_string(&t.model.privacy).expect("ledger json");
+    assert_eq!(ledger(&avg), ledger(&plain));
+    let (a, p) = (&avg.weights[0], &plain.weights[0]);
+    for (name, (_, values)) in a {
+        if name.starts_with("gen_") {
+            assert_ne!(values, &p[name].1, "{name} was not averaged");
+        } else {
+            assert_eq!(values, &p[name].1, "{name} changed");
+        }
+    }
+}
