@@ -170,16 +170,20 @@ pub fn write_records(path: &Path, records: &Records, extra: &[(&str, &str)]) -> 
     w.finish()
 }
 
+/// A Parquet reader builder over a records file (its schema and metadata, before any row).
+fn open_builder(path: &Path) -> Result<ParquetRecordBatchReaderBuilder<File>> {
+    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
+    ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// The kind and key-value metadata of a records file.
 pub fn read_metadata(
     path: &Path,
 ) -> Result<(TraceKind, std::collections::BTreeMap<String, String>)> {
-    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let builder = open_builder(path)?;
     let kv: std::collections::BTreeMap<String, String> = builder
         .metadata()
         .file_metadata()
@@ -217,12 +221,7 @@ pub fn read_metadata(
 
 /// The address schema of a records file, from the type of its `srcip` column.
 pub fn read_addr_schema(path: &Path) -> Result<AddrSchema> {
-    let file = File::open(path).map_err(|e| Error::io("opening", path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|source| Error::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
+    let builder = open_builder(path)?;
     match builder
         .schema()
         .field_with_name("srcip")
