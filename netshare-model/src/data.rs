@@ -9,6 +9,15 @@ use netshare_core::tensors::ChunkTensors;
 
 use crate::error::{Error, Result};
 
+/// Reads and parses a JSON file, naming the file in either error.
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
+    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// Everything training needs from the encoder.
 #[derive(Clone, Debug)]
 pub struct Encoded {
@@ -48,11 +57,7 @@ impl Encoded {
                 inputs.keys().collect::<Vec<_>>()
             ))
         })?;
-        let text = std::fs::read(layout_path).map_err(|e| Error::io("reading", layout_path, e))?;
-        let layout: Layout = serde_json::from_slice(&text).map_err(|source| Error::Json {
-            path: layout_path.clone(),
-            source,
-        })?;
+        let layout: Layout = read_json(layout_path)?;
         let mut files: BTreeMap<usize, &PathBuf> = BTreeMap::new();
         for (name, path) in inputs {
             if let Some(i) = chunk_index(name) {

@@ -18,7 +18,7 @@ use netshare_core::tensors::ChunkTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{log_from_meta, log_to_meta};
-use crate::data::Encoded;
+use crate::data::{Encoded, read_json};
 use crate::error::{Error, Result};
 use crate::plan::{Plan, PlanFile};
 use crate::train::{Bars, ChunkOutcome, Start, TrainOptions, gather, train_one_chunk};
@@ -59,14 +59,6 @@ pub struct ChunkRunConfig {
 /// The file name of a chunk's result.
 pub fn chunk_file_name(chunk: usize) -> String {
     format!("chunk-{chunk:03}.safetensors")
-}
-
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io("reading", path, e))?;
-    serde_json::from_slice(&bytes).map_err(|source| Error::Json {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 fn input<'a>(inputs: &'a BTreeMap<String, PathBuf>, name: &str) -> Result<&'a Path> {

@@ -82,11 +82,7 @@ impl TrainedModel {
 
     /// Loads from the path of `model.json` and the weights files in chunk order.
     pub fn from_files(model_json: &Path, weights_files: &[PathBuf]) -> Result<TrainedModel> {
-        let text = std::fs::read(model_json).map_err(|e| Error::io("reading", model_json, e))?;
-        let model: ModelFile = serde_json::from_slice(&text).map_err(|source| Error::Json {
-            path: model_json.to_path_buf(),
-            source,
-        })?;
+        let model: ModelFile = crate::data::read_json(model_json)?;
         if model.format != MODEL_FORMAT {
             return Err(Error::Input(format!(
                 "{}: format {:?}, expected {MODEL_FORMAT:?}",

@@ -135,11 +135,7 @@ pub(crate) fn resolve_inputs(
     for (name, src) in &stage.inputs {
         let digest = match parse_source(src)? {
             Source::File(rel) => {
-                let path = if rel.is_absolute() {
-                    rel
-                } else {
-                    p.root.join(rel)
-                };
+                let path = p.file_path(rel);
                 if import {
                     store
                         .put_file(&path)

@@ -178,6 +178,15 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Where a `file:` input lives: as given when absolute, else under the workspace root.
+    pub fn file_path(&self, rel: PathBuf) -> PathBuf {
+        if rel.is_absolute() {
+            rel
+        } else {
+            self.root.join(rel)
+        }
+    }
+
     /// The stage with an id.
     pub fn stage(&self, id: &str) -> Result<&StageSpec> {
         self.stages.iter().find(|s| s.id == id).with_context(|| {

@@ -260,11 +260,7 @@ impl Executor<'_> {
         for (name, src) in &stage.inputs {
             match parse_source(src)? {
                 Source::File(rel) => {
-                    let path = if rel.is_absolute() {
-                        rel
-                    } else {
-                        self.p.root.join(rel)
-                    };
+                    let path = self.p.file_path(rel);
                     let d = self
                         .store
                         .put_file(&path)
@@ -425,11 +421,8 @@ impl Executor<'_> {
             "#SBATCH --job-name={}",
             quote(&format!("ns-{}-{label}", self.p.name))
         );
-        let log = match array {
-            Some(_) => self.dir.join(format!("{label}-%A_%a.log")),
-            None => self.dir.join(format!("{label}-%j.log")),
-        };
-        let _ = writeln!(s, "#SBATCH --output={}", quote(&log.display().to_string()));
+        let log = self.log_pattern(label, array.is_some());
+        let _ = writeln!(s, "#SBATCH --output={}", quote(&log));
         let _ = writeln!(s, "#SBATCH --kill-on-invalid-dep=yes");
         if let Some(tasks) = array {
             let list: Vec<String> = tasks.iter().map(|t| t.to_string()).collect();
@@ -478,22 +471,34 @@ impl Executor<'_> {
         let mut script = self.header(&run.label, deps, None);
         let _ = writeln!(script, "exec {}", self.command_line(run));
         let job = self.sbatch(&run.label, &script, deps)?;
-        self.jobs.push(JobRecord {
+        self.record(JobRecord {
             label: run.label.clone(),
             job_id: job.clone(),
             tasks: Vec::new(),
             records: vec![self.ref_of(&run.label)],
             after: deps.iter().cloned().collect(),
-            log: self
-                .dir
-                .join(format!("{}-%j.log", run.label))
-                .display()
-                .to_string(),
-        });
-        if !self.dry_run {
-            self.save()?;
-        }
+            log: self.log_pattern(&run.label, false),
+        })?;
         Ok(job)
+    }
+
+    /// Slurm's `--output` pattern of a job's log (`%j`, or `%A_%a` for an array's tasks).
+    fn log_pattern(&self, label: &str, array: bool) -> String {
+        let name = if array {
+            format!("{label}-%A_%a.log")
+        } else {
+            format!("{label}-%j.log")
+        };
+        self.dir.join(name).display().to_string()
+    }
+
+    /// Adds a submitted job to the submission's record (saved for `status`).
+    fn record(&mut self, job: JobRecord) -> Result<()> {
+        self.jobs.push(job);
+        if self.dry_run {
+            return Ok(());
+        }
+        self.save()
     }
 
     /// One job array for several chunk runs: task K runs chunk K.
@@ -521,21 +526,14 @@ impl Executor<'_> {
             "  *) echo \"task $SLURM_ARRAY_TASK_ID is no chunk of this array\" >&2; exit 2 ;;\nesac\n",
         );
         let job = self.sbatch(&label, &script, deps)?;
-        self.jobs.push(JobRecord {
+        self.record(JobRecord {
+            log: self.log_pattern(&label, true),
             label,
             job_id: job.clone(),
-            tasks: tasks.clone(),
+            tasks,
             records: runs_.iter().map(|r| self.ref_of(&r.label)).collect(),
             after: deps.iter().cloned().collect(),
-            log: self
-                .dir
-                .join(format!("{}.chunks-%A_%a.log", stage.id))
-                .display()
-                .to_string(),
-        });
-        if !self.dry_run {
-            self.save()?;
-        }
+        })?;
         Ok(job)
     }
 
