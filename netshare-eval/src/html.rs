@@ -112,15 +112,30 @@ td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}}th
         report.config.convention.name(),
         report.config.seed
     );
-    h.push_str("<table><tr><th class=\"l\">table</th><th>rows</th><th>five-tuples</th></tr>");
+    // The family split only where a table holds IPv6: an IPv4 report keeps its page.
+    let v6 = crate::report::has_ipv6(&report.tables);
+    h.push_str("<table><tr><th class=\"l\">table</th><th>rows</th><th>five-tuples</th>");
+    if v6 {
+        h.push_str("<th>IPv6 rows</th><th>IPv6 five-tuples</th>");
+    }
+    h.push_str("</tr>");
     for (name, t) in &report.tables {
         let _ = write!(
             h,
-            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td class=\"l\">{}</td><td>{}</td><td>{}</td>",
             esc(name),
             t.rows,
             t.five_tuples
         );
+        if v6 {
+            let (rows, tuples) = t.ipv6_percent();
+            let _ = write!(
+                h,
+                "<td>{} ({rows:.1}%)</td><td>{} ({tuples:.1}%)</td>",
+                t.ipv6_rows, t.ipv6_five_tuples
+            );
+        }
+        h.push_str("</tr>");
     }
     h.push_str("</table>");
 

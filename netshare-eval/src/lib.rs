@@ -33,13 +33,15 @@ pub use fidelity::{Convention, Metric};
 pub use report::{EvalConfig, Inputs, Report};
 pub use table::Table;
 
-/// This stage's identity in the artifact store. Version 4: held-out reports carry a
+/// This stage's identity in the artifact store. Version 5: a trace with IPv6 gets each
+/// table's family split (`ipv6_rows`, `ipv6_five_tuples`) and a verdict line on it; an IPv4
+/// report is unchanged. Version 4: held-out reports carry a
 /// membership-inference audit (`privacy`); flow CSVs are read by the formats crate (any
 /// dialect). Version 3: metrics carry a `note` when values were left out, and the report plots
 /// the model's quick quality score against training time.
 pub const STAGE: StageDef = StageDef {
     name: "eval",
-    version: 4,
+    version: 5,
 };
 
 /// Paths of the inputs of one evaluation by role.

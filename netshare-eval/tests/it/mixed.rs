@@ -116,7 +116,32 @@ fn a_report_runs_on_mixed_traces_read_from_v2_files() {
         max_rows: 300,
         ..EvalConfig::default()
     };
+    let syn_v6 = inputs
+        .synthetic
+        .as_ref()
+        .map_or(0, |t| t.srcip.iter().filter(|a| a.is_ipv6()).count());
     let r = report::build(&inputs, &cfg).expect("report on mixed traces");
+    // The family split, counted by hand: every third row is IPv6, and its 40 five-tuples are
+    // distinct (source address i mod 17 and port i mod 50 repeat together only after 850 rows).
+    let real_info = &r.tables["real"];
+    assert_eq!(
+        (
+            real_info.rows,
+            real_info.ipv6_rows,
+            real_info.ipv6_five_tuples
+        ),
+        (120, 40, 40)
+    );
+    assert_eq!(r.tables["synthetic"].ipv6_rows, syn_v6);
+    let line = r
+        .verdict
+        .iter()
+        .find(|l| l.starts_with("Address families"))
+        .expect("a verdict line on the family split");
+    assert!(
+        line.contains("33.3% of the real rows (33.3% of their five-tuples)"),
+        "{line}"
+    );
     let flat = report::flatten(&r);
     for k in [
         "synthetic.distributional.jsd_srcip",
