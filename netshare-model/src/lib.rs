@@ -90,8 +90,10 @@ pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, tra
 /// time budget may end training early (weights unchanged for a given iteration count).
 /// Version 5: DP-SGD (`dp`) with the privacy ledger in `model.json`, and the optional `init`
 /// input (runs without them give the bytes of version 4). The moving average of the
-/// generator's weights (`ema_decay`, off by default) came later under the same version: a
-/// config without it serialises, and trains, exactly as before, and one with it was refused.
+/// generator's weights (`ema_decay`) came later under the same version: a config without it
+/// serialises, and trains, exactly as before, and one with it was refused. The `default`
+/// profile sets it to 0.99; a config resolves its profile before it is keyed, so runs stored
+/// with the old default keep their keys and a new default run gets a new one.
 pub const STAGE: StageDef = StageDef {
     name: "model",
     version: 5,

@@ -95,6 +95,24 @@ fn configs_are_a_profile_plus_overrides_and_unknown_fields_are_refused() {
     assert!(e.to_string().contains("batch_size"), "{e}");
 }
 
+/// The default profile averages the generator's weights (0.99); the others do not. A config
+/// is keyed by its resolved form, so naming the profile's value changes nothing, and a run
+/// stored under the old default (no average) keeps a key of its own.
+#[test]
+fn the_default_profile_averages_the_generator_and_is_keyed_by_its_resolved_form() {
+    let parse = |s: &str| serde_json::from_str::<ModelConfig>(s).expect("parse");
+    let canon = |c: &ModelConfig| serde_json::to_string(c).expect("ser");
+    let plain = parse(r#"{"profile":"default","seed":3}"#);
+    assert_eq!(plain.ema_decay, 0.99);
+    assert_eq!(parse(r#"{"profile":"tiny"}"#).ema_decay, 0.0);
+    assert_eq!(parse(r#"{"profile":"netshare"}"#).ema_decay, 0.0);
+    let named = parse(r#"{"profile":"default","seed":3,"ema_decay":0.99}"#);
+    assert_eq!(canon(&named), canon(&plain));
+    let off = parse(r#"{"profile":"default","seed":3,"ema_decay":0}"#);
+    assert_ne!(canon(&off), canon(&plain));
+    assert!(!canon(&off).contains("ema_decay"), "{}", canon(&off));
+}
+
 /// `sample_len` has one home, the encoder's config, and reaches the model in `layout.json`:
 /// the model refuses it in its own config (also in the `--plan` check the driver runs before
 /// any stage), and trains with the layout's value.
