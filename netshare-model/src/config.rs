@@ -245,9 +245,11 @@ impl ModelConfig {
                 // The generator's weights averaged over about the last 100 updates: on held-out
                 // data (3 seeds, bench/EXPERIMENTS.md) detectability AUC fell on every trace
                 // measured (UGR16 1k 0.885 -> 0.859, host-a 0.924 -> 0.899, host-b 0.936 ->
-                // 0.923) and the MI difference and the srcport x dstport joint with it, at a
-                // training cost within the runs' noise. 0.999 averaged too long: it broke
-                // host-b's joints and squeezed flow starts toward midday.
+                // 0.923) and the MI difference and the srcport x dstport joint with it; on the
+                // skype capture it stayed at 0.999 and two joints got worse. Median training
+                // time under the same shared load: host-b 208 s vs 197 s, the capture 1,149 s
+                // vs 1,106 s. 0.999 averaged too long: it broke host-b's joints and squeezed
+                // flow starts toward midday.
                 ema_decay: 0.99,
                 ..base
             },

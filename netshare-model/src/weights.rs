@@ -30,10 +30,11 @@ pub fn write(
             .map_err(|e| err(format!("{name}: {e}")))?;
         views.push((name.as_str(), view));
     }
-    let sorted = metadata.clone();
-    let meta: Option<HashMap<String, String>> = metadata.map(|m| m.into_iter().collect());
+    let meta: Option<HashMap<String, String>> = metadata
+        .as_ref()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect());
     let mut out = safetensors::serialize(views, meta).map_err(|e| err(e.to_string()))?;
-    if let Some(m) = &sorted {
+    if let Some(m) = &metadata {
         sort_metadata(&mut out, m).map_err(err)?;
     }
     let tmp = path.with_extension("safetensors.partial");
