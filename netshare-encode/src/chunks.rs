@@ -1,7 +1,7 @@
 //! Time chunks, flows within a chunk and cross-chunk flow tags (SPEC §2.1-§2.4), plus the
 //! `chunks.json` artifact that tells the model and the synthesiser each chunk's time range.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -12,7 +12,7 @@ use crate::fields::ContinuousCodec;
 use crate::table::FiveTuple;
 
 /// One chunk as recorded in `chunks.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunkInfo {
     /// Index among the non-empty chunks (0-based; the `tag/in_chunk/NNN` number).
@@ -36,6 +36,15 @@ pub struct ChunkInfo {
     /// trace's daily bursts. Absent: the linear position.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub start_knots_us: Vec<i64>,
+    /// The probabilities of `code_quantiles`, ascending from 0 to 1
+    /// ([`crate::calibrate::code_probabilities`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub code_probabilities: Vec<f64>,
+    /// Quantiles at `code_probabilities` of the codes this chunk's model trains on, for each
+    /// one-dimensional continuous head, by head name (`flow_start`, `interarrival`, `td`, …).
+    /// Synth maps generated codes onto them ([`crate::calibrate`]). Absent in private mode.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub code_quantiles: BTreeMap<String, Vec<f32>>,
 }
 
 impl ChunkInfo {
@@ -91,7 +100,7 @@ pub fn start_knots(starts_us: &[i64], k: usize) -> Vec<i64> {
 }
 
 /// The content of `chunks.json`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChunksFile {
     /// How the chunks were drawn.
@@ -410,6 +419,8 @@ mod tests {
             n_input_records: 0,
             train_file: train_file_name(0),
             start_knots_us: knots,
+            code_probabilities: Vec::new(),
+            code_quantiles: BTreeMap::new(),
         }
     }
 

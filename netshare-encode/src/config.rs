@@ -196,6 +196,16 @@ pub struct EncodeConfig {
     /// (the knots are fitted on the records being encoded).
     #[serde(skip_serializing_if = "is_zero")]
     pub flow_start_quantiles: usize,
+    /// Quantile knots of each chunk's training codes per continuous head, which synth maps
+    /// generated codes onto (marginal calibration, [`crate::calibrate`]). `None`: 100, and 0
+    /// in private mode; 0 turns calibration off. Refused above 0 in private mode (the knots
+    /// would be statistics of the records being encoded).
+    pub code_quantiles: Option<usize>,
+    /// Flow traces: encode `byt` as bytes per packet (`byt / pkt`) and decode it as the
+    /// decoded ratio times the decoded `pkt`, so the generator learns the ratio, whose values
+    /// cluster at header sizes and the MTU, instead of an unconstrained byte count.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub byt_per_pkt: bool,
     /// Seed of every random choice (embedding initialisation, negative sampling).
     pub seed: u64,
 }
@@ -225,6 +235,8 @@ impl Default for EncodeConfig {
             private: false,
             time_range_us: None,
             flow_start_quantiles: 0,
+            code_quantiles: None,
+            byt_per_pkt: false,
             seed: 0,
         }
     }
@@ -248,6 +260,15 @@ impl EncodeConfig {
         })
     }
 
+    /// The code quantiles per head in effect (see `code_quantiles`).
+    pub fn code_quantiles(&self) -> usize {
+        self.code_quantiles.unwrap_or(if self.private {
+            0
+        } else {
+            crate::calibrate::DEFAULT_CODE_QUANTILES
+        })
+    }
+
     /// The encoding of a non-key field: the override if any, else the kind's default.
     pub fn field_encoding(&self, kind: TraceKind, field: &str) -> Option<FieldEncoding> {
         if let Some(e) = self.fields.get(field) {
@@ -265,8 +286,12 @@ pub fn trace_fields(kind: TraceKind) -> &'static [&'static str] {
     }
 }
 
-/// NetShare's default encoding of a field (SPEC §3): flows take log1p on td, pkt, byt; packet
-/// header fields use fixed ranges; pkt_len uses the data's range ([20, 1500] in private mode).
+/// The default encoding of a field. Flows take log1p on td, pkt, byt (SPEC §3). Packet header
+/// fields: `id` keeps its fixed range; `pkt_len`, `tos`, `ttl` and `off` go through their
+/// empirical CDF, because real hosts send a handful of TTLs and TOS values, offsets are almost
+/// always 0 and lengths cluster, and a min-max code over [0, 255] decodes a generator's
+/// continuous output to values no host sent. In private mode the knots would come from the
+/// private records, so those fields keep NetShare's fixed ranges (`pkt_len` [20, 1500]).
 pub fn default_field_encoding(
     kind: TraceKind,
     field: &str,
@@ -289,7 +314,15 @@ pub fn default_field_encoding(
         },
         (TraceKind::Flows, "td" | "pkt" | "byt") => cont(true, None),
         (TraceKind::Flows, "label") => FieldEncoding::Categorical { categories: None },
-        (TraceKind::Packets, "pkt_len") => cont(false, private.then_some([20.0, 1500.0])),
+        (TraceKind::Packets, "pkt_len" | "tos" | "ttl" | "off") if !private => {
+            FieldEncoding::Continuous {
+                log1p: false,
+                range: Range::Unit,
+                bounds: None,
+                quantiles: DEFAULT_QUANTILES,
+            }
+        }
+        (TraceKind::Packets, "pkt_len") => cont(false, Some([20.0, 1500.0])),
         (TraceKind::Packets, "tos" | "ttl") => cont(false, Some([0.0, 255.0])),
         (TraceKind::Packets, "id") => cont(false, Some([0.0, 65535.0])),
         (TraceKind::Packets, "off") => cont(false, Some([0.0, 8191.0])),

@@ -41,6 +41,25 @@ pub struct NamedField {
     pub name: String,
     /// Its codec.
     pub codec: FieldCodec,
+    /// An earlier continuous field that divides this one before encoding: the codec then
+    /// holds the ratio (bytes per packet for `byt` over `pkt`), and decoding multiplies the
+    /// decoded ratio by the decoded divisor and rounds to an integer. A record whose divisor
+    /// is not positive encodes its value as the ratio.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<String>,
+}
+
+impl NamedField {
+    /// The index of the divisor among `fields`, when this field is encoded per another.
+    fn divisor(&self, fields: &[NamedField]) -> Option<usize> {
+        let per = self.per.as_deref()?;
+        fields.iter().position(|f| f.name == per)
+    }
+}
+
+/// The value a field with a divisor encodes: `x / d` for a positive divisor, else `x`.
+pub fn ratio_of(x: f64, d: f64) -> f64 {
+    if d > 0.0 { x / d } else { x }
 }
 
 /// The fitted encoder. Serialised as `encoder.json`.
@@ -236,6 +255,19 @@ impl FittedEncoder {
                 self.kind
             ));
         }
+        for (i, f) in self.fields.iter().enumerate() {
+            let Some(per) = &f.per else { continue };
+            let ok = matches!(f.codec, FieldCodec::Continuous(_))
+                && f.divisor(&self.fields).is_some_and(|j| {
+                    j < i && matches!(self.fields[j].codec, FieldCodec::Continuous(_))
+                });
+            if !ok {
+                return Err(format!(
+                    "field {}: per {per:?} must name an earlier continuous field, and {} must be continuous",
+                    f.name, f.name
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -386,7 +418,11 @@ impl FittedEncoder {
         for (i, f) in self.fields.iter().enumerate() {
             match &f.codec {
                 FieldCodec::Continuous(c) => {
-                    let (v, clamped) = c.encode(num(i));
+                    let x = match f.divisor(&self.fields) {
+                        Some(j) => ratio_of(num(i), num(j)),
+                        None => num(i),
+                    };
+                    let (v, clamped) = c.encode(x);
                     out[o] = v;
                     if clamped {
                         EncodeCounts::bump(&mut counts.clamped, &f.name);
@@ -549,6 +585,14 @@ impl FittedEncoder {
                 FieldCodec::Categorical(c) => Value::Cat(c.decode(x)),
             });
             o += d;
+        }
+        for (i, f) in self.fields.iter().enumerate() {
+            if let Some(j) = f.divisor(&self.fields)
+                && let (Value::Num(d), Value::Num(r)) = (&out[j], &out[i])
+            {
+                let x = if *d > 0.0 { *r * *d } else { *r };
+                out[i] = Value::Num(x.round());
+            }
         }
         out
     }

@@ -9,10 +9,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use netshare_core::addr;
+use netshare_core::records::TraceKind;
 
 use crate::addr::{AddrCodec, WideCodec};
 use crate::config::{DiscreteEncoding, EmbeddingSource, EncodeConfig, FieldEncoding, trace_fields};
-use crate::encoder::{ENCODER_FORMAT, FittedEncoder, NamedField};
+use crate::encoder::{ENCODER_FORMAT, FittedEncoder, NamedField, ratio_of};
 use crate::error::{Error, Result};
 use crate::fields::{CategoricalCodec, ContinuousCodec, DiscreteCodec, FieldCodec};
 use crate::ip2vec;
@@ -128,6 +129,8 @@ pub(crate) fn fit_encoder(
 
     let mut fields = Vec::new();
     for &name in trace_fields(kind) {
+        let per = (cfg.byt_per_pkt && kind == TraceKind::Flows && name == "byt")
+            .then(|| "pkt".to_string());
         let enc = cfg
             .field_encoding(kind, name)
             .expect("every trace field has a default encoding");
@@ -145,9 +148,22 @@ pub(crate) fn fit_encoder(
                 }
                 let values = match bounds {
                     Some(_) => Vec::new(),
-                    None => numbers(need(vocab_src, &format!("bounds of `{name}`"))?, name),
+                    None => {
+                        let src = need(vocab_src, &format!("bounds of `{name}`"))?;
+                        let v = numbers(src, name);
+                        match &per {
+                            Some(d) => v
+                                .iter()
+                                .zip(numbers(src, d))
+                                .map(|(&x, d)| ratio_of(x, d))
+                                .collect(),
+                            None => v,
+                        }
+                    }
                 };
-                let codec = ContinuousCodec::fit(&values, log1p, range, bounds, name != "td");
+                // A ratio is not an integer; the decoded product is rounded instead.
+                let integer = name != "td" && per.is_none();
+                let codec = ContinuousCodec::fit(&values, log1p, range, bounds, integer);
                 FieldCodec::Continuous(if bounds.is_none() && quantiles > 0 {
                     codec.with_quantiles(&values, quantiles)
                 } else {
@@ -177,13 +193,16 @@ pub(crate) fn fit_encoder(
         fields.push(NamedField {
             name: name.to_string(),
             codec,
+            per,
         });
     }
     let semantics = match (cfg.semantics, vocab_src) {
         (true, Some(t)) => {
             let integer: Vec<&str> = fields
                 .iter()
-                .filter(|f| matches!(&f.codec, FieldCodec::Continuous(c) if c.integer))
+                .filter(|f| {
+                    f.per.is_some() || matches!(&f.codec, FieldCodec::Continuous(c) if c.integer)
+                })
                 .map(|f| f.name.as_str())
                 .collect();
             Some(Semantics::fit(t, &integer))

@@ -12,6 +12,7 @@
 #![deny(missing_docs)]
 
 pub mod addr;
+pub mod calibrate;
 pub mod chunks;
 pub mod config;
 pub mod encoder;
@@ -37,10 +38,15 @@ use netshare_core::stage::StageDef;
 /// This stage's identity in the artifact store. Version 4: `layout.json` carries
 /// `sample_len`, which the model now reads from there instead of its own config. Version 5:
 /// in private mode `encoder.json` and `layout.json` say so (`private: true`; other files
-/// unchanged).
+/// unchanged). Version 6: packet traces' `pkt_len`, `tos`, `ttl` and `off` are encoded through
+/// their empirical CDF outside private mode; the semantics carry value sets (integer fields
+/// with few values snap to the nearest one seen); `chunks.json` carries each chunk's training
+/// code quantiles for synth's marginal calibration (not in private mode). A flow trace's
+/// tensors and layout are unchanged (so are its models), and its `encoder.json` too unless a
+/// field has a value set.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 5,
+    version: 6,
 };
 
 /// Reads a `layout.json` (as written by this stage).

@@ -1,6 +1,7 @@
 //! The encode stage end to end: records → time chunks → flows → tags → fitted encoder →
 //! per-chunk training tensors, the report, and the files of the stage's output directory.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use netshare_core::records::{Records, TraceKind, read_records};
@@ -188,6 +189,13 @@ fn check_config(cfg: &EncodeConfig, public: Option<&Table>, kind: TraceKind) -> 
             )));
         }
     }
+    if cfg.private && cfg.code_quantiles.is_some_and(|k| k > 0) {
+        return Err(Error::Config(
+            "code_quantiles fits the training codes of the records being encoded; \
+             private mode must not (set it to 0 or leave it out)"
+                .into(),
+        ));
+    }
     if cfg.private && cfg.flow_start_quantiles > 0 {
         return Err(Error::Config(
             "flow_start_quantiles fits the flow start times of the records being encoded; \
@@ -344,7 +352,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
         .zip(tags.par_iter())
         .enumerate()
         .map(|(index, (((rows, _, n_input), flows), tags))| {
-            let info = ChunkInfo {
+            let mut info = ChunkInfo {
                 index,
                 t_min_us: rows.t_min_us,
                 t_max_us: rows.t_max_us,
@@ -359,8 +367,16 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                         .collect::<Vec<_>>(),
                     cfg.flow_start_quantiles,
                 ),
+                code_probabilities: Vec::new(),
+                code_quantiles: BTreeMap::new(),
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
+            let probs = crate::calibrate::code_probabilities(cfg.code_quantiles());
+            info.code_quantiles =
+                crate::calibrate::code_quantiles(&encoder.layout(), &tensors, &probs);
+            if !info.code_quantiles.is_empty() {
+                info.code_probabilities = probs;
+            }
             (info, tensors, counts)
         })
         .collect();

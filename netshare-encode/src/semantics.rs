@@ -1,6 +1,7 @@
 //! Field semantics learned from the trace and enforced when decoding: the value resolution of
-//! times and continuous fields, implications between fields (a one-packet flow lasts 0 s), and
-//! per-protocol ranges (bytes per packet between the protocol's smallest header and the MTU).
+//! times and continuous fields, the few values an integer field takes (a host sends TTL 64 or
+//! 128, not 97), implications between fields (a one-packet flow lasts 0 s), and per-protocol
+//! ranges (bytes per packet between the protocol's smallest header and the MTU).
 //!
 //! A generator's continuous outputs break such rules in ways a classifier spots at once (a
 //! NetFlow duration of 0.317 s with one packet, where real ones are whole milliseconds and 0 for
@@ -19,6 +20,12 @@ use crate::table::{Column, Table, Value};
 pub const RULE_SUPPORT: f64 = 0.995;
 /// Fewest records a conditional rule (an implication, a protocol's range) is fitted from.
 pub const MIN_RULE_RECORDS: usize = 20;
+
+/// Most distinct values an integer field may take for its value set to be enforced.
+pub const MAX_VALUE_SET: usize = 64;
+/// Fewest records per distinct value (on average) for a value set to be enforced: the values
+/// must repeat, or the set would only copy the training records.
+pub const VALUE_SET_RECORDS_PER_VALUE: usize = 20;
 
 /// Candidate resolutions of continuous values, coarsest first.
 const VALUE_QUANTA: [f64; 7] = [1.0, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6];
@@ -63,6 +70,10 @@ pub struct Semantics {
     pub time_quantum_us: i64,
     /// Non-integer continuous fields whose values are multiples of a quantum.
     pub quanta: BTreeMap<String, f64>,
+    /// Integer fields that take few values: every value seen, ascending. A decoded value
+    /// becomes the nearest of them.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub value_sets: BTreeMap<String, Vec<f64>>,
     /// Implications between fields, applied in order.
     pub implications: Vec<Implication>,
     /// Per-protocol ranges.
@@ -72,6 +83,26 @@ pub struct Semantics {
 fn is_multiple(x: f64, q: f64) -> bool {
     let r = x / q;
     (r - r.round()).abs() <= 1e-6 * r.abs().max(1.0)
+}
+
+/// The member of `set` (ascending, not empty) nearest to `x`, the lower one on a tie.
+fn nearest(set: &[f64], x: f64) -> f64 {
+    if x.is_nan() {
+        return set[0];
+    }
+    let i = set.partition_point(|&s| s < x);
+    match (i.checked_sub(1).map(|j| set[j]), set.get(i)) {
+        (Some(lo), Some(&hi)) => {
+            if x - lo <= hi - x {
+                lo
+            } else {
+                hi
+            }
+        }
+        (Some(lo), None) => lo,
+        (None, Some(&hi)) => hi,
+        (None, None) => x,
+    }
 }
 
 fn holds_for_most<T>(values: &[T], mut pred: impl FnMut(&T) -> bool) -> bool {
@@ -119,6 +150,22 @@ impl Semantics {
                 .find(|&q| holds_for_most(&finite, |&x| is_multiple(x, q)))
             {
                 quanta.insert(name.to_string(), q);
+            }
+        }
+        let mut value_sets = BTreeMap::new();
+        for &(name, v) in &nums {
+            if !integer.contains(&name) {
+                continue;
+            }
+            let mut set: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+            let n = set.len();
+            set.sort_by(f64::total_cmp);
+            set.dedup();
+            if !set.is_empty()
+                && set.len() <= MAX_VALUE_SET
+                && n >= VALUE_SET_RECORDS_PER_VALUE * set.len()
+            {
+                value_sets.insert(name.to_string(), set);
             }
         }
         let mut implications = Vec::new();
@@ -209,6 +256,7 @@ impl Semantics {
         Semantics {
             time_quantum_us,
             quanta,
+            value_sets,
             implications,
             ranges,
         }
@@ -232,6 +280,8 @@ impl Semantics {
                 *x = (*x / q).round() * q;
             }
         }
+        // Value sets come after the ranges: a protocol's bounds are values of the set, so the
+        // nearest member of a clamped value stays inside them.
         for r in &self.ranges {
             let [lo, hi] = r.by_proto.get(&proto).copied().unwrap_or(r.all);
             let div = match &r.per {
@@ -258,6 +308,11 @@ impl Semantics {
                     (mid, mid)
                 };
                 *x = x.clamp(a, b);
+            }
+        }
+        for (name, set) in &self.value_sets {
+            if let Some(Value::Num(x)) = idx(name).and_then(|i| values.get_mut(i)) {
+                *x = nearest(set, *x);
             }
         }
         for imp in &self.implications {
@@ -347,6 +402,11 @@ mod tests {
                 support: 40,
             }]
         );
+        // pkt takes two values in 80 records; byt takes 21, too few records for each.
+        assert_eq!(
+            s.value_sets,
+            BTreeMap::from([("pkt".to_string(), vec![1.0, 3.0])])
+        );
         assert_eq!(s.ranges.len(), 1);
         assert_eq!(s.ranges[0].by_proto.get(&6), Some(&[40.0, 300.0]));
         assert_eq!(s.ranges[0].all, [40.0, 300.0]);
@@ -386,9 +446,45 @@ mod tests {
         ];
         r.apply(&names, 6, &mut v);
         assert_eq!(v[2], Value::Num(480_842.0));
+        // pkt snaps to the values seen (the lower one on a tie), before the implication reads it.
+        for (pkt, want, td) in [
+            (2.0, 1.0, 0.0),
+            (2.6, 3.0, 0.317),
+            (0.0, 1.0, 0.0),
+            (9.0, 3.0, 0.317),
+        ] {
+            let mut v = vec![
+                Value::Num(0.3171),
+                Value::Num(pkt),
+                Value::Num(100.0),
+                Value::Cat("x".into()),
+            ];
+            s.apply(&names, 6, &mut v);
+            assert_eq!(
+                (&v[0], &v[1]),
+                (&Value::Num(td), &Value::Num(want)),
+                "pkt {pkt}"
+            );
+        }
         assert_eq!(s.round_time(1_499), 1_000);
         assert_eq!(s.round_time(1_500), 2_000);
         assert_eq!(s.round_time(-1_499), -1_000);
+    }
+
+    #[test]
+    fn a_field_with_more_values_than_a_set_holds_gets_none() {
+        // 65 values, 40 records each: above MAX_VALUE_SET though each value repeats.
+        let rows: Vec<_> = (0..65 * 40)
+            .map(|i| (6, i64::from(i), 0.0, f64::from(1 + i % 65), 1000.0))
+            .collect();
+        let s = Semantics::fit(&flows(&rows), &INTEGER);
+        assert!(!s.value_sets.contains_key("pkt"), "{:?}", s.value_sets);
+        // 64 of them are a set.
+        let rows: Vec<_> = (0..64 * 20)
+            .map(|i| (6, i64::from(i), 0.0, f64::from(1 + i % 64), 1000.0))
+            .collect();
+        let s = Semantics::fit(&flows(&rows), &INTEGER);
+        assert_eq!(s.value_sets.get("pkt").map(Vec::len), Some(64));
     }
 
     #[test]
@@ -409,9 +505,17 @@ mod tests {
         assert_eq!(s.time_quantum_us, 1);
         assert_eq!(s.quanta.get("td"), Some(&1e-6));
         assert!(s.implications.is_empty(), "{:?}", s.implications);
+        // 60 records of one pkt and one byt value: each is its field's whole set.
+        assert_eq!(s.value_sets.get("pkt"), Some(&vec![1.0]));
+        assert_eq!(s.value_sets.get("byt"), Some(&vec![100.0]));
+        assert!(
+            !s.value_sets.contains_key("td"),
+            "td is not an integer field"
+        );
         // Too few records of a protocol: only the overall range applies to it.
         let few: Vec<_> = (0..10).map(|i| (47, i, 0.0, 2.0, 100.0)).collect();
         let s = Semantics::fit(&flows(&few), &INTEGER);
+        assert!(s.value_sets.is_empty(), "10 records: {:?}", s.value_sets);
         assert!(s.ranges[0].by_proto.is_empty());
         assert_eq!(s.ranges[0].all, [50.0, 50.0]);
     }

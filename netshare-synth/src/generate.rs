@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
 use netshare_encode::addr::AddrCodec;
+use netshare_encode::calibrate::Calibration;
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -45,6 +46,9 @@ pub struct SynthConfig {
     pub snaplen: u32,
     /// Capture only headers, keeping wire lengths.
     pub headers_only: bool,
+    /// Map generated codes of continuous heads onto the training marginal when the encoder
+    /// recorded it (`code_quantiles` in chunks.json; see netshare-encode's `calibrate`).
+    pub calibrate: bool,
 }
 
 impl Default for SynthConfig {
@@ -59,6 +63,7 @@ impl Default for SynthConfig {
             link: LinkType::Ethernet,
             snaplen: 65_535,
             headers_only: false,
+            calibrate: true,
         }
     }
 }
@@ -241,6 +246,9 @@ pub struct ChunkReport {
     pub carried: u64,
     /// The record-level clean-up of this chunk.
     pub clean: CleanCounts,
+    /// Heads whose generated codes were mapped onto the chunk's training marginal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibrated: Vec<String>,
 }
 
 /// The `synth-report.json` artifact: counts of everything generated, kept and dropped.
@@ -392,11 +400,17 @@ pub fn synthesize(
             None => info.n_flows,
         };
         let n = (real_flows as f64 * cfg.scale).round() as usize;
+        let calibration = if cfg.calibrate {
+            Calibration::for_chunk(inputs.model.layout(), info)
+        } else {
+            Calibration::default()
+        };
         let t0 = Instant::now();
-        let sampled =
+        let mut sampled =
             inputs
                 .model
                 .try_sample_attributes(c, n, derive_seed(cfg.seed, &[c as u64, 0]))?;
+        calibration.attributes(&mut sampled, a);
         timings.sample_attributes_s += t0.elapsed().as_secs_f64();
         let before = merger.counts().clone();
         let plan = merger.plan_chunk(c, &sampled)?;
@@ -404,15 +418,21 @@ pub fn synthesize(
 
         let mut records = empty(kind);
         let mut flow_of = Vec::new();
+        // Fitted on the chunk's first batch, applied to every batch of the chunk.
+        let mut feature_map = None;
         for (b, start) in (0..plan.len()).step_by(cfg.batch_size).enumerate() {
             let rows = cfg.batch_size.min(plan.len() - start);
             let attrs = &plan.attributes[start * a..(start + rows) * a];
             let t0 = Instant::now();
-            let (features, lengths) = inputs.model.try_sample_features(
+            let (mut features, lengths) = inputs.model.try_sample_features(
                 c,
                 attrs,
                 derive_seed(cfg.seed, &[c as u64, 1, b as u64]),
             )?;
+            let (t, f) = (enc.max_len, enc.feature_dim());
+            feature_map
+                .get_or_insert_with(|| calibration.fit_features(&features, &lengths, t, f))
+                .apply(&mut features, &lengths, t, f);
             timings.sample_features_s += t0.elapsed().as_secs_f64();
             let t0 = Instant::now();
             decode_batch(
@@ -459,6 +479,7 @@ pub fn synthesize(
             flows: plan.len() as u64,
             carried: plan.carried as u64,
             clean: clean.clone(),
+            calibrated: calibration.heads(),
         });
         add_clean(&mut clean_total, &clean);
     }

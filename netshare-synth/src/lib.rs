@@ -20,8 +20,10 @@ pub use error::{Error, Result};
 
 use netshare_core::stage::StageDef;
 
-/// This stage's identity in the artifact store.
+/// This stage's identity in the artifact store. Version 2: generated codes of continuous
+/// heads are mapped onto the chunk's training marginal when chunks.json carries it
+/// (`calibrate`, on by default), and the report lists the heads per chunk.
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 1,
+    version: 2,
 };

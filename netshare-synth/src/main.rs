@@ -60,6 +60,11 @@ struct GenerateArgs {
     /// Flows per feature-sampling batch.
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
+    /// Keep the generator's own marginals: do not map continuous codes (flow start,
+    /// inter-arrival, sizes, durations, header fields) onto the training marginal that the
+    /// encoder recorded.
+    #[arg(long)]
+    no_calibrate: bool,
     #[command(flatten)]
     packets: PacketArgs,
 }
@@ -132,6 +137,7 @@ fn generate(g: GenerateArgs) -> Result<()> {
         link: g.packets.link,
         snaplen: g.packets.snaplen,
         headers_only: g.packets.headers_only,
+        calibrate: !g.no_calibrate,
     };
     let inputs = SynthInputs::from_dirs(&enc, &model)
         .with_context(|| format!("reading {} and {}", enc.display(), model.display()))?;

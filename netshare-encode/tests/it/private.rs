@@ -123,6 +123,19 @@ fn the_fitted_encoder_does_not_depend_on_the_private_records() {
         .map(|c| (c.t_min_us, c.t_max_us))
         .collect();
     assert_eq!(ranges, vec![(t0, mid), (mid, t1)]);
+    // No marginal of the private codes is recorded for synth to calibrate with.
+    for c in &a.chunks.chunks {
+        assert!(c.code_quantiles.is_empty() && c.code_probabilities.is_empty());
+    }
+    let asked = EncodeConfig {
+        code_quantiles: Some(100),
+        ..cfg.clone()
+    };
+    assert!(
+        matches!(encode(&Records::Flows(private.clone()), Some(&public), &asked),
+            Err(Error::Config(m)) if m.contains("code_quantiles")),
+        "private mode refuses code quantiles"
+    );
     // The unknown label is counted, not silently kept.
     assert_eq!(
         b.report.counts.unseen.get("label").copied(),

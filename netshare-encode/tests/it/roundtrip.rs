@@ -51,9 +51,40 @@ pub fn assert_round_trip(input: &Records, e: &Encoded) {
                 "{key:?} record {k}: time {gt} vs {wt} (tolerance {tol_t})"
             );
             for ((f, a), b) in e.encoder.fields.iter().zip(wv).zip(gv) {
+                // A field encoded per another: the codec holds x / d, and the decoded ratio's
+                // error is multiplied by d (then rounded to an integer).
+                let per = f.per.as_ref().map(|p| {
+                    let j = e
+                        .encoder
+                        .fields
+                        .iter()
+                        .position(|g| &g.name == p)
+                        .expect("divisor");
+                    match &wv[j] {
+                        Value::Num(d) if *d > 0.0 => *d,
+                        _ => 1.0,
+                    }
+                });
                 match (&f.codec, a, b) {
                     (FieldCodec::Categorical(_), a, b) => {
                         assert_eq!(cat(a), cat(b), "{key:?} record {k} field {}", f.name)
+                    }
+                    (FieldCodec::Continuous(c), Value::Num(x), Value::Num(y)) if per.is_some() => {
+                        let d = per.unwrap_or(1.0);
+                        let r = x / d;
+                        let scale = if c.log1p { 1.0 + r.abs() } else { 1.0 };
+                        let widest = c.knots.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+                        let span = if c.knots.len() >= 2 {
+                            (c.knots.len() - 1) as f64 * widest
+                        } else {
+                            c.hi - c.lo
+                        };
+                        let tol = d * (scale * span * EPS + 1e-12 * (1.0 + r.abs())) + 0.5;
+                        assert!(
+                            (x - y).abs() <= tol && y.fract() == 0.0,
+                            "{key:?} record {k} field {} per {d}: {y} vs {x} (tolerance {tol})",
+                            f.name
+                        );
                     }
                     (FieldCodec::Continuous(c), Value::Num(x), Value::Num(y)) => {
                         let scale = if c.log1p { 1.0 + x.abs() } else { 1.0 };
@@ -103,6 +134,44 @@ fn real_ugr16_flows_round_trip_with_default_config() {
     let e = encode_with(&input, &EncodeConfig::default());
     assert_eq!(e.report.encoded_records, 1000);
     assert_eq!(e.report.n_chunks, 1, "1k records get one automatic chunk");
+    assert_round_trip(&input, &e);
+}
+
+#[test]
+fn real_ugr16_flows_round_trip_with_bytes_encoded_per_packet() {
+    let input = Records::Flows(ugr16_1k());
+    let cfg = EncodeConfig {
+        byt_per_pkt: true,
+        ..EncodeConfig::default()
+    };
+    let e = encode_with(&input, &cfg);
+    let byt = e
+        .encoder
+        .fields
+        .iter()
+        .find(|f| f.name == "byt")
+        .expect("byt");
+    assert_eq!(byt.per.as_deref(), Some("pkt"));
+    let FieldCodec::Continuous(c) = &byt.codec else {
+        panic!("byt is continuous")
+    };
+    // The codec's range is that of bytes per packet in the 1k trace, not of bytes.
+    let ratios: Vec<f64> = match &input {
+        Records::Flows(t) => t
+            .byt
+            .iter()
+            .zip(&t.pkt)
+            .map(|(&b, &p)| b as f64 / p as f64)
+            .collect(),
+        Records::Packets(_) => unreachable!(),
+    };
+    let max = ratios.iter().copied().fold(0.0, f64::max);
+    assert!(
+        (c.hi - max.ln_1p()).abs() < 1e-9,
+        "hi {} vs ln(1 + {max})",
+        c.hi
+    );
+    assert!(!c.integer, "the ratio is not rounded; the product is");
     assert_round_trip(&input, &e);
 }
 
@@ -207,9 +276,10 @@ fn config_strategy() -> impl Strategy<Value = EncodeConfig> {
         ]),
         prop::bool::ANY,
         any::<u64>(),
+        prop::bool::ANY,
     )
         .prop_map(
-            |(n, fixed_size, sample_len, ports, log_gaps, seed)| EncodeConfig {
+            |(n, fixed_size, sample_len, ports, log_gaps, seed, byt_per_pkt)| EncodeConfig {
                 n_chunks: Some(n),
                 chunking: if fixed_size {
                     Chunking::FixedSize
@@ -221,6 +291,7 @@ fn config_strategy() -> impl Strategy<Value = EncodeConfig> {
                 proto: ports,
                 interarrival_log1p: log_gaps,
                 seed,
+                byt_per_pkt,
                 ..EncodeConfig::default()
             },
         )

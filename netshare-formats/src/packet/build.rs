@@ -7,7 +7,8 @@
 //! advance by the payload length per direction (starting from a hash of the five-tuple, so two
 //! runs agree), ACK set with the peer direction's next sequence number, window 65535, ICMP echo
 //! requests, IGMP membership queries, an empty IPsec AH, and for IP-in-IP an inner IPv4 or IPv6 header carrying "no
-//! next header", so dissectors find what the protocol number promises. The payload is zero-filled to the generated IP total length; with
+//! next header", so dissectors find what the protocol number promises; TCP segments of port 53 carry
+//! a DNS-over-TCP length prefix. The payload is zero-filled to the generated IP total length; with
 //! [`PacketOptions::headers_only`] only the headers are captured and the wire length is kept,
 //! as in header-only traces such as CAIDA's.
 
@@ -395,6 +396,27 @@ impl PacketBuilder {
     }
 }
 
+/// The DNS port: over TCP each message is preceded by its length (RFC 1035 §4.2.2).
+const DNS_PORT: u16 = 53;
+/// Bytes of a DNS header: a zero-filled one is a valid message with no records.
+const DNS_HEADER: usize = 12;
+
+/// Frames the zero payload of a TCP segment to or from port 53 as DNS over TCP, so dissectors
+/// do not read a zero length prefix as an empty (malformed) message: a payload of at least 14
+/// bytes holds one message, a zero DNS header followed by zeros; a shorter one starts a message
+/// of the longest length (its rest never arrives, as in a capture cut mid-message).
+fn frame_dns_over_tcp(r: &PacketRecord, payload: &mut [u8]) {
+    if (r.srcport != DNS_PORT && r.dstport != DNS_PORT) || payload.len() < 2 {
+        return;
+    }
+    let len = if payload.len() >= 2 + DNS_HEADER {
+        u16::try_from(payload.len() - 2).unwrap_or(u16::MAX)
+    } else {
+        u16::MAX
+    };
+    payload[..2].copy_from_slice(&len.to_be_bytes());
+}
+
 /// Writes the transport header (`l4` bytes of it, none for a later fragment) at the start of
 /// `l4_bytes`, the IP payload of `payload_len` bytes, with its checksum over the family's
 /// pseudo-header.
@@ -429,6 +451,7 @@ fn write_transport(
                 TcpFlags::ACK
             });
             t.set_window(65_535);
+            frame_dns_over_tcp(r, t.payload_mut());
             let c = match addrs {
                 Addrs::V4(s, d) => tcp::ipv4_checksum(&t.to_immutable(), &s, &d),
                 Addrs::V6(s, d) => tcp::ipv6_checksum(&t.to_immutable(), &s, &d),

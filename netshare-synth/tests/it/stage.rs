@@ -181,6 +181,84 @@ fn flow_outputs_agree_with_each_other_and_the_report_adds_up() {
     assert_eq!(on_disk, report);
 }
 
+/// Two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical CDFs.
+fn ks(a: &[f64], b: &[f64]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    a.iter()
+        .chain(&b)
+        .map(|&x| {
+            let fa = a.partition_point(|&y| y <= x) as f64 / a.len() as f64;
+            let fb = b.partition_point(|&y| y <= x) as f64 / b.len() as f64;
+            (fa - fb).abs()
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn calibration_gives_the_training_marginals_and_can_be_turned_off() {
+    let t = flows_model();
+    let (on, off) = (crate::tmp(), crate::tmp());
+    let report = run(t, &SynthConfig::default(), on.path());
+    let plain = SynthConfig {
+        calibrate: false,
+        ..SynthConfig::default()
+    };
+    let report_off = run(t, &plain, off.path());
+    for c in &report.chunks {
+        assert_eq!(
+            c.calibrated,
+            ["flow_start", "interarrival", "td", "pkt", "byt"],
+            "chunk {}",
+            c.index
+        );
+    }
+    assert!(report_off.chunks.iter().all(|c| c.calibrated.is_empty()));
+    let flows = |d: &Path| match read_records(&d.join("synthetic.parquet")).expect("read") {
+        Records::Flows(f) => f,
+        Records::Packets(_) => panic!("flows expected"),
+    };
+    let (cal, raw, real) = (flows(on.path()), flows(off.path()), ugr16_flows());
+    // The encoded records: each flow's first 8 (the trained model's max_flow_len).
+    let mut seen: BTreeMap<_, usize> = BTreeMap::new();
+    let kept: Vec<usize> = (0..real.len())
+        .filter(|&i| {
+            let k = (
+                real.srcip[i],
+                real.dstip[i],
+                real.srcport[i],
+                real.dstport[i],
+                real.proto[i],
+            );
+            let n = seen.entry(k).or_insert(0);
+            *n += 1;
+            *n <= 8
+        })
+        .collect();
+    type Col = fn(&netshare_core::records::FlowColumns, usize) -> f64;
+    let cols: [(&str, Col); 3] = [
+        ("td", |f, i| f.td[i]),
+        ("pkt", |f, i| f.pkt[i] as f64),
+        ("byt", |f, i| f.byt[i] as f64),
+    ];
+    for (name, get) in cols {
+        let r: Vec<f64> = kept.iter().map(|&i| get(&real, i)).collect();
+        let c: Vec<f64> = (0..cal.len()).map(|i| get(&cal, i)).collect();
+        let u: Vec<f64> = (0..raw.len()).map(|i| get(&raw, i)).collect();
+        let (ks_cal, ks_raw) = (ks(&c, &r), ks(&u, &r));
+        eprintln!("{name}: KS calibrated {ks_cal:.3}, uncalibrated {ks_raw:.3}");
+        assert!(ks_cal < ks_raw, "{name}: {ks_cal} vs {ks_raw}");
+        // byt is calibrated too, but decoding then clamps it to the protocol's bytes per
+        // packet given the flow's pkt, which the 20-iteration model's pairs often break
+        // (measured KS 0.25, uncalibrated 0.38); td and pkt keep the calibrated marginal
+        // (0.075 and 0.033, uncalibrated 0.37 and 0.35).
+        if name != "byt" {
+            assert!(ks_cal <= 0.1, "{name}: KS {ks_cal} to the training records");
+        }
+    }
+}
+
 #[test]
 fn packet_synthesis_writes_a_capture_our_ingest_reads_back() {
     let t = packets_model();

@@ -99,6 +99,39 @@ fn tcp_sequence_numbers_advance_by_payload_and_ack_the_peer() {
 }
 
 #[test]
+fn tcp_segments_of_port_53_are_framed_as_dns_over_tcp() {
+    // (pkt_len, ports, expected first two payload bytes): a 30-byte payload holds one 28-byte
+    // message; 5 bytes start a message that never completes; other ports stay zero.
+    for (len, ports, want) in [
+        (20 + 20 + 30, (40_000, 53), [0u8, 28]),
+        (20 + 20 + 30, (53, 40_000), [0, 28]),
+        (20 + 20 + 14, (40_000, 53), [0, 12]),
+        (20 + 20 + 5, (40_000, 53), [0xff, 0xff]),
+        (20 + 20 + 30, (40_000, 443), [0, 0]),
+    ] {
+        let mut b = PacketBuilder::new(PacketOptions {
+            link: LinkType::Raw,
+            ..PacketOptions::default()
+        });
+        let mut r = rec(PROTO_TCP, len);
+        (r.srcport, r.dstport) = ports;
+        b.build(&r);
+        let ip = Ipv4Packet::new(b.bytes()).expect("ip");
+        let tcp = TcpPacket::new(ip.payload()).expect("tcp");
+        let payload = tcp.payload();
+        assert_eq!(payload[..2], want, "pkt_len {len}, ports {ports:?}");
+        assert!(payload[2..].iter().all(|&x| x == 0), "the rest is zero");
+        assert_eq!(ones_sum(&[&pseudo(&ip), ip.payload()]), 0xffff, "TCP sum");
+    }
+    // A payload of one byte has no room for a length and stays zero.
+    let mut b = PacketBuilder::new(PacketOptions::default());
+    let mut r = rec(PROTO_TCP, 20 + 20 + 1);
+    r.dstport = 53;
+    b.build(&r);
+    assert_eq!(b.bytes()[14 + 40], 0);
+}
+
+#[test]
 fn udp_checksum_verifies_with_odd_payload_and_raw_link() {
     let mut b = PacketBuilder::new(PacketOptions {
         link: LinkType::Raw,

@@ -1,0 +1,473 @@
+//! Marginal calibration of the continuous heads.
+//!
+//! A generator learns how fields move together better than it learns each field's exact
+//! distribution: trained at our budget it puts too much mass in the tails of flow sizes and
+//! durations, and the marginals sampler, which only copies the marginals, beats it on every
+//! size EMD. Calibration keeps what the generator learned about the order of its outputs and
+//! takes the marginal from the training data:
+//! - encode records, for each chunk and each one-dimensional continuous head (`flow_start`,
+//!   `interarrival`, the continuous fields), the quantiles of the codes the chunk's model was
+//!   trained on ([`ChunkInfo::code_quantiles`]);
+//! - synth replaces each generated code by the training quantile at its rank among generated
+//!   codes: `x -> Q_train(F_gen(x))`. The map is monotone, so within a head the generated order
+//!   (and hence the rank correlations between heads) is kept.
+//!
+//! Attributes are ranked among all of a chunk's sampled flows; features among the real steps of
+//! the chunk's first batch, whose map then serves the chunk's other batches too, so memory stays
+//! one batch. The quantiles are statistics of the encoded records, so private mode writes none
+//! and nothing is calibrated.
+
+use std::collections::BTreeMap;
+
+use netshare_core::layout::{Activation, Layout, Segment};
+use netshare_core::tensors::ChunkTensors;
+
+use crate::chunks::ChunkInfo;
+
+/// Uniform quantile bins per head by default (probabilities 0, 1/100, …, 1, with the outer
+/// bins refined, see [`code_probabilities`]).
+pub const DEFAULT_CODE_QUANTILES: usize = 100;
+
+/// The probabilities at which a head's training codes are recorded: 0, 1/k, …, 1, with the two
+/// outer bins cut tenfold and their outer tenths tenfold again (for k = 100: steps of 0.001
+/// below 0.01 and above 0.99, of 0.0001 below 0.001 and above 0.999; 137 knots). Flow sizes
+/// are heavy-tailed: with uniform bins the top 1% of codes would be spread evenly between the
+/// 99th percentile and the maximum, and a trace's few huge flows would become hundreds.
+/// Empty when k is 0.
+pub fn code_probabilities(k: usize) -> Vec<f64> {
+    if k == 0 {
+        return Vec::new();
+    }
+    // In units of 1 / (100 k).
+    let top = 100 * k;
+    let mut u: Vec<usize> = (0..=k).map(|i| 100 * i).collect();
+    for j in 0..=10 {
+        u.extend([10 * j, top - 10 * j, j, top - j]);
+    }
+    u.sort_unstable();
+    u.dedup();
+    u.into_iter().map(|x| x as f64 / top as f64).collect()
+}
+
+/// `(column, name)` of each calibrated head among `segs`: one-dimensional sigmoid or tanh heads.
+pub fn calibrated_heads(segs: &[Segment]) -> Vec<(usize, &str)> {
+    let mut off = 0;
+    let mut out = Vec::new();
+    for s in segs {
+        if s.dim == 1 && matches!(s.activation, Activation::Sigmoid | Activation::Tanh) {
+            out.push((off, s.field.as_str()));
+        }
+        off += s.dim;
+    }
+    out
+}
+
+/// The values of `v` at probabilities `probs` (the lower order statistic `floor(p (n - 1))`,
+/// as the codecs' knots); empty when `v` has fewer than two finite values or `probs` is empty.
+fn quantiles(mut v: Vec<f32>, probs: &[f64]) -> Vec<f32> {
+    v.retain(|x| x.is_finite());
+    if v.len() < 2 || probs.is_empty() {
+        return Vec::new();
+    }
+    v.sort_by(f32::total_cmp);
+    let n = v.len();
+    probs
+        .iter()
+        .map(|&p| v[((p * (n - 1) as f64).floor() as usize).min(n - 1)])
+        .collect()
+}
+
+/// The quantiles of a chunk's training codes at `probs` for each calibrated head: attributes
+/// over all flows, features over the real steps (`gen_flag` 1). Empty when `probs` is.
+pub fn code_quantiles(
+    layout: &Layout,
+    t: &ChunkTensors,
+    probs: &[f64],
+) -> BTreeMap<String, Vec<f32>> {
+    let mut out = BTreeMap::new();
+    if probs.is_empty() {
+        return out;
+    }
+    for (col, name) in calibrated_heads(&layout.attributes) {
+        let v = (0..t.n)
+            .map(|i| t.attributes[i * t.attr_dim + col])
+            .collect();
+        let q = quantiles(v, probs);
+        if !q.is_empty() {
+            out.insert(name.to_string(), q);
+        }
+    }
+    for (col, name) in calibrated_heads(&layout.features) {
+        let v = (0..t.n * t.max_len)
+            .filter(|&s| t.gen_flag[s] > 0.5)
+            .map(|s| t.features[s * t.feat_dim + col])
+            .collect();
+        let q = quantiles(v, probs);
+        if !q.is_empty() {
+            out.insert(name.to_string(), q);
+        }
+    }
+    out
+}
+
+/// The training quantile at probability `p`: piecewise linear between the knots `(probs[i],
+/// knots[i])` (`probs` ascending from 0 to 1, as long as `knots`, at least two).
+fn quantile_at(probs: &[f64], knots: &[f32], p: f64) -> f32 {
+    let p = p.clamp(0.0, 1.0);
+    let j = probs.partition_point(|&x| x <= p).clamp(1, probs.len() - 1) - 1;
+    let w = probs[j + 1] - probs[j];
+    let t = if w > 0.0 {
+        ((p - probs[j]) / w).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    (f64::from(knots[j]) + t * (f64::from(knots[j + 1]) - f64::from(knots[j]))) as f32
+}
+
+/// The probability of `x` among `sorted` generated codes: the mid-rank `(i + 0.5) / n` of a
+/// value in the sample (averaged over ties), linear between neighbours, 0 below and 1 above.
+fn rank_of(sorted: &[f32], x: f32) -> f64 {
+    let n = sorted.len() as f64;
+    let lo = sorted.partition_point(|&s| s < x);
+    let hi = sorted.partition_point(|&s| s <= x);
+    if hi > lo {
+        return (lo + hi) as f64 / (2.0 * n);
+    }
+    if lo == 0 {
+        return 0.0;
+    }
+    if lo == sorted.len() {
+        return 1.0;
+    }
+    let (a, b) = (f64::from(sorted[lo - 1]), f64::from(sorted[lo]));
+    (lo as f64 - 0.5 + (f64::from(x) - a) / (b - a)) / n
+}
+
+/// One head's map: the sorted generated codes and the training quantiles.
+#[derive(Clone, Debug)]
+struct HeadMap<'a> {
+    col: usize,
+    sorted: Vec<f32>,
+    probs: &'a [f64],
+    knots: &'a [f32],
+}
+
+impl HeadMap<'_> {
+    fn map(&self, x: f32) -> f32 {
+        if !x.is_finite() {
+            return x;
+        }
+        quantile_at(self.probs, self.knots, rank_of(&self.sorted, x))
+    }
+}
+
+/// The calibration of one chunk: which heads have training quantiles, and where they sit.
+#[derive(Clone, Debug, Default)]
+pub struct Calibration {
+    probs: Vec<f64>,
+    attrs: Vec<(usize, String, Vec<f32>)>,
+    feats: Vec<(usize, String, Vec<f32>)>,
+}
+
+/// A fitted map of feature codes, built from one batch (see [`Calibration::fit_features`]).
+#[derive(Clone, Debug, Default)]
+pub struct FeatureMap<'a> {
+    heads: Vec<HeadMap<'a>>,
+}
+
+impl Calibration {
+    /// The heads of `layout` for which `info` carries training quantiles (as many as its
+    /// probabilities, at least two).
+    pub fn for_chunk(layout: &Layout, info: &ChunkInfo) -> Calibration {
+        let probs = &info.code_probabilities;
+        let pick = |segs: &[Segment]| {
+            calibrated_heads(segs)
+                .into_iter()
+                .filter_map(|(col, name)| {
+                    let q = info
+                        .code_quantiles
+                        .get(name)
+                        .filter(|q| q.len() >= 2 && q.len() == probs.len())?;
+                    Some((col, name.to_string(), q.clone()))
+                })
+                .collect::<Vec<_>>()
+        };
+        Calibration {
+            probs: probs.clone(),
+            attrs: pick(&layout.attributes),
+            feats: pick(&layout.features),
+        }
+    }
+
+    /// Names of the calibrated heads, attributes first.
+    pub fn heads(&self) -> Vec<String> {
+        self.attrs
+            .iter()
+            .chain(&self.feats)
+            .map(|(_, n, _)| n.clone())
+            .collect()
+    }
+
+    /// Calibrates the attribute rows `[n, a]` of a chunk's sampled flows, each head ranked
+    /// among all of them.
+    pub fn attributes(&self, attrs: &mut [f32], a: usize) {
+        if a == 0 {
+            return;
+        }
+        let n = attrs.len() / a;
+        for (col, _, knots) in &self.attrs {
+            let mut sorted: Vec<f32> = (0..n)
+                .map(|i| attrs[i * a + col])
+                .filter(|x| x.is_finite())
+                .collect();
+            if sorted.is_empty() {
+                continue;
+            }
+            sorted.sort_by(f32::total_cmp);
+            let m = HeadMap {
+                col: *col,
+                sorted,
+                probs: &self.probs,
+                knots,
+            };
+            for i in 0..n {
+                let x = &mut attrs[i * a + m.col];
+                *x = m.map(*x);
+            }
+        }
+    }
+
+    /// Fits the map of feature codes on one batch `[n, t, f]` with `lengths` real steps per flow.
+    pub fn fit_features(
+        &self,
+        features: &[f32],
+        lengths: &[usize],
+        t: usize,
+        f: usize,
+    ) -> FeatureMap<'_> {
+        let heads = self
+            .feats
+            .iter()
+            .filter_map(|(col, _, knots)| {
+                let mut sorted: Vec<f32> = lengths
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(i, &l)| (0..l).map(move |s| features[(i * t + s) * f + col]))
+                    .filter(|x| x.is_finite())
+                    .collect();
+                if sorted.is_empty() {
+                    return None;
+                }
+                sorted.sort_by(f32::total_cmp);
+                Some(HeadMap {
+                    col: *col,
+                    sorted,
+                    probs: &self.probs,
+                    knots,
+                })
+            })
+            .collect();
+        FeatureMap { heads }
+    }
+}
+
+impl FeatureMap<'_> {
+    /// Maps the real steps of a batch `[n, t, f]` (padding is left as generated).
+    pub fn apply(&self, features: &mut [f32], lengths: &[usize], t: usize, f: usize) {
+        for (i, &l) in lengths.iter().enumerate() {
+            for s in 0..l {
+                let row = &mut features[(i * t + s) * f..(i * t + s + 1) * f];
+                for h in &self.heads {
+                    row[h.col] = h.map(row[h.col]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(field: &str, dim: usize, activation: Activation) -> Segment {
+        Segment {
+            field: field.into(),
+            dim,
+            activation,
+        }
+    }
+
+    #[test]
+    fn only_one_dimensional_sigmoid_and_tanh_heads_are_calibrated() {
+        let segs = vec![
+            seg("srcip/bit00", 2, Activation::Softmax),
+            seg("flow_start", 1, Activation::Sigmoid),
+            seg("srcport", 10, Activation::Tanh),
+            seg("td", 1, Activation::Tanh),
+        ];
+        assert_eq!(calibrated_heads(&segs), vec![(2, "flow_start"), (13, "td")]);
+    }
+
+    #[test]
+    fn quantiles_and_ranks_match_a_hand_worked_case() {
+        let quarters = [0.0, 0.25, 0.5, 0.75, 1.0];
+        assert_eq!(
+            quantiles(vec![3.0, 1.0, 2.0, 4.0, 5.0], &quarters),
+            vec![1.0, 2.0, 3.0, 4.0, 5.0]
+        );
+        assert_eq!(quantiles(vec![1.0], &quarters), Vec::<f32>::new());
+        // Lower order statistics: 0.3 of the way through 5 values is index floor(1.2) = 1.
+        assert_eq!(
+            quantiles(vec![5.0, 1.0, 4.0, 2.0, 3.0], &[0.0, 0.3, 1.0]),
+            vec![1.0, 2.0, 5.0]
+        );
+        let s = [0.1f32, 0.2, 0.2, 0.4];
+        // Mid-ranks: 0.1 -> 0.5/4, the tie 0.2 -> (1.5 + 2.5) / 2 / 4, 0.4 -> 3.5/4.
+        assert_eq!(rank_of(&s, 0.1), 0.125);
+        assert_eq!(rank_of(&s, 0.2), 0.5);
+        assert_eq!(rank_of(&s, 0.4), 0.875);
+        // Between 0.2 (last at rank 2.5/4) and 0.4 (3.5/4): halfway is 3.0/4.
+        assert!((rank_of(&s, 0.3) - 0.75).abs() < 1e-6);
+        assert_eq!(rank_of(&s, 0.0), 0.0);
+        assert_eq!(rank_of(&s, 0.9), 1.0);
+        let (probs, knots) = ([0.0, 0.5, 1.0], [0.0f32, 0.5, 0.6]);
+        assert_eq!(quantile_at(&probs, &knots, 0.25), 0.25);
+        assert!((quantile_at(&probs, &knots, 0.75) - 0.55).abs() < 1e-6);
+        assert_eq!(quantile_at(&probs, &knots, 1.0), 0.6);
+        assert_eq!(quantile_at(&probs, &knots, 0.0), 0.0);
+        // Uneven probabilities: 0.95 is half way from 0.9 to 1.
+        assert!((quantile_at(&[0.0, 0.9, 1.0], &[0.0, 0.9, 10.0], 0.95) - 5.45).abs() < 1e-5);
+    }
+
+    #[test]
+    fn the_probability_grid_refines_the_outer_bins() {
+        let p = code_probabilities(100);
+        assert_eq!(p.len(), 137);
+        assert_eq!((p[0], p[136]), (0.0, 1.0));
+        assert!(p.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
+        let near = |x: f64| p.iter().any(|&q| (q - x).abs() < 1e-12);
+        for x in [
+            0.0001, 0.0009, 0.001, 0.005, 0.01, 0.02, 0.5, 0.98, 0.99, 0.995, 0.999, 0.9995,
+        ] {
+            assert!(near(x), "{x} missing");
+        }
+        assert!(
+            !near(0.015) && !near(0.0015),
+            "only the outer bins are refined"
+        );
+        assert!(code_probabilities(0).is_empty());
+        // k = 1: the one bin is both outer bins; tenths 0.1..0.9, and hundredths at each end.
+        assert_eq!(code_probabilities(1).len(), 2 + 9 + 9 + 9);
+    }
+
+    #[test]
+    fn training_codes_are_summarised_over_flows_and_real_steps_only() {
+        let layout = Layout {
+            attributes: vec![
+                seg("tag", 2, Activation::Softmax),
+                seg("flow_start", 1, Activation::Sigmoid),
+            ],
+            features: vec![
+                seg("interarrival", 1, Activation::Sigmoid),
+                seg("pkt", 1, Activation::Tanh),
+            ],
+            sample_len: 1,
+            private: false,
+        };
+        // Three flows, T = 2: flow 0 has two steps, flows 1 and 2 one each.
+        let mut t = ChunkTensors::zeros(3, 3, 2, 2);
+        for (i, fs) in [0.5f32, 0.1, 0.9].into_iter().enumerate() {
+            t.attributes[i * 3 + 2] = fs;
+        }
+        for (s, pkt) in [(0, 0.3f32), (1, -0.2), (2, 0.8), (4, 0.0)] {
+            t.features[s * 2 + 1] = pkt;
+            t.gen_flag[s] = 1.0;
+        }
+        t.features[3 * 2 + 1] = 99.0; // padding (flow 1, step 1) must not count
+        let q = code_quantiles(&layout, &t, &[0.0, 0.5, 1.0]);
+        assert_eq!(q["flow_start"], vec![0.1, 0.5, 0.9]);
+        // pkt over the four real steps: -0.2, 0.0, 0.3, 0.8; index floor(0.5 * 3) = 1.
+        assert_eq!(q["pkt"], vec![-0.2, 0.0, 0.8]);
+        assert_eq!(q["interarrival"], vec![0.0, 0.0, 0.0]);
+        assert!(code_quantiles(&layout, &t, &[]).is_empty());
+    }
+
+    fn info(probs: Vec<f64>, q: BTreeMap<String, Vec<f32>>) -> ChunkInfo {
+        ChunkInfo {
+            index: 0,
+            t_min_us: 0,
+            t_max_us: 1,
+            n_flows: 0,
+            n_records: 0,
+            n_input_records: 0,
+            train_file: String::new(),
+            start_knots_us: Vec::new(),
+            code_probabilities: probs,
+            code_quantiles: q,
+        }
+    }
+
+    #[test]
+    fn generated_codes_take_the_training_marginal_and_keep_their_order() {
+        let layout = Layout {
+            attributes: vec![
+                seg("tag", 2, Activation::Softmax),
+                seg("flow_start", 1, Activation::Sigmoid),
+            ],
+            features: vec![
+                seg("interarrival", 1, Activation::Sigmoid),
+                seg("label", 2, Activation::Softmax),
+                seg("pkt", 1, Activation::Sigmoid),
+            ],
+            sample_len: 1,
+            private: false,
+        };
+        // Training codes: flow starts uniform on [0, 1]; pkt codes 0.1 (half) and 0.9 (half).
+        let q = BTreeMap::from([
+            ("flow_start".to_string(), vec![0.0, 0.25, 0.5, 0.75, 1.0]),
+            ("pkt".to_string(), vec![0.1, 0.1, 0.1, 0.9, 0.9]),
+        ]);
+        let cal = Calibration::for_chunk(&layout, &info(vec![0.0, 0.25, 0.5, 0.75, 1.0], q));
+        assert_eq!(
+            cal.heads(),
+            vec!["flow_start", "pkt"],
+            "interarrival has no knots"
+        );
+        // Four flows whose generated starts bunch near 0.9.
+        let mut attrs = vec![
+            0.0, 1.0, 0.95, //
+            0.0, 1.0, 0.85, //
+            0.0, 1.0, 0.9, //
+            0.0, 1.0, 0.8,
+        ];
+        cal.attributes(&mut attrs, 3);
+        let starts: Vec<f32> = (0..4).map(|i| attrs[i * 3 + 2]).collect();
+        // Ranks 3.5/4, 1.5/4, 2.5/4, 0.5/4 through the uniform knots.
+        assert_eq!(starts, vec![0.875, 0.375, 0.625, 0.125]);
+        assert_eq!(attrs[0..2], [0.0, 1.0], "other heads untouched");
+
+        // Two flows, T = 3, F = 4: generated pkt codes all near 0.5; the third step of flow 1
+        // is padding.
+        let (t, f) = (3, 4);
+        let mut feats = vec![0.0f32; 2 * t * f];
+        let pkt = [0.40f32, 0.45, 0.60, 0.55, 0.50, 7.0];
+        for (s, &v) in pkt.iter().enumerate() {
+            feats[s * f] = 0.3;
+            feats[s * f + 3] = v;
+        }
+        let lengths = [3, 2];
+        let m = cal.fit_features(&feats, &lengths, t, f);
+        m.apply(&mut feats, &lengths, t, f);
+        let got: Vec<f32> = (0..6).map(|s| feats[s * f + 3]).collect();
+        // The five real codes have ranks 0.1, 0.3, 0.9, 0.7, 0.5 (in step order). Through the
+        // knots (positions 0.4, 1.2, 3.6, 2.8, 2.0 of 4) they become 0.1, 0.1, 0.9,
+        // 0.1 + 0.8 * 0.8 and 0.1.
+        assert_eq!([got[0], got[1], got[2], got[4]], [0.1, 0.1, 0.9, 0.1]);
+        assert!((got[3] - 0.74).abs() < 1e-6, "{}", got[3]);
+        assert_eq!(got[5], 7.0, "padding is left alone");
+        assert!(
+            (0..6).all(|s| feats[s * f] == 0.3),
+            "interarrival untouched"
+        );
+    }
+}
