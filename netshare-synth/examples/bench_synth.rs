@@ -16,7 +16,7 @@ use netshare_core::records::{Records, TraceKind};
 use netshare_encode::{EncodeConfig, Encoded, FittedEncoder};
 use netshare_model::{ModelConfig, Profile, TrainOptions, TrainedModel};
 use netshare_synth::generate::decode_batch;
-use netshare_synth::merge::{CleanCounts, clean_chunk};
+use netshare_synth::merge::{CleanCounts, Duplicates, clean_chunk};
 use netshare_synth::write::{OutputFormat, Sink, WriteOptions};
 
 /// A tiny deterministic generator (xorshift64*), so the benchmark needs no RNG crate.
@@ -153,7 +153,16 @@ fn run(
         }
         produced += records.len();
         let t0 = Instant::now();
-        let kept = clean_chunk(&records, &flow_of, i64::MIN, i64::MAX, &mut counts).expect("clean");
+        let kept = clean_chunk(
+            &records,
+            &flow_of,
+            &[],
+            Duplicates::Drop,
+            i64::MIN,
+            i64::MAX,
+            &mut counts,
+        )
+        .expect("clean");
         p.clean += t0.elapsed().as_secs_f64();
         let t0 = Instant::now();
         for s in &mut sinks {

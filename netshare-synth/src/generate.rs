@@ -14,7 +14,7 @@ use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::merge::{CleanCounts, MergeCounts, Merger, TagHeads, clean_chunk};
+use crate::merge::{CleanCounts, Duplicates, MergeCounts, Merger, TagHeads, clean_chunk};
 use crate::write::{
     CaptureKind, Dialect, LinkType, OutputFormat, PacketOptions, Sink, SinkSummary, WriteOptions,
 };
@@ -49,6 +49,8 @@ pub struct SynthConfig {
     /// Map generated codes of continuous heads onto the training marginal when the encoder
     /// recorded it (`code_quantiles` in chunks.json; see netshare-encode's `calibrate`).
     pub calibrate: bool,
+    /// What happens to a flow that repeats an earlier flow's five-tuple in its chunk.
+    pub duplicates: Duplicates,
 }
 
 impl Default for SynthConfig {
@@ -64,6 +66,7 @@ impl Default for SynthConfig {
             snaplen: 65_535,
             headers_only: false,
             calibrate: true,
+            duplicates: Duplicates::NewPort,
         }
     }
 }
@@ -449,7 +452,15 @@ pub fn synthesize(
         }
         let t0 = Instant::now();
         let mut clean = CleanCounts::default();
-        let kept = clean_chunk(&records, &flow_of, info.t_min_us, info.t_max_us, &mut clean)?;
+        let kept = clean_chunk(
+            &records,
+            &flow_of,
+            &plan.local,
+            cfg.duplicates,
+            info.t_min_us,
+            info.t_max_us,
+            &mut clean,
+        )?;
         drop(records);
         timings.decode_s += t0.elapsed().as_secs_f64();
 
@@ -510,6 +521,7 @@ fn add_clean(total: &mut CleanCounts, c: &CleanCounts) {
     total.decoded_records += c.decoded_records;
     total.duplicate_flows += c.duplicate_flows;
     total.duplicate_flow_records += c.duplicate_flow_records;
+    total.new_port_flows += c.new_port_flows;
     total.outside_time_range += c.outside_time_range;
     total.kept_records += c.kept_records;
 }

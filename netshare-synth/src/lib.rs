@@ -22,7 +22,9 @@ use netshare_core::stage::StageDef;
 
 /// This stage's identity in the artifact store. Version 2: generated codes of continuous
 /// heads are mapped onto the chunk's training marginal when chunks.json carries it
-/// (`calibrate`, on by default), and the report lists the heads per chunk.
+/// (`calibrate`, on by default), and the report lists the heads per chunk; a TCP or UDP flow
+/// that repeats an earlier flow's five-tuple in its chunk gets a fresh port instead of being
+/// dropped (`duplicates`, counted as `new_port_flows`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
     version: 2,

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use netshare_core::stage::StoreArgs;
 use netshare_synth::convert::{ConvertOptions, convert};
 use netshare_synth::generate::{SynthConfig, SynthInputs, synthesize};
+use netshare_synth::merge::Duplicates;
 use netshare_synth::write::{CaptureKind, Dialect, LinkType, OutputFormat, PacketOptions};
 
 /// Samples a trained NetShare model and writes a synthetic trace (Parquet plus CSV for flows
@@ -65,6 +66,12 @@ struct GenerateArgs {
     /// encoder recorded.
     #[arg(long)]
     no_calibrate: bool,
+    /// What to do with a flow that repeats an earlier flow's five-tuple in its chunk:
+    /// `new-port` gives a TCP or UDP flow a fresh port (its higher one, as a host opening
+    /// another connection would) and drops the others; `drop` drops every such flow, as
+    /// NetShare does.
+    #[arg(long, value_enum, default_value_t = Duplicates::NewPort)]
+    duplicates: Duplicates,
     #[command(flatten)]
     packets: PacketArgs,
 }
@@ -138,6 +145,7 @@ fn generate(g: GenerateArgs) -> Result<()> {
         snaplen: g.packets.snaplen,
         headers_only: g.packets.headers_only,
         calibrate: !g.no_calibrate,
+        duplicates: g.duplicates,
     };
     let inputs = SynthInputs::from_dirs(&enc, &model)
         .with_context(|| format!("reading {} and {}", enc.display(), model.display()))?;

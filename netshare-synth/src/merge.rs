@@ -124,6 +124,9 @@ pub struct ChunkPlan {
     pub origins: Vec<Origin>,
     /// How many leading rows are carried from earlier chunks.
     pub carried: usize,
+    /// Rows whose flow lives in this chunk only (neither carried in nor carried on): the ones
+    /// whose five-tuple [`clean_chunk`] may change.
+    pub local: Vec<bool>,
 }
 
 impl ChunkPlan {
@@ -217,6 +220,7 @@ impl Merger {
                 attributes: sampled.to_vec(),
                 origins: (0..n).map(|row| Origin { chunk, row }).collect(),
                 carried: 0,
+                local: vec![true; n],
             });
         };
         let own = self.heads.in_chunk[chunk];
@@ -265,6 +269,7 @@ impl Merger {
             }
             plan.attributes.extend_from_slice(&row);
             plan.origins.push(p.origin);
+            plan.local.push(false);
         }
         for &row in &started {
             let r = &sampled[row * a..][..a];
@@ -280,6 +285,7 @@ impl Merger {
             let later: Vec<usize> = (chunk + 1..self.n_chunks)
                 .filter(|&i| TagHeads::yes(r, self.heads.in_chunk[i]))
                 .collect();
+            plan.local.push(later.is_empty());
             for i in later {
                 self.pending[i].push(Pending {
                     origin,
@@ -300,6 +306,10 @@ pub struct CleanCounts {
     pub duplicate_flows: u64,
     /// Records of those flows.
     pub duplicate_flow_records: u64,
+    /// Flows that repeated an earlier flow's five-tuple and got a fresh port instead of being
+    /// dropped (see [`Duplicates::NewPort`]).
+    #[serde(default)]
+    pub new_port_flows: u64,
     /// Records dropped for lying outside their chunk's time range.
     pub outside_time_range: u64,
     /// Records kept.
@@ -326,12 +336,64 @@ fn take(r: &Records, idx: &[usize]) -> Records {
     }
 }
 
-/// Cleans one chunk's decoded records: keeps only the first flow (lowest flow index) of each
-/// five-tuple, drops records outside `[t_lo, t_hi]` (µs, inclusive), and sorts by time (stable,
-/// so equal times keep flow order). `flow_of[i]` is the flow (plan row) record `i` belongs to.
+/// What happens to a flow whose five-tuple an earlier flow of its chunk already has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Duplicates {
+    /// A TCP or UDP flow that lives in this chunk only gets a fresh port, as a host opening
+    /// another connection would: its higher port (the ephemeral one by convention; the source
+    /// on a tie) moves up to the next value, wrapping from 65535 to 1024, that gives a
+    /// five-tuple no flow of the chunk has. Other flows are dropped.
+    #[default]
+    NewPort,
+    /// Every such flow is dropped (SPEC §5.4).
+    Drop,
+}
+
+/// The TCP and UDP protocol numbers: the protocols whose ports identify a connection.
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17)
+}
+
+/// The five-tuple `k` with its higher port moved to the next value (wrapping from 65535 to
+/// 1024) that is not in `used`; `None` when every value is.
+fn fresh_port(k: FiveTuple, used: &HashSet<FiveTuple>) -> Option<FiveTuple> {
+    let src = k.srcport >= k.dstport;
+    let start = if src { k.srcport } else { k.dstport };
+    let mut p = start;
+    for _ in 0..(65_536 - 1024) {
+        p = if p == u16::MAX { 1024 } else { p + 1 };
+        let mut n = k;
+        if src {
+            n.srcport = p;
+        } else {
+            n.dstport = p;
+        }
+        if !used.contains(&n) {
+            return Some(n);
+        }
+    }
+    None
+}
+
+fn set_ports(r: &mut Records, i: usize, k: FiveTuple) {
+    match r {
+        Records::Packets(t) => (t.srcport[i], t.dstport[i]) = (k.srcport, k.dstport),
+        Records::Flows(t) => (t.srcport[i], t.dstport[i]) = (k.srcport, k.dstport),
+    }
+}
+
+/// Cleans one chunk's decoded records: the first flow (lowest flow index) of each five-tuple
+/// keeps it; a later flow with the same five-tuple gets a fresh port when `policy` is
+/// [`Duplicates::NewPort`], it is TCP or UDP and `local[flow]` says it lives in this chunk
+/// only (a missing entry means no), and is dropped otherwise; records outside `[t_lo, t_hi]`
+/// (µs, inclusive) are dropped; the rest are sorted by time (stable, so equal times keep flow
+/// order). `flow_of[i]` is the flow (plan row) record `i` belongs to.
 pub fn clean_chunk(
     records: &Records,
     flow_of: &[usize],
+    local: &[bool],
+    policy: Duplicates,
     t_lo: i64,
     t_hi: i64,
     counts: &mut CleanCounts,
@@ -360,6 +422,28 @@ pub fn clean_chunk(
             }
         }
     }
+    // Duplicates that may move get a fresh port, in flow order; the rest are dropped.
+    let mut moved: BTreeMap<usize, FiveTuple> = BTreeMap::new();
+    if policy == Duplicates::NewPort && !dup_flows.is_empty() {
+        let mut used: HashSet<FiveTuple> = owner.keys().copied().collect();
+        let mut first_key: BTreeMap<usize, FiveTuple> = BTreeMap::new();
+        for (i, &f) in flow_of.iter().enumerate() {
+            if dup_flows.contains(&f) {
+                first_key.entry(f).or_insert_with(|| five_tuple(records, i));
+            }
+        }
+        for (f, k) in first_key {
+            if !(local.get(f).copied().unwrap_or(false) && has_ports(k.proto)) {
+                continue;
+            }
+            if let Some(n) = fresh_port(k, &used) {
+                used.insert(n);
+                moved.insert(f, n);
+            }
+        }
+        dup_flows.retain(|f| !moved.contains_key(f));
+        counts.new_port_flows += moved.len() as u64;
+    }
     let mut keep = Vec::with_capacity(records.len());
     for (i, &f) in flow_of.iter().enumerate() {
         if dup_flows.contains(&f) {
@@ -376,7 +460,15 @@ pub fn clean_chunk(
     counts.duplicate_flows += dup_flows.len() as u64;
     keep.sort_by_key(|&i| time_of(records, i));
     counts.kept_records += keep.len() as u64;
-    Ok(take(records, &keep))
+    let mut out = take(records, &keep);
+    if !moved.is_empty() {
+        for (j, &i) in keep.iter().enumerate() {
+            if let Some(&k) = moved.get(&flow_of[i]) {
+                set_ports(&mut out, j, k);
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// An empty table of the same kind.

@@ -2,7 +2,7 @@
 
 use netshare_core::layout::{Activation, Layout, Segment};
 use netshare_core::records::{FlowColumns, FlowRecord, Records};
-use netshare_synth::merge::{CleanCounts, Merger, TagHeads, clean_chunk};
+use netshare_synth::merge::{CleanCounts, Duplicates, Merger, TagHeads, clean_chunk};
 
 const N_CHUNKS: usize = 4;
 
@@ -108,6 +108,12 @@ fn a_flow_tagged_for_chunks_0_2_3_appears_with_its_five_tuple_in_exactly_those_c
         .filter(|&c| ids[c].iter().any(|&(id, _)| id == 5))
         .collect();
     assert_eq!(chunks_with_5, vec![0, 2, 3]);
+    // Only flows that neither come from nor go to another chunk may get a fresh port.
+    let local: Vec<&[bool]> = plans.iter().map(|p| p.local.as_slice()).collect();
+    assert_eq!(
+        local,
+        [&[false, true][..], &[true], &[false, true], &[false, true]]
+    );
     // Carried rows take the continuation row's start time and are tagged for this chunk only.
     assert_eq!(plans[2].attributes[START], 0.65);
     assert_eq!(plans[3].attributes[START], 0.7);
@@ -195,7 +201,16 @@ fn cleaning_keeps_the_first_flow_per_five_tuple_drops_out_of_range_and_sorts() {
         t.push(r);
     }
     let mut counts = CleanCounts::default();
-    let out = clean_chunk(&Records::Flows(t), &flow_of, 0, 1_000, &mut counts).expect("clean");
+    let out = clean_chunk(
+        &Records::Flows(t),
+        &flow_of,
+        &[],
+        Duplicates::Drop,
+        0,
+        1_000,
+        &mut counts,
+    )
+    .expect("clean");
     let Records::Flows(out) = out else {
         panic!("kind changed")
     };
@@ -209,4 +224,82 @@ fn cleaning_keeps_the_first_flow_per_five_tuple_drops_out_of_range_and_sorts() {
     assert_eq!(counts.outside_time_range, 1);
     assert_eq!(counts.kept_records, 4);
     assert_eq!(counts.decoded_records, 6);
+}
+
+#[test]
+fn a_repeated_local_tcp_or_udp_flow_gets_a_fresh_higher_port_and_others_are_dropped() {
+    let with = |srcip: u32, ts_us: i64, sp: u16, dp: u16, proto: u8| FlowRecord {
+        srcport: sp,
+        dstport: dp,
+        proto,
+        ..flow(srcip, ts_us)
+    };
+    // Flow 0 owns (1, 2, 51000, 443, TCP). Flow 1 repeats it (two records): it moves to
+    // source port 51001, which flow 2 already has, so to 51002. Flow 3 repeats flow 0 but is
+    // carried (not local): dropped. Flows 4 and 7 share a server-to-client tuple (443 ->
+    // 65535); the lower flow index keeps it though its record comes later, and flow 7's
+    // destination port, the higher one, wraps to 1024. Flows 5 and 6 share an ICMP tuple (no
+    // ports): flow 6 is dropped.
+    let rows = [
+        (0, with(1, 10, 51_000, 443, 6)),
+        (1, with(1, 20, 51_000, 443, 6)),
+        (1, with(1, 30, 51_000, 443, 6)),
+        (2, with(1, 40, 51_001, 443, 6)),
+        (3, with(1, 50, 51_000, 443, 6)),
+        (7, with(9, 60, 443, 65_535, 17)),
+        (4, with(9, 70, 443, 65_535, 17)),
+        (6, with(5, 80, 0, 0, 1)),
+        (5, with(5, 90, 0, 0, 1)),
+    ];
+    let mut t = FlowColumns::default();
+    let mut flow_of = Vec::new();
+    for (f, r) in rows {
+        flow_of.push(f);
+        t.push(r);
+    }
+    let local = [true, true, true, false, true, true, true, true];
+    let run = |policy| {
+        let mut counts = CleanCounts::default();
+        let out = clean_chunk(
+            &Records::Flows(t.clone()),
+            &flow_of,
+            &local,
+            policy,
+            0,
+            1_000,
+            &mut counts,
+        )
+        .expect("clean");
+        let Records::Flows(out) = out else {
+            panic!("kind changed")
+        };
+        (out, counts)
+    };
+    let (out, counts) = run(Duplicates::NewPort);
+    let got: Vec<(i64, u16, u16)> = (0..out.len())
+        .map(|i| (out.ts_us[i], out.srcport[i], out.dstport[i]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (10, 51_000, 443),
+            (20, 51_002, 443),
+            (30, 51_002, 443),
+            (40, 51_001, 443),
+            (60, 443, 1024),
+            (70, 443, 65_535),
+            (90, 0, 0),
+        ]
+    );
+    assert_eq!(counts.new_port_flows, 2);
+    assert_eq!(
+        counts.duplicate_flows, 2,
+        "the carried flow and the ICMP one"
+    );
+    assert_eq!(counts.duplicate_flow_records, 2);
+    assert_eq!(counts.kept_records, 7);
+    // NetShare's rule drops all four repeats.
+    let (out, counts) = run(Duplicates::Drop);
+    assert_eq!(out.len(), 4);
+    assert_eq!((counts.new_port_flows, counts.duplicate_flows), (0, 4));
 }
