@@ -51,6 +51,17 @@ pub struct Layout {
     pub private: bool,
 }
 
+impl Segment {
+    /// A head of `dim` dimensions of `field` with `activation`.
+    pub fn new(field: &str, dim: usize, activation: Activation) -> Segment {
+        Segment {
+            field: field.to_string(),
+            dim,
+            activation,
+        }
+    }
+}
+
 fn one() -> usize {
     1
 }

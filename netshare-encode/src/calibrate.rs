@@ -289,21 +289,13 @@ impl FeatureMap<'_> {
 mod tests {
     use super::*;
 
-    fn seg(field: &str, dim: usize, activation: Activation) -> Segment {
-        Segment {
-            field: field.into(),
-            dim,
-            activation,
-        }
-    }
-
     #[test]
     fn only_one_dimensional_sigmoid_and_tanh_heads_are_calibrated() {
         let segs = vec![
-            seg("srcip/bit00", 2, Activation::Softmax),
-            seg("flow_start", 1, Activation::Sigmoid),
-            seg("srcport", 10, Activation::Tanh),
-            seg("td", 1, Activation::Tanh),
+            Segment::new("srcip/bit00", 2, Activation::Softmax),
+            Segment::new("flow_start", 1, Activation::Sigmoid),
+            Segment::new("srcport", 10, Activation::Tanh),
+            Segment::new("td", 1, Activation::Tanh),
         ];
         assert_eq!(calibrated_heads(&segs), vec![(2, "flow_start"), (13, "td")]);
     }
@@ -360,20 +352,25 @@ mod tests {
         assert_eq!(code_probabilities(1).len(), 2 + 9 + 9 + 9);
     }
 
-    #[test]
-    fn training_codes_are_summarised_over_flows_and_real_steps_only() {
-        let layout = Layout {
+    /// A layout whose attributes are a two-way tag and `flow_start`, with `features`.
+    fn tagged_layout(features: Vec<Segment>) -> Layout {
+        Layout {
             attributes: vec![
-                seg("tag", 2, Activation::Softmax),
-                seg("flow_start", 1, Activation::Sigmoid),
+                Segment::new("tag", 2, Activation::Softmax),
+                Segment::new("flow_start", 1, Activation::Sigmoid),
             ],
-            features: vec![
-                seg("interarrival", 1, Activation::Sigmoid),
-                seg("pkt", 1, Activation::Tanh),
-            ],
+            features,
             sample_len: 1,
             private: false,
-        };
+        }
+    }
+
+    #[test]
+    fn training_codes_are_summarised_over_flows_and_real_steps_only() {
+        let layout = tagged_layout(vec![
+            Segment::new("interarrival", 1, Activation::Sigmoid),
+            Segment::new("pkt", 1, Activation::Tanh),
+        ]);
         // Three flows, T = 2: flow 0 has two steps, flows 1 and 2 one each.
         let mut t = ChunkTensors::zeros(3, 3, 2, 2);
         for (i, fs) in [0.5f32, 0.1, 0.9].into_iter().enumerate() {
@@ -409,19 +406,11 @@ mod tests {
 
     #[test]
     fn generated_codes_take_the_training_marginal_and_keep_their_order() {
-        let layout = Layout {
-            attributes: vec![
-                seg("tag", 2, Activation::Softmax),
-                seg("flow_start", 1, Activation::Sigmoid),
-            ],
-            features: vec![
-                seg("interarrival", 1, Activation::Sigmoid),
-                seg("label", 2, Activation::Softmax),
-                seg("pkt", 1, Activation::Sigmoid),
-            ],
-            sample_len: 1,
-            private: false,
-        };
+        let layout = tagged_layout(vec![
+            Segment::new("interarrival", 1, Activation::Sigmoid),
+            Segment::new("label", 2, Activation::Softmax),
+            Segment::new("pkt", 1, Activation::Sigmoid),
+        ]);
         // Training codes: flow starts uniform on [0, 1]; pkt codes 0.1 (half) and 0.9 (half).
         let q = BTreeMap::from([
             ("flow_start".to_string(), vec![0.0, 0.25, 0.5, 0.75, 1.0]),

@@ -102,23 +102,15 @@ pub(crate) fn harden(x: Tensor<2>, runs: &[Run]) -> Tensor<2> {
 mod tests {
     use super::*;
 
-    fn seg(field: &str, dim: usize, activation: Activation) -> Segment {
-        Segment {
-            field: field.into(),
-            dim,
-            activation,
-        }
-    }
-
     #[test]
     fn neighbouring_heads_of_one_kind_share_a_run() {
         let segs = vec![
-            seg("srcip/bit00", 2, Activation::Softmax),
-            seg("srcip/bit01", 2, Activation::Softmax),
-            seg("proto", 3, Activation::Softmax),
-            seg("srcport", 10, Activation::Tanh),
-            seg("dstport", 10, Activation::Tanh),
-            seg("flow_start", 1, Activation::Sigmoid),
+            Segment::new("srcip/bit00", 2, Activation::Softmax),
+            Segment::new("srcip/bit01", 2, Activation::Softmax),
+            Segment::new("proto", 3, Activation::Softmax),
+            Segment::new("srcport", 10, Activation::Tanh),
+            Segment::new("dstport", 10, Activation::Tanh),
+            Segment::new("flow_start", 1, Activation::Sigmoid),
         ];
         let r = runs(&segs);
         assert_eq!(
@@ -152,10 +144,10 @@ mod tests {
     fn activations_follow_the_runs_and_hardening_picks_the_argmax() {
         let device = burn::tensor::Device::flex();
         let segs = vec![
-            seg("a", 2, Activation::Softmax),
-            seg("b", 3, Activation::Softmax),
-            seg("c", 1, Activation::Sigmoid),
-            seg("d", 1, Activation::Tanh),
+            Segment::new("a", 2, Activation::Softmax),
+            Segment::new("b", 3, Activation::Softmax),
+            Segment::new("c", 1, Activation::Sigmoid),
+            Segment::new("d", 1, Activation::Tanh),
         ];
         let r = runs(&segs);
         let x = Tensor::<2>::from_floats([[0.0, 1.0, 2.0, 0.0, -1.0, 0.0, 0.5]], &device);

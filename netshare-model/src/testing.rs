@@ -8,14 +8,6 @@ use rand_distr::{Distribution, Normal};
 
 use crate::data::Encoded;
 
-fn seg(field: &str, dim: usize, activation: Activation) -> Segment {
-    Segment {
-        field: field.into(),
-        dim,
-        activation,
-    }
-}
-
 /// Truth of the two-flow-type dataset.
 pub mod two_types {
     /// Share of type B flows.
@@ -40,13 +32,13 @@ pub fn two_flow_types(n: usize, chunks: usize, seed: u64) -> Encoded {
         sample_len: 1,
         private: false,
         attributes: vec![
-            seg("proto", 2, Activation::Softmax),
-            seg("dstport", 1, Activation::Tanh),
-            seg("flow_start", 1, Activation::Sigmoid),
+            Segment::new("proto", 2, Activation::Softmax),
+            Segment::new("dstport", 1, Activation::Tanh),
+            Segment::new("flow_start", 1, Activation::Sigmoid),
         ],
         features: vec![
-            seg("interarrival", 1, Activation::Sigmoid),
-            seg("pkt_len", 1, Activation::Sigmoid),
+            Segment::new("interarrival", 1, Activation::Sigmoid),
+            Segment::new("pkt_len", 1, Activation::Sigmoid),
         ],
     };
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
@@ -81,23 +73,31 @@ pub fn ugr16_shaped(n: usize, max_len: usize, n_chunks: usize, seed: u64) -> Enc
     let mut attributes = Vec::new();
     for ip in ["srcip", "dstip"] {
         for b in 0..32 {
-            attributes.push(seg(&format!("{ip}/bit{b:02}"), 2, Activation::Softmax));
+            attributes.push(Segment::new(
+                &format!("{ip}/bit{b:02}"),
+                2,
+                Activation::Softmax,
+            ));
         }
     }
-    attributes.push(seg("srcport", 10, Activation::Tanh));
-    attributes.push(seg("dstport", 10, Activation::Tanh));
-    attributes.push(seg("proto", 3, Activation::Softmax));
-    attributes.push(seg("flow_start", 1, Activation::Sigmoid));
-    attributes.push(seg("tag/starts_here", 2, Activation::Softmax));
+    attributes.push(Segment::new("srcport", 10, Activation::Tanh));
+    attributes.push(Segment::new("dstport", 10, Activation::Tanh));
+    attributes.push(Segment::new("proto", 3, Activation::Softmax));
+    attributes.push(Segment::new("flow_start", 1, Activation::Sigmoid));
+    attributes.push(Segment::new("tag/starts_here", 2, Activation::Softmax));
     for c in 0..n_chunks {
-        attributes.push(seg(&format!("tag/in_chunk/{c:03}"), 2, Activation::Softmax));
+        attributes.push(Segment::new(
+            &format!("tag/in_chunk/{c:03}"),
+            2,
+            Activation::Softmax,
+        ));
     }
     let features = vec![
-        seg("interarrival", 1, Activation::Sigmoid),
-        seg("td", 1, Activation::Sigmoid),
-        seg("pkt", 1, Activation::Sigmoid),
-        seg("byt", 1, Activation::Sigmoid),
-        seg("label", 2, Activation::Softmax),
+        Segment::new("interarrival", 1, Activation::Sigmoid),
+        Segment::new("td", 1, Activation::Sigmoid),
+        Segment::new("pkt", 1, Activation::Sigmoid),
+        Segment::new("byt", 1, Activation::Sigmoid),
+        Segment::new("label", 2, Activation::Softmax),
     ];
     let layout = Layout {
         attributes,

@@ -6,28 +6,24 @@ use netshare_synth::merge::{CleanCounts, Duplicates, Merger, TagHeads, clean_chu
 
 const N_CHUNKS: usize = 4;
 
-fn seg(field: &str, dim: usize, activation: Activation) -> Segment {
-    Segment {
-        field: field.into(),
-        dim,
-        activation,
-    }
-}
-
 /// srcip as 4 bits (enough to tell hand-made flows apart), a tanh port, flow_start, tags.
 fn layout() -> Layout {
     let mut attributes: Vec<Segment> = (0..4)
-        .map(|b| seg(&format!("srcip/bit{b:02}"), 2, Activation::Softmax))
+        .map(|b| Segment::new(&format!("srcip/bit{b:02}"), 2, Activation::Softmax))
         .collect();
-    attributes.push(seg("dstport", 1, Activation::Tanh));
-    attributes.push(seg("flow_start", 1, Activation::Sigmoid));
-    attributes.push(seg("tag/starts_here", 2, Activation::Softmax));
+    attributes.push(Segment::new("dstport", 1, Activation::Tanh));
+    attributes.push(Segment::new("flow_start", 1, Activation::Sigmoid));
+    attributes.push(Segment::new("tag/starts_here", 2, Activation::Softmax));
     for c in 0..N_CHUNKS {
-        attributes.push(seg(&format!("tag/in_chunk/{c:03}"), 2, Activation::Softmax));
+        attributes.push(Segment::new(
+            &format!("tag/in_chunk/{c:03}"),
+            2,
+            Activation::Softmax,
+        ));
     }
     Layout {
         attributes,
-        features: vec![seg("interarrival", 1, Activation::Sigmoid)],
+        features: vec![Segment::new("interarrival", 1, Activation::Sigmoid)],
         sample_len: 1,
         private: false,
     }
