@@ -113,6 +113,11 @@ pub fn code_quantiles(
 /// The training quantile at probability `p`: piecewise linear between the knots `(probs[i],
 /// knots[i])` (`probs` ascending from 0 to 1, as long as `knots`, at least two).
 fn quantile_at(probs: &[f64], knots: &[f32], p: f64) -> f32 {
+    interpolate(probs, p, |j| f64::from(knots[j])) as f32
+}
+
+/// The piecewise-linear interpolation at probability `p` of the knots `knot(i)` at `probs[i]`.
+fn interpolate(probs: &[f64], p: f64, knot: impl Fn(usize) -> f64) -> f64 {
     let p = p.clamp(0.0, 1.0);
     let j = probs.partition_point(|&x| x <= p).clamp(1, probs.len() - 1) - 1;
     let w = probs[j + 1] - probs[j];
@@ -121,7 +126,7 @@ fn quantile_at(probs: &[f64], knots: &[f32], p: f64) -> f32 {
     } else {
         0.0
     };
-    (f64::from(knots[j]) + t * (f64::from(knots[j + 1]) - f64::from(knots[j]))) as f32
+    knot(j) + t * (knot(j + 1) - knot(j))
 }
 
 /// The probability of `x` among `sorted` generated codes: the mid-rank `(i + 0.5) / n` of a
@@ -141,6 +146,39 @@ fn rank_of(sorted: &[f32], x: f32) -> f64 {
     }
     let (a, b) = (f64::from(sorted[lo - 1]), f64::from(sorted[lo]));
     (lo as f64 - 0.5 + (f64::from(x) - a) / (b - a)) / n
+}
+
+/// The record times of a chunk's training flows at `probs` (lower order statistics, µs).
+pub fn time_quantiles(mut times: Vec<i64>, probs: &[f64]) -> Vec<i64> {
+    if times.len() < 2 || probs.is_empty() {
+        return Vec::new();
+    }
+    times.sort_unstable();
+    let n = times.len();
+    probs
+        .iter()
+        .map(|&p| times[((p * (n - 1) as f64).floor() as usize).min(n - 1)])
+        .collect()
+}
+
+/// Maps each of a chunk's generated record times to the training time quantile at its
+/// mid-rank among them (`knots_us` at `probs`), rounded to the µs, then through `round` (the
+/// trace's time resolution). A record's time is its flow's start plus the sum of its gaps, so
+/// calibrating those two heads does not calibrate it: where the long flows start decides where
+/// most records fall. The map is monotone, so records keep their order within and across flows.
+pub fn warp_times(times: &mut [i64], probs: &[f64], knots_us: &[i64], round: impl Fn(i64) -> i64) {
+    if times.is_empty() || knots_us.len() < 2 || knots_us.len() != probs.len() {
+        return;
+    }
+    let mut order: Vec<i64> = times.to_vec();
+    order.sort_unstable();
+    let n = order.len() as f64;
+    for t in times.iter_mut() {
+        let lo = order.partition_point(|&s| s < *t);
+        let hi = order.partition_point(|&s| s <= *t);
+        let p = (lo + hi) as f64 / (2.0 * n);
+        *t = round(interpolate(probs, p, |j| knots_us[j] as f64).round() as i64);
+    }
 }
 
 /// One head's map: the sorted generated codes and the training quantiles.
@@ -332,6 +370,30 @@ mod tests {
     }
 
     #[test]
+    fn record_times_take_the_training_quantiles_at_their_ranks_and_keep_their_order() {
+        assert_eq!(
+            time_quantiles(vec![40, 10, 30, 20, 50], &[0.0, 0.5, 1.0]),
+            [10, 30, 50]
+        );
+        assert!(time_quantiles(vec![7], &[0.0, 1.0]).is_empty());
+        // Training times spread over [0, 1000] µs; four generated times bunched at the end,
+        // two of them equal.
+        let (probs, knots) = ([0.0, 0.5, 1.0], [0i64, 500, 1000]);
+        let mut t = vec![990, 960, 990, 900];
+        warp_times(&mut t, &probs, &knots, |x| x);
+        // Mid-ranks 3/4 (the tie: (2 + 4) / 2 / 4), 1.5/4, 3/4, 0.5/4 through the knots.
+        assert_eq!(t, vec![750, 375, 750, 125]);
+        // The trace's resolution applies after the map.
+        let mut t = vec![990, 960, 990, 900];
+        warp_times(&mut t, &probs, &knots, |x| (x + 50) / 100 * 100);
+        assert_eq!(t, vec![800, 400, 800, 100]);
+        // No knots: nothing changes.
+        let mut t = vec![3, 1, 2];
+        warp_times(&mut t, &[], &[], |x| x);
+        assert_eq!(t, vec![3, 1, 2]);
+    }
+
+    #[test]
     fn the_probability_grid_refines_the_outer_bins() {
         let p = code_probabilities(100);
         assert_eq!(p.len(), 137);
@@ -401,6 +463,7 @@ mod tests {
             start_knots_us: Vec::new(),
             code_probabilities: probs,
             code_quantiles: q,
+            time_quantiles_us: Vec::new(),
         }
     }
 

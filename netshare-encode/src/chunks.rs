@@ -45,6 +45,11 @@ pub struct ChunkInfo {
     /// Synth maps generated codes onto them ([`crate::calibrate`]). Absent in private mode.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub code_quantiles: BTreeMap<String, Vec<f32>>,
+    /// Quantiles at `code_probabilities` of the chunk's training record times (µs), onto which
+    /// synth maps the generated record times ([`crate::calibrate::warp_times`]). Absent in
+    /// private mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_quantiles_us: Vec<i64>,
 }
 
 impl ChunkInfo {
@@ -421,6 +426,7 @@ mod tests {
             start_knots_us: knots,
             code_probabilities: Vec::new(),
             code_quantiles: BTreeMap::new(),
+            time_quantiles_us: Vec::new(),
         }
     }
 

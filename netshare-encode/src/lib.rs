@@ -43,10 +43,12 @@ use netshare_core::stage::StageDef;
 /// with few values snap to the nearest one seen); `chunks.json` carries each chunk's training
 /// code quantiles for synth's marginal calibration (not in private mode). A flow trace's
 /// tensors and layout are unchanged (so are its models), and its `encoder.json` too unless a
-/// field has a value set.
+/// field has a value set. Version 7: `chunks.json` also carries each chunk's training record
+/// time quantiles (`time_quantiles_us`, not in private mode), onto which synth maps the
+/// generated record times.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 6,
+    version: 7,
 };
 
 /// Reads a `layout.json` (as written by this stage).

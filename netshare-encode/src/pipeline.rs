@@ -369,12 +369,20 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 ),
                 code_probabilities: Vec::new(),
                 code_quantiles: BTreeMap::new(),
+                time_quantiles_us: Vec::new(),
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             let probs = crate::calibrate::code_probabilities(cfg.code_quantiles());
             info.code_quantiles =
                 crate::calibrate::code_quantiles(&encoder.layout(), &tensors, &probs);
-            if !info.code_quantiles.is_empty() {
+            info.time_quantiles_us = crate::calibrate::time_quantiles(
+                flows
+                    .iter()
+                    .flat_map(|f| f.rows.iter().map(|&r| table.time[r]))
+                    .collect(),
+                &probs,
+            );
+            if !info.code_quantiles.is_empty() || !info.time_quantiles_us.is_empty() {
                 info.code_probabilities = probs;
             }
             (info, tensors, counts)

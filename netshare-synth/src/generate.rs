@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
 use netshare_encode::addr::AddrCodec;
-use netshare_encode::calibrate::Calibration;
+use netshare_encode::calibrate::{Calibration, warp_times};
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -249,7 +249,8 @@ pub struct ChunkReport {
     pub carried: u64,
     /// The record-level clean-up of this chunk.
     pub clean: CleanCounts,
-    /// Heads whose generated codes were mapped onto the chunk's training marginal.
+    /// Heads whose generated codes were mapped onto the chunk's training marginal, and `time`
+    /// when the record times were.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calibrated: Vec<String>,
 }
@@ -451,6 +452,19 @@ pub fn synthesize(
             timings.decode_s += t0.elapsed().as_secs_f64();
         }
         let t0 = Instant::now();
+        let warp = cfg.calibrate && info.time_quantiles_us.len() >= 2;
+        if warp {
+            let times = match &mut records {
+                Records::Packets(t) => &mut t.time_us,
+                Records::Flows(t) => &mut t.ts_us,
+            };
+            warp_times(
+                times,
+                &info.code_probabilities,
+                &info.time_quantiles_us,
+                |t| enc.semantics.as_ref().map_or(t, |s| s.round_time(t)),
+            );
+        }
         let mut clean = CleanCounts::default();
         let kept = clean_chunk(
             &records,
@@ -490,7 +504,13 @@ pub fn synthesize(
             flows: plan.len() as u64,
             carried: plan.carried as u64,
             clean: clean.clone(),
-            calibrated: calibration.heads(),
+            calibrated: {
+                let mut h = calibration.heads();
+                if warp {
+                    h.push("time".to_string());
+                }
+                h
+            },
         });
         add_clean(&mut clean_total, &clean);
     }

@@ -209,7 +209,7 @@ fn calibration_gives_the_training_marginals_and_can_be_turned_off() {
     for c in &report.chunks {
         assert_eq!(
             c.calibrated,
-            ["flow_start", "interarrival", "td", "pkt", "byt"],
+            ["flow_start", "interarrival", "td", "pkt", "byt", "time"],
             "chunk {}",
             c.index
         );
