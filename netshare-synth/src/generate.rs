@@ -46,8 +46,9 @@ pub struct SynthConfig {
     pub snaplen: u32,
     /// Capture only headers, keeping wire lengths.
     pub headers_only: bool,
-    /// Map generated codes of continuous heads onto the training marginal when the encoder
-    /// recorded it (`code_quantiles` in chunks.json; see netshare-encode's `calibrate`).
+    /// Map generated codes of continuous heads, and the decoded record times, onto the
+    /// training marginals when the encoder recorded them (`code_quantiles` and
+    /// `time_quantiles_us` in chunks.json; see netshare-encode's `calibrate`).
     pub calibrate: bool,
     /// What happens to a flow that repeats an earlier flow's five-tuple in its chunk.
     pub duplicates: Duplicates,
