@@ -291,6 +291,27 @@ impl Semantics {
                 },
                 None => 1.0,
             };
+            // A ratio out of range: move the divisor (packets) when some count of at least one
+            // packet puts the ratio in range, so the bytes keep their value (and synth's
+            // calibrated marginal); a divisor with a value set keeps it.
+            if let (Some(p), Some(Value::Num(x))) =
+                (&r.per, idx(&r.field).and_then(|i| values.get(i)).cloned())
+                && lo > 0.0
+                && div > 0.0
+                && !self.value_sets.contains_key(p)
+            {
+                let ratio = x / div;
+                if ratio < lo || ratio > hi {
+                    let a = (x / hi - 1e-9 * (x / hi)).ceil().max(1.0);
+                    let b = (x / lo + 1e-9 * (x / lo)).floor();
+                    if a <= b {
+                        if let Some(Value::Num(d)) = idx(p).and_then(|i| values.get_mut(i)) {
+                            *d = div.clamp(a, b);
+                        }
+                        continue;
+                    }
+                }
+            }
             if let Some(Value::Num(x)) = idx(&r.field).and_then(|i| values.get_mut(i)) {
                 // The bounds were ratios of integers: a relative slack far below one unit keeps
                 // f64 rounding of `div * lo` from excluding the value the ratio came from.
@@ -469,6 +490,38 @@ mod tests {
         assert_eq!(s.round_time(1_499), 1_000);
         assert_eq!(s.round_time(1_500), 2_000);
         assert_eq!(s.round_time(-1_499), -1_000);
+    }
+
+    #[test]
+    fn an_out_of_range_ratio_moves_the_packets_when_a_count_fits_else_the_bytes() {
+        // 80 packet counts (no value set), always 100 bytes per packet.
+        let rows: Vec<_> = (1..=80)
+            .map(|p| (6, i64::from(p), 1.0, f64::from(p), 100.0 * f64::from(p)))
+            .collect();
+        let s = Semantics::fit(&flows(&rows), &INTEGER);
+        assert!(!s.value_sets.contains_key("pkt"));
+        assert_eq!(s.ranges[0].by_proto.get(&6), Some(&[100.0, 100.0]));
+        let names: Vec<String> = ["td", "pkt", "byt", "label"].map(String::from).to_vec();
+        // (pkt, byt) -> (pkt, byt): 1,000 bytes in 3 packets become 10 packets; 7 bytes fit no
+        // count of packets, so the bytes move (to 5 x 100); in range, nothing changes.
+        for ((pkt, byt), want) in [
+            ((3.0, 1000.0), (10.0, 1000.0)),
+            ((5.0, 7.0), (5.0, 500.0)),
+            ((4.0, 400.0), (4.0, 400.0)),
+        ] {
+            let mut v = vec![
+                Value::Num(1.0),
+                Value::Num(pkt),
+                Value::Num(byt),
+                Value::Cat("x".into()),
+            ];
+            s.apply(&names, 6, &mut v);
+            assert_eq!(
+                (&v[1], &v[2]),
+                (&Value::Num(want.0), &Value::Num(want.1)),
+                "{pkt} {byt}"
+            );
+        }
     }
 
     #[test]

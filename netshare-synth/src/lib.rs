@@ -24,7 +24,8 @@ use netshare_core::stage::StageDef;
 /// heads are mapped onto the chunk's training marginal when chunks.json carries it
 /// (`calibrate`, on by default), and the report lists the heads per chunk; a TCP or UDP flow
 /// that repeats an earlier flow's five-tuple in its chunk gets a fresh port instead of being
-/// dropped (`duplicates`, counted as `new_port_flows`).
+/// dropped (`duplicates`, counted as `new_port_flows`); decoding a flow whose bytes per packet
+/// break the protocol's range moves its packet count when one fits, not its bytes.
 pub const STAGE: StageDef = StageDef {
     name: "synth",
     version: 2,

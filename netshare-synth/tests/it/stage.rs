@@ -249,11 +249,11 @@ fn calibration_gives_the_training_marginals_and_can_be_turned_off() {
         let (ks_cal, ks_raw) = (ks(&c, &r), ks(&u, &r));
         eprintln!("{name}: KS calibrated {ks_cal:.3}, uncalibrated {ks_raw:.3}");
         assert!(ks_cal < ks_raw, "{name}: {ks_cal} vs {ks_raw}");
-        // byt is calibrated too, but decoding then clamps it to the protocol's bytes per
-        // packet given the flow's pkt, which the 20-iteration model's pairs often break
-        // (measured KS 0.25, uncalibrated 0.38); td and pkt keep the calibrated marginal
-        // (0.075 and 0.033, uncalibrated 0.37 and 0.35).
-        if name != "byt" {
+        // pkt is calibrated too, but decoding then moves it where the flow's bytes per packet
+        // break the protocol's range, which the 20-iteration model's pairs often do (measured
+        // KS 0.205, uncalibrated 0.439); td and byt keep the calibrated marginal (0.069 and
+        // 0.071, uncalibrated 0.373 and 0.430).
+        if name != "pkt" {
             assert!(ks_cal <= 0.1, "{name}: KS {ks_cal} to the training records");
         }
     }
