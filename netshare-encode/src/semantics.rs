@@ -27,6 +27,10 @@ pub const MAX_VALUE_SET: usize = 64;
 /// must repeat, or the set would only copy the training records.
 pub const VALUE_SET_RECORDS_PER_VALUE: usize = 20;
 
+/// A flow whose bytes are within this share of its protocol's bytes-per-packet range has them
+/// clamped; further out, its packet count moves instead (see [`Semantics::apply`]).
+pub const NEAR_RANGE: f64 = 0.01;
+
 /// Candidate resolutions of continuous values, coarsest first.
 const VALUE_QUANTA: [f64; 7] = [1.0, 0.1, 0.01, 0.001, 1e-4, 1e-5, 1e-6];
 /// Candidate resolutions of record times in µs, coarsest first.
@@ -293,7 +297,9 @@ impl Semantics {
             };
             // A ratio out of range: move the divisor (packets) when some count of at least one
             // packet puts the ratio in range, so the bytes keep their value (and synth's
-            // calibrated marginal); a divisor with a value set keeps it.
+            // calibrated marginal), unless the bytes are within NEAR_RANGE of the range (a
+            // record's own extreme ratio whose bytes decode a unit off); a divisor with a value
+            // set keeps it.
             if let (Some(p), Some(Value::Num(x))) =
                 (&r.per, idx(&r.field).and_then(|i| values.get(i)).cloned())
                 && lo > 0.0
@@ -304,9 +310,12 @@ impl Semantics {
                 if ratio < lo || ratio > hi {
                     let a = (x / hi - 1e-9 * (x / hi)).ceil().max(1.0);
                     let b = (x / lo + 1e-9 * (x / lo)).floor();
-                    if a <= b {
-                        if let Some(Value::Num(d)) = idx(p).and_then(|i| values.get_mut(i)) {
-                            *d = div.clamp(a, b);
+                    let bytes = x.clamp(div * lo, div * hi);
+                    let near = (bytes - x).abs() <= NEAR_RANGE * x.abs().max(1.0);
+                    if a <= b && !near {
+                        let d = div.clamp(a, b);
+                        if let Some(Value::Num(v)) = idx(p).and_then(|i| values.get_mut(i)) {
+                            *v = d;
                         }
                         continue;
                     }
@@ -493,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn an_out_of_range_ratio_moves_the_packets_when_a_count_fits_else_the_bytes() {
+    fn an_out_of_range_ratio_moves_the_packets_unless_the_bytes_are_nearly_in_range() {
         // 80 packet counts (no value set), always 100 bytes per packet.
         let rows: Vec<_> = (1..=80)
             .map(|p| (6, i64::from(p), 1.0, f64::from(p), 100.0 * f64::from(p)))
@@ -502,11 +511,16 @@ mod tests {
         assert!(!s.value_sets.contains_key("pkt"));
         assert_eq!(s.ranges[0].by_proto.get(&6), Some(&[100.0, 100.0]));
         let names: Vec<String> = ["td", "pkt", "byt", "label"].map(String::from).to_vec();
-        // (pkt, byt) -> (pkt, byt): 1,000 bytes in 3 packets become 10 packets; 7 bytes fit no
-        // count of packets, so the bytes move (to 5 x 100); in range, nothing changes.
+        // (pkt, byt) -> (pkt, byt): 1,000 bytes in 3, 8 or 12 packets take 10 packets; 7
+        // bytes fit no count of packets, so the bytes move (to 5 x 100); 1,005 bytes in 10
+        // packets are within 1% of the range, so the bytes move (to 1,000); in range, nothing
+        // changes.
         for ((pkt, byt), want) in [
             ((3.0, 1000.0), (10.0, 1000.0)),
+            ((8.0, 1000.0), (10.0, 1000.0)),
+            ((12.0, 1000.0), (10.0, 1000.0)),
             ((5.0, 7.0), (5.0, 500.0)),
+            ((10.0, 1005.0), (10.0, 1000.0)),
             ((4.0, 400.0), (4.0, 400.0)),
         ] {
             let mut v = vec![
