@@ -4,11 +4,13 @@
 //! - [`write`]: [`write::Sink`], which streams records into any output format (the formats
 //!   themselves are `netshare-formats`');
 //! - [`merge`]: the cross-chunk merge and record clean-up of SPEC §5, as pure functions;
+//! - [`config`]: [`config::SynthConfig`], the stage's typed configuration;
 //! - [`generate`]: the synthesis itself (sample, merge, decode, clean, write) and its report;
 //! - [`stage`]: the store-mode body;
 //! - [`convert`]: any records table to any output format.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod convert;
 pub mod error;
 pub mod generate;
