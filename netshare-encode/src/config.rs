@@ -196,9 +196,10 @@ pub struct EncodeConfig {
     /// (the knots are fitted on the records being encoded).
     #[serde(skip_serializing_if = "is_zero")]
     pub flow_start_quantiles: usize,
-    /// Quantile knots of each chunk's training codes per continuous head, which synth maps
-    /// generated codes onto (marginal calibration, [`crate::calibrate`]). `None`: 100, and 0
-    /// in private mode; 0 turns calibration off. Refused above 0 in private mode (the knots
+    /// Uniform quantile bins of each chunk's training codes per continuous head and of its
+    /// record times, which synth maps generated values onto (marginal calibration; the outer
+    /// bins are refined, [`crate::calibrate::code_probabilities`]). `None`: 100, and 0 in
+    /// private mode; 0 turns calibration off. Refused above 0 in private mode (the quantiles
     /// would be statistics of the records being encoded).
     pub code_quantiles: Option<usize>,
     /// Flow traces: encode `byt` as bytes per packet (`byt / pkt`) and decode it as the

@@ -346,6 +346,9 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
         e.source = embed_source;
     }
 
+    // What marginal calibration records per chunk (nothing in private mode).
+    let probs = crate::calibrate::code_probabilities(cfg.code_quantiles());
+    let layout = encoder.layout();
     let built: Vec<(ChunkInfo, ChunkTensors, EncodeCounts)> = kept
         .par_iter()
         .zip(flows_only.par_iter())
@@ -372,9 +375,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 time_quantiles_us: Vec::new(),
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
-            let probs = crate::calibrate::code_probabilities(cfg.code_quantiles());
-            info.code_quantiles =
-                crate::calibrate::code_quantiles(&encoder.layout(), &tensors, &probs);
+            info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
             info.time_quantiles_us = crate::calibrate::time_quantiles(
                 flows
                     .iter()
@@ -383,7 +384,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 &probs,
             );
             if !info.code_quantiles.is_empty() || !info.time_quantiles_us.is_empty() {
-                info.code_probabilities = probs;
+                info.code_probabilities = probs.clone();
             }
             (info, tensors, counts)
         })

@@ -295,50 +295,49 @@ impl Semantics {
                 },
                 None => 1.0,
             };
-            // A ratio out of range: move the divisor (packets) when some count of at least one
-            // packet puts the ratio in range, so the bytes keep their value (and synth's
-            // calibrated marginal), unless the bytes are within NEAR_RANGE of the range (a
-            // record's own extreme ratio whose bytes decode a unit off); a divisor with a value
-            // set keeps it.
-            if let (Some(p), Some(Value::Num(x))) =
-                (&r.per, idx(&r.field).and_then(|i| values.get(i)).cloned())
+            let Some(fi) = idx(&r.field) else { continue };
+            let Some(&Value::Num(x)) = values.get(fi) else {
+                continue;
+            };
+            // The bounds were ratios of integers: a relative slack far below one unit keeps
+            // f64 rounding of `div * lo` from excluding the value the ratio came from.
+            let (lo_x, hi_x) = (div * lo, div * hi);
+            let (a, b) = (
+                (lo_x - 1e-9 * lo_x.abs()).ceil(),
+                (hi_x + 1e-9 * hi_x.abs()).floor(),
+            );
+            // With a fractional ratio range a small divisor can leave no integer inside it;
+            // the integer nearest the range's middle is then the best there is.
+            let (a, b) = if a <= b {
+                (a, b)
+            } else {
+                let mid = (0.5 * (lo_x + hi_x)).round();
+                (mid, mid)
+            };
+            let clamped = x.clamp(a, b);
+            if clamped == x {
+                continue;
+            }
+            // Out of range by more than NEAR_RANGE (a record's own extreme ratio can decode a
+            // unit off): move the divisor (packets) when some count of at least one packet
+            // fits, so the bytes keep their value and synth's calibrated marginal. A divisor
+            // with a value set keeps it.
+            if let Some(p) = &r.per
                 && lo > 0.0
                 && div > 0.0
+                && (clamped - x).abs() > NEAR_RANGE * x.abs().max(1.0)
                 && !self.value_sets.contains_key(p)
             {
-                let ratio = x / div;
-                if ratio < lo || ratio > hi {
-                    let a = (x / hi - 1e-9 * (x / hi)).ceil().max(1.0);
-                    let b = (x / lo + 1e-9 * (x / lo)).floor();
-                    let bytes = x.clamp(div * lo, div * hi);
-                    let near = (bytes - x).abs() <= NEAR_RANGE * x.abs().max(1.0);
-                    if a <= b && !near {
-                        let d = div.clamp(a, b);
-                        if let Some(Value::Num(v)) = idx(p).and_then(|i| values.get_mut(i)) {
-                            *v = d;
-                        }
-                        continue;
-                    }
+                let d_lo = (x / hi - 1e-9 * (x / hi)).ceil().max(1.0);
+                let d_hi = (x / lo + 1e-9 * (x / lo)).floor();
+                if d_lo <= d_hi
+                    && let Some(Value::Num(d)) = idx(p).and_then(|i| values.get_mut(i))
+                {
+                    *d = div.clamp(d_lo, d_hi);
+                    continue;
                 }
             }
-            if let Some(Value::Num(x)) = idx(&r.field).and_then(|i| values.get_mut(i)) {
-                // The bounds were ratios of integers: a relative slack far below one unit keeps
-                // f64 rounding of `div * lo` from excluding the value the ratio came from.
-                let (lo_x, hi_x) = (div * lo, div * hi);
-                let (a, b) = (
-                    (lo_x - 1e-9 * lo_x.abs()).ceil(),
-                    (hi_x + 1e-9 * hi_x.abs()).floor(),
-                );
-                // With a fractional ratio range a small divisor can leave no integer inside it;
-                // the integer nearest the range's middle is then the best there is.
-                let (a, b) = if a <= b {
-                    (a, b)
-                } else {
-                    let mid = (0.5 * (lo_x + hi_x)).round();
-                    (mid, mid)
-                };
-                *x = x.clamp(a, b);
-            }
+            values[fi] = Value::Num(clamped);
         }
         for (name, set) in &self.value_sets {
             if let Some(Value::Num(x)) = idx(name).and_then(|i| values.get_mut(i)) {

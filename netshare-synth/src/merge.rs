@@ -15,7 +15,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 
 use netshare_core::layout::{Activation, Layout};
-use netshare_core::records::{FlowColumns, PacketColumns, Records};
+use netshare_core::records::{FiveTuple, FlowColumns, PacketColumns, Records};
+use netshare_formats::packet::build::{PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -316,8 +317,6 @@ pub struct CleanCounts {
     pub kept_records: u64,
 }
 
-use netshare_core::records::FiveTuple;
-
 fn five_tuple(r: &Records, i: usize) -> FiveTuple {
     r.five_tuple(i)
 }
@@ -350,9 +349,9 @@ pub enum Duplicates {
     Drop,
 }
 
-/// The TCP and UDP protocol numbers: the protocols whose ports identify a connection.
+/// TCP and UDP: the protocols whose ports identify a connection.
 fn has_ports(proto: u8) -> bool {
-    matches!(proto, 6 | 17)
+    matches!(proto, PROTO_TCP | PROTO_UDP)
 }
 
 /// The five-tuple `k` with its higher port moved to the next value (wrapping from 65535 to
@@ -406,33 +405,28 @@ pub fn clean_chunk(
         )));
     }
     counts.decoded_records += records.len() as u64;
-    // The first flow index seen for each five-tuple owns it.
+    // The first flow index seen for each five-tuple owns it; the other flows with it are
+    // duplicates, with the five-tuple they share (every record of a flow has its flow's).
     let mut owner: std::collections::HashMap<FiveTuple, usize> = std::collections::HashMap::new();
-    let mut dup_flows: HashSet<usize> = HashSet::new();
+    let mut dups: BTreeMap<usize, FiveTuple> = BTreeMap::new();
     for (i, &f) in flow_of.iter().enumerate() {
         let key = five_tuple(records, i);
         let o = *owner.entry(key).or_insert(f);
         if o != f {
             // Flows arrive in plan order, but be safe if they do not: the lower index wins.
             if f < o {
-                dup_flows.insert(o);
+                dups.insert(o, key);
                 owner.insert(key, f);
             } else {
-                dup_flows.insert(f);
+                dups.insert(f, key);
             }
         }
     }
     // Duplicates that may move get a fresh port, in flow order; the rest are dropped.
     let mut moved: BTreeMap<usize, FiveTuple> = BTreeMap::new();
-    if policy == Duplicates::NewPort && !dup_flows.is_empty() {
+    if policy == Duplicates::NewPort && !dups.is_empty() {
         let mut used: HashSet<FiveTuple> = owner.keys().copied().collect();
-        let mut first_key: BTreeMap<usize, FiveTuple> = BTreeMap::new();
-        for (i, &f) in flow_of.iter().enumerate() {
-            if dup_flows.contains(&f) {
-                first_key.entry(f).or_insert_with(|| five_tuple(records, i));
-            }
-        }
-        for (f, k) in first_key {
+        for (&f, &k) in &dups {
             if !(local.get(f).copied().unwrap_or(false) && has_ports(k.proto)) {
                 continue;
             }
@@ -441,12 +435,12 @@ pub fn clean_chunk(
                 moved.insert(f, n);
             }
         }
-        dup_flows.retain(|f| !moved.contains_key(f));
+        dups.retain(|f, _| !moved.contains_key(f));
         counts.new_port_flows += moved.len() as u64;
     }
     let mut keep = Vec::with_capacity(records.len());
     for (i, &f) in flow_of.iter().enumerate() {
-        if dup_flows.contains(&f) {
+        if dups.contains_key(&f) {
             counts.duplicate_flow_records += 1;
             continue;
         }
@@ -457,7 +451,7 @@ pub fn clean_chunk(
         }
         keep.push(i);
     }
-    counts.duplicate_flows += dup_flows.len() as u64;
+    counts.duplicate_flows += dups.len() as u64;
     keep.sort_by_key(|&i| time_of(records, i));
     counts.kept_records += keep.len() as u64;
     let mut out = take(records, &keep);
