@@ -21,6 +21,7 @@ use std::collections::BTreeMap;
 
 use netshare_core::layout::{Activation, Layout, Segment};
 use netshare_core::tensors::ChunkTensors;
+use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkInfo;
 
@@ -183,6 +184,196 @@ pub fn warp_times(times: &mut [i64], probs: &[f64], knots_us: &[i64], round: imp
     for t in times.iter_mut() {
         let (p, _) = mid_rank(&order, t);
         *t = round(interpolate(probs, p, |j| knots_us[j] as f64).round() as i64);
+    }
+}
+
+/// Fewest training records a packet-count stratum holds (see [`flow_sizes`]).
+pub const MIN_STRATUM_RECORDS: usize = 50;
+/// Most packet-count strata per chunk.
+pub const MAX_STRATA: usize = 16;
+
+/// The training durations and bytes per packet of a flow chunk's records of one protocol (or
+/// of the protocols too rare for their own strata) whose packet count is at most `pkt_max`
+/// (and above the previous stratum's of that protocol).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PktStratum {
+    /// The protocol; `None` for every protocol without strata of its own.
+    pub proto: Option<u8>,
+    /// Largest packet count of the stratum; the protocol's last stratum also takes every
+    /// larger count.
+    pub pkt_max: u64,
+    /// Training records in it.
+    pub records: usize,
+    /// Quantiles of their `td` at the chunk's `code_probabilities`.
+    pub td: Vec<f64>,
+    /// Quantiles of their `byt / pkt`.
+    pub bytes_per_packet: Vec<f64>,
+}
+
+/// What synth maps a flow chunk's decoded records onto: the training packet counts, and the
+/// durations and bytes per packet within strata of protocol and packet count.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlowSizes {
+    /// Quantiles of the training records' packet counts at the chunk's `code_probabilities`.
+    pub pkt: Vec<f64>,
+    /// The strata, by protocol (`None` first) and ascending packet count.
+    pub strata: Vec<PktStratum>,
+}
+
+/// Summarises a flow chunk's training records `(proto, pkt, td, byt)` at `probs`: the
+/// quantiles of the packet counts, and per protocol (each with at least
+/// [`MIN_STRATUM_RECORDS`] records; the rest pooled under `None` when they are as many)
+/// strata of consecutive packet counts with the quantiles of `td` and of `byt / pkt` in each.
+/// Counts are taken in ascending order and a stratum closes at the first count boundary where
+/// it holds at least `max(MIN_STRATUM_RECORDS, n / MAX_STRATA)` of the protocol's `n`
+/// records; a short remainder joins the last stratum. `None` when `probs` is empty or there
+/// are too few records for one stratum.
+pub fn flow_sizes(records: &[(u8, u64, f64, u64)], probs: &[f64]) -> Option<FlowSizes> {
+    if probs.is_empty() || records.len() < MIN_STRATUM_RECORDS {
+        return None;
+    }
+    let mut per_proto: BTreeMap<u8, usize> = BTreeMap::new();
+    for r in records {
+        *per_proto.entry(r.0).or_default() += 1;
+    }
+    let mut groups: BTreeMap<Option<u8>, Vec<(u64, f64, u64)>> = BTreeMap::new();
+    for r in records {
+        let key = (per_proto[&r.0] >= MIN_STRATUM_RECORDS).then_some(r.0);
+        groups.entry(key).or_default().push((r.1, r.2, r.3));
+    }
+    let mut strata = Vec::new();
+    for (proto, mut rows) in groups {
+        if rows.len() >= MIN_STRATUM_RECORDS {
+            strata.extend(count_strata(proto, &mut rows, probs));
+        }
+    }
+    let mut pkt: Vec<f64> = records.iter().map(|r| r.1 as f64).collect();
+    pkt.sort_by(f64::total_cmp);
+    Some(FlowSizes {
+        pkt: order_statistics(&pkt, probs),
+        strata,
+    })
+}
+
+/// The packet-count strata of one protocol's records `(pkt, td, byt)` (see [`flow_sizes`]).
+fn count_strata(
+    proto: Option<u8>,
+    sorted: &mut [(u64, f64, u64)],
+    probs: &[f64],
+) -> Vec<PktStratum> {
+    let n = sorted.len();
+    let min = MIN_STRATUM_RECORDS.max(n.div_ceil(MAX_STRATA));
+    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut bounds: Vec<(usize, usize)> = Vec::new();
+    let mut start = 0;
+    for i in 1..=n {
+        let boundary = i == n || sorted[i].0 != sorted[i - 1].0;
+        if boundary && i - start >= min {
+            bounds.push((start, i));
+            start = i;
+        }
+    }
+    if start < n {
+        match bounds.last_mut() {
+            Some(last) => last.1 = n,
+            None => bounds.push((0, n)),
+        }
+    }
+    bounds
+        .into_iter()
+        .map(|(a, b)| {
+            let rows = &sorted[a..b];
+            let mut td: Vec<f64> = rows.iter().map(|r| r.1).collect();
+            let mut bpp: Vec<f64> = rows
+                .iter()
+                .map(|r| r.2 as f64 / r.0.max(1) as f64)
+                .collect();
+            td.sort_by(f64::total_cmp);
+            bpp.sort_by(f64::total_cmp);
+            PktStratum {
+                proto,
+                pkt_max: rows[rows.len() - 1].0,
+                records: rows.len(),
+                td: order_statistics(&td, probs),
+                bytes_per_packet: order_statistics(&bpp, probs),
+            }
+        })
+        .collect()
+}
+
+/// The indices of `idx` ordered by `key`, ties broken by index: the ordinal ranks.
+fn ordinal(idx: &[usize], key: impl Fn(usize) -> f64) -> Vec<usize> {
+    let mut order = idx.to_vec();
+    order.sort_by(|&a, &b| key(a).total_cmp(&key(b)).then(a.cmp(&b)));
+    order
+}
+
+/// Maps a flow chunk's decoded records onto the training records' sizes. First each packet
+/// count goes to the training count quantile at its rank among the chunk's records (decoding
+/// may have moved counts to fit a protocol's bytes per packet, which the bytes are about to be
+/// recomputed from anyway). Then each duration and bytes per packet goes to the training
+/// quantile of its stratum (its protocol's, or the pooled rare protocols'; records of a
+/// protocol with neither keep theirs) at its rank among the records of that stratum, and
+/// the bytes become the nearest integer to that ratio times the count. Ranks are ordinal, ties
+/// broken by record order, so a value the decoder produced many times spreads over the
+/// training values it stands for. Every map is monotone: the generator's order of counts, and
+/// of durations and ratios within a stratum, is kept; what changes is that a one-packet flow's
+/// bytes and duration follow those of real one-packet flows, not of all flows. Does nothing
+/// when the quantiles do not match `probs`.
+pub fn calibrate_flow_sizes(
+    sizes: &FlowSizes,
+    probs: &[f64],
+    proto: &[u8],
+    pkt: &mut [u64],
+    td: &mut [f64],
+    byt: &mut [u64],
+) {
+    let strata = &sizes.strata;
+    let usable = probs.len() >= 2
+        && sizes.pkt.len() == probs.len()
+        && !strata.is_empty()
+        && strata
+            .iter()
+            .all(|s| s.td.len() == probs.len() && s.bytes_per_packet.len() == probs.len());
+    if !usable || pkt.is_empty() {
+        return;
+    }
+    let all: Vec<usize> = (0..pkt.len()).collect();
+    let n = all.len() as f64;
+    for (r, &i) in ordinal(&all, |i| pkt[i] as f64).iter().enumerate() {
+        let p = interpolate(probs, (r as f64 + 0.5) / n, |j| sizes.pkt[j]);
+        pkt[i] = p.round().max(1.0) as u64;
+    }
+    // Each protocol's strata are consecutive: their range in `strata`.
+    let mut groups: BTreeMap<Option<u8>, (usize, usize)> = BTreeMap::new();
+    for (k, s) in strata.iter().enumerate() {
+        let g = groups.entry(s.proto).or_insert((k, k));
+        g.1 = k + 1;
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); strata.len()];
+    for (i, &p) in pkt.iter().enumerate() {
+        let Some(&(a, b)) = groups.get(&Some(proto[i])).or_else(|| groups.get(&None)) else {
+            continue;
+        };
+        let s = a + strata[a..b]
+            .partition_point(|s| s.pkt_max < p)
+            .min(b - a - 1);
+        members[s].push(i);
+    }
+    for (s, idx) in strata.iter().zip(&members) {
+        let n = idx.len() as f64;
+        for (r, &i) in ordinal(idx, |i| td[i]).iter().enumerate() {
+            td[i] = interpolate(probs, (r as f64 + 0.5) / n, |j| s.td[j]);
+        }
+        for (r, &i) in ordinal(idx, |i| byt[i] as f64 / pkt[i] as f64)
+            .iter()
+            .enumerate()
+        {
+            let ratio = interpolate(probs, (r as f64 + 0.5) / n, |j| s.bytes_per_packet[j]);
+            byt[i] = (ratio * pkt[i] as f64).round().max(0.0) as u64;
+        }
     }
 }
 
@@ -468,6 +659,7 @@ mod tests {
             code_probabilities: probs,
             code_quantiles: q,
             time_quantiles_us: Vec::new(),
+            flow_sizes: None,
         }
     }
 
@@ -525,5 +717,118 @@ mod tests {
             (0..6).all(|s| feats[s * f] == 0.3),
             "interarrival untouched"
         );
+    }
+
+    #[test]
+    fn packet_count_strata_close_at_count_boundaries_and_keep_at_least_the_minimum() {
+        let probs = [0.0, 0.5, 1.0];
+        // 60 one-packet flows of 40 bytes lasting 0 s, 30 two-packet flows and 30 of three
+        // packets (which together make the second stratum), 10 of 100 packets (a short
+        // remainder that joins the last stratum).
+        let mut recs = Vec::new();
+        recs.extend((0..60).map(|_| (6u8, 1u64, 0.0, 40u64)));
+        recs.extend((0..30).map(|i| (6, 2u64, 0.004 * i as f64, 100 + 2 * i as u64)));
+        recs.extend((0..30).map(|i| (6, 3u64, 1.0 + 0.004 * i as f64, 3 * 500)));
+        recs.extend((0..10).map(|i| (6, 100u64, 10.0 + i as f64, 100 * 1400)));
+        let sizes = flow_sizes(&recs, &probs).expect("enough records");
+        // 130 counts: the lower median is index floor(0.5 * 129) = 64, a two-packet flow.
+        assert_eq!(sizes.pkt, vec![1.0, 2.0, 100.0]);
+        let st = &sizes.strata;
+        assert_eq!(st.len(), 2, "{st:?}");
+        assert!(st.iter().all(|s| s.proto == Some(6)));
+        assert_eq!((st[0].pkt_max, st[0].records), (1, 60));
+        assert_eq!(st[0].td, vec![0.0, 0.0, 0.0]);
+        assert_eq!(st[0].bytes_per_packet, vec![40.0, 40.0, 40.0]);
+        assert_eq!((st[1].pkt_max, st[1].records), (100, 70));
+        // 70 records sorted by count then duration: the lower median is index floor(0.5 * 69)
+        // = 34, the fifth three-packet flow (td 1.016, 500 bytes per packet).
+        assert_eq!(st[1].td[0], 0.0);
+        assert!((st[1].td[1] - 1.016).abs() < 1e-12, "{}", st[1].td[1]);
+        assert_eq!(st[1].td[2], 19.0);
+        // Bytes per packet: 30 values 50..=79 (two packets), 30 of 500, 10 of 1400.
+        assert_eq!(st[1].bytes_per_packet, vec![50.0, 500.0, 1400.0]);
+        // Too few records for one stratum, or no probabilities: none.
+        assert!(flow_sizes(&recs[..MIN_STRATUM_RECORDS - 1], &probs).is_none());
+        assert!(flow_sizes(&recs, &[]).is_none());
+        // One count only: a single stratum however many records.
+        let one = flow_sizes(&recs[..60], &probs).expect("enough records");
+        assert_eq!(one.strata.len(), 1);
+        assert_eq!((one.strata[0].pkt_max, one.strata[0].records), (1, 60));
+        // Protocols: 60 ICMP flows get their own stratum; 30 UDP and 25 GRE flows, each too
+        // few, are pooled (55 records, one stratum); the counts' quantiles cover every record.
+        let mut mixed = recs.clone();
+        mixed.extend((0..60).map(|_| (1u8, 1u64, 0.0, 84u64)));
+        mixed.extend((0..30).map(|_| (17u8, 1u64, 0.0, 60u64)));
+        mixed.extend((0..25).map(|_| (47u8, 4u64, 0.5, 400u64)));
+        let sizes = flow_sizes(&mixed, &probs).expect("enough records");
+        let keys: Vec<(Option<u8>, u64, usize)> = sizes
+            .strata
+            .iter()
+            .map(|s| (s.proto, s.pkt_max, s.records))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (None, 4, 55),
+                (Some(1), 1, 60),
+                (Some(6), 1, 60),
+                (Some(6), 100, 70)
+            ]
+        );
+        assert_eq!(sizes.strata[0].bytes_per_packet, vec![60.0, 60.0, 100.0]);
+        assert_eq!(sizes.pkt, vec![1.0, 1.0, 100.0]);
+        // Rare protocols too few to pool: they get no strata.
+        mixed.truncate(recs.len() + 60 + 30);
+        let sizes = flow_sizes(&mixed, &probs).expect("enough records");
+        assert!(sizes.strata.iter().all(|s| s.proto.is_some()));
+    }
+
+    #[test]
+    fn flow_sizes_take_the_training_counts_then_their_strata_quantiles() {
+        let probs = [0.0, 0.5, 1.0];
+        let tcp = |pkt_max, td: [f64; 3], bpp: [f64; 3]| PktStratum {
+            proto: Some(6),
+            pkt_max,
+            records: 100,
+            td: td.to_vec(),
+            bytes_per_packet: bpp.to_vec(),
+        };
+        let sizes = FlowSizes {
+            pkt: vec![1.0, 1.0, 13.0],
+            strata: vec![
+                tcp(1, [0.0, 0.0, 0.0], [40.0, 40.0, 60.0]),
+                tcp(10, [0.0, 1.0, 3.0], [100.0, 200.0, 1000.0]),
+            ],
+        };
+        let mut pkt = vec![1u64, 4, 1, 2, 50, 3, 1];
+        let mut td = vec![0.5, 2.0, 0.1, 0.0, 0.7, 9.0, 0.25];
+        let mut byt = vec![50u64, 4000, 45, 2000, 5000, 77, 33];
+        // Six TCP records and a UDP one, a protocol with no strata.
+        let proto = [6u8, 6, 6, 6, 6, 6, 17];
+        calibrate_flow_sizes(&sizes, &probs, &proto, &mut pkt, &mut td, &mut byt);
+        // The UDP record's count is mapped with the others (to 1); having no strata, it keeps
+        // its duration and bytes.
+        assert_eq!((pkt[6], td[6], byt[6]), (1, 0.25, 33));
+        // Counts by ordinal rank (the 1s in record order): records 0, 2, 6, 3, 5, 1, 4 at
+        // ranks 1/14, 3/14, ..., 13/14 through (0, 1), (0.5, 1), (1, 13): 1, 1, 1, 1,
+        // 1 + 12 * 2/7, 1 + 12 * 4/7, 1 + 12 * 6/7 (4.43, 7.86, 11.29).
+        assert_eq!(pkt, vec![1, 8, 1, 1, 11, 4, 1]);
+        // First stratum (records 0, 2, 3): durations 0; bytes per packet 50, 45, 2000 rank
+        // 3/6, 1/6, 5/6 through (0, 40), (0.5, 40), (1, 60): 40, 40, 53.3.
+        assert_eq!((td[0], td[2], td[3]), (0.0, 0.0, 0.0));
+        assert_eq!((byt[0], byt[2], byt[3]), (40, 40, 53));
+        // Second stratum (records 5, 1 and 4, whose 11 packets the last stratum takes): by
+        // duration 0.7 (4), 2.0 (1), 9.0 (5) at ranks 1/6, 3/6, 5/6 through (0, 0), (0.5, 1),
+        // (1, 3): 1/3, 1, 7/3.
+        assert!((td[4] - 1.0 / 3.0).abs() < 1e-12);
+        assert!((td[1] - 1.0).abs() < 1e-12);
+        assert!((td[5] - 7.0 / 3.0).abs() < 1e-12);
+        // By bytes per packet 77/4 (5), 5000/11 (4), 4000/8 (1): ratios 100 + 100/3, 200 and
+        // 200 + 800 * 2/3, times 4, 11 and 8 packets.
+        assert_eq!((byt[5], byt[4], byt[1]), (533, 2200, 5867));
+        // Quantiles that do not match the probabilities: nothing changes.
+        let (mut p2, mut td2, mut b2) = (vec![4u64], vec![0.5], vec![50u64]);
+        calibrate_flow_sizes(&sizes, &[0.0, 1.0], &[6], &mut p2, &mut td2, &mut b2);
+        assert_eq!((p2[0], td2[0], b2[0]), (4, 0.5, 50));
     }
 }

@@ -50,6 +50,13 @@ pub struct ChunkInfo {
     /// private mode.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub time_quantiles_us: Vec<i64>,
+    /// For flow traces: the training packet counts, and durations and bytes per packet within
+    /// strata of packet counts, at `code_probabilities` ([`crate::calibrate::flow_sizes`]),
+    /// onto which synth maps the decoded records'
+    /// ([`crate::calibrate::calibrate_flow_sizes`]). Absent in private mode and for packet
+    /// traces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_sizes: Option<crate::calibrate::FlowSizes>,
 }
 
 impl ChunkInfo {
@@ -427,6 +434,7 @@ mod tests {
             code_probabilities: Vec::new(),
             code_quantiles: BTreeMap::new(),
             time_quantiles_us: Vec::new(),
+            flow_sizes: None,
         }
     }
 

@@ -45,10 +45,14 @@ use netshare_core::stage::StageDef;
 /// tensors and layout are unchanged (so are its models), and its `encoder.json` too unless a
 /// field has a value set. Version 7: `chunks.json` also carries each chunk's training record
 /// time quantiles (`time_quantiles_us`, not in private mode), onto which synth maps the
-/// generated record times.
+/// generated record times. Version 8: a flow trace's `chunks.json` also carries, per chunk,
+/// the training packet counts and the durations and bytes per packet within strata of
+/// protocol and packet count (`flow_sizes`, not in private mode); the semantics learn a
+/// clock tick (a resolution of k = 2..9 decimal units, such as 4 ms). Tensors, layout and
+/// models are unchanged.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 7,
+    version: 8,
 };
 
 /// Reads a `layout.json` (as written by this stage).

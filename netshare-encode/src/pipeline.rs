@@ -349,6 +349,31 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
     // What marginal calibration records per chunk (nothing in private mode).
     let probs = crate::calibrate::code_probabilities(cfg.code_quantiles());
     let layout = encoder.layout();
+    // A flow record's (proto, pkt, td, byt), for the packet-count strata.
+    let flow_sizes = match (
+        table.kind,
+        table.column("pkt"),
+        table.column("td"),
+        table.column("byt"),
+    ) {
+        (
+            TraceKind::Flows,
+            Some(Column::Num(pkt)),
+            Some(Column::Num(td)),
+            Some(Column::Num(byt)),
+        ) if !probs.is_empty() => {
+            let keys = &table.keys;
+            Some(move |r: usize| {
+                (
+                    keys[r].proto,
+                    pkt[r].max(0.0) as u64,
+                    td[r],
+                    byt[r].max(0.0) as u64,
+                )
+            })
+        }
+        _ => None,
+    };
     let built: Vec<(ChunkInfo, ChunkTensors, EncodeCounts)> = kept
         .par_iter()
         .zip(flows_only.par_iter())
@@ -373,6 +398,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 code_probabilities: Vec::new(),
                 code_quantiles: BTreeMap::new(),
                 time_quantiles_us: Vec::new(),
+                flow_sizes: None,
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
@@ -383,7 +409,19 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                     .collect(),
                 &probs,
             );
-            if !info.code_quantiles.is_empty() || !info.time_quantiles_us.is_empty() {
+            if let Some(sizes) = &flow_sizes {
+                info.flow_sizes = crate::calibrate::flow_sizes(
+                    &flows
+                        .iter()
+                        .flat_map(|f| f.rows.iter().map(|&r| sizes(r)))
+                        .collect::<Vec<_>>(),
+                    &probs,
+                );
+            }
+            if !info.code_quantiles.is_empty()
+                || !info.time_quantiles_us.is_empty()
+                || info.flow_sizes.is_some()
+            {
                 info.code_probabilities = probs.clone();
             }
             (info, tensors, counts)

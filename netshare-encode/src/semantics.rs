@@ -109,6 +109,40 @@ fn nearest(set: &[f64], x: f64) -> f64 {
     }
 }
 
+/// The integers `x` with `lo <= x / div <= hi`, as `[a, b]`. The bounds were ratios of
+/// integers: a relative slack far below one unit keeps f64 rounding of `div * lo` from
+/// excluding the value the ratio came from. With a fractional ratio range a small divisor can
+/// leave no integer inside; the integer nearest the range's middle is then the best there is.
+fn integer_bounds(lo: f64, hi: f64, div: f64) -> (f64, f64) {
+    let (lo_x, hi_x) = (div * lo, div * hi);
+    let (a, b) = (
+        (lo_x - 1e-9 * lo_x.abs()).ceil(),
+        (hi_x + 1e-9 * hi_x.abs()).floor(),
+    );
+    if a <= b {
+        (a, b)
+    } else {
+        let mid = (0.5 * (lo_x + hi_x)).round();
+        (mid, mid)
+    }
+}
+
+/// The clock tick in units of a decimal resolution: the largest `k` in 2..=9 such that most
+/// of the nonzero `values` are multiples of `k` units (`multiple(x, k)`), else 1. A router
+/// whose clock ticks every 4 ms writes durations in whole ms that are all multiples of 4 ms,
+/// and decoding to any other ms is a tell. Needs [`MIN_RULE_RECORDS`] nonzero values.
+fn tick<T: PartialEq + Default>(values: &[T], multiple: impl Fn(&T, u32) -> bool) -> u32 {
+    let zero = T::default();
+    let nonzero: Vec<&T> = values.iter().filter(|x| **x != zero).collect();
+    if nonzero.len() < MIN_RULE_RECORDS {
+        return 1;
+    }
+    (2..=9)
+        .rev()
+        .find(|&k| holds_for_most(&nonzero, |x| multiple(x, k)))
+        .unwrap_or(1)
+}
+
 fn holds_for_most<T>(values: &[T], mut pred: impl FnMut(&T) -> bool) -> bool {
     if values.is_empty() {
         return false;
@@ -134,6 +168,10 @@ impl Semantics {
             .copied()
             .find(|&q| holds_for_most(&t.time, |&x| x % q == 0))
             .unwrap_or(1);
+        let time_quantum_us = time_quantum_us
+            * i64::from(tick(&t.time, |&x, k| {
+                x % (time_quantum_us * i64::from(k)) == 0
+            }));
         let nums: Vec<(&str, &[f64])> = t
             .fields
             .iter()
@@ -153,7 +191,8 @@ impl Semantics {
                 .copied()
                 .find(|&q| holds_for_most(&finite, |&x| is_multiple(x, q)))
             {
-                quanta.insert(name.to_string(), q);
+                let k = tick(&finite, |&x, k| is_multiple(x, q * f64::from(k)));
+                quanta.insert(name.to_string(), q * f64::from(k));
             }
         }
         let mut value_sets = BTreeMap::new();
@@ -276,6 +315,28 @@ impl Semantics {
         if 2 * r >= q { t - r + q } else { t - r }
     }
 
+    /// Puts a decoded flow record's duration and bytes back under the rules after synth moved
+    /// them (calibration), keeping its packet count: the bytes into the protocol's
+    /// bytes-per-packet range for `pkt` packets, then [`Semantics::apply`]'s resolutions, value
+    /// sets and implications (a one-packet flow lasts 0 s again).
+    pub fn finish_flow(&self, proto: u8, pkt: u64, td: &mut f64, byt: &mut u64) {
+        let mut b = *byt as f64;
+        for r in &self.ranges {
+            if r.field == "byt" && r.per.as_deref() == Some("pkt") && pkt > 0 {
+                let [lo, hi] = r.by_proto.get(&proto).copied().unwrap_or(r.all);
+                let (a, c) = integer_bounds(lo, hi, pkt as f64);
+                b = b.clamp(a, c);
+            }
+        }
+        let names = ["td", "pkt", "byt"].map(String::from);
+        let mut values = [Value::Num(*td), Value::Num(pkt as f64), Value::Num(b)];
+        self.apply(&names, proto, &mut values);
+        if let [Value::Num(t), _, Value::Num(b)] = values {
+            *td = t;
+            *byt = b.max(0.0).round() as u64;
+        }
+    }
+
     /// Applies the rules to one decoded record's values (`names[i]` is the field of `values[i]`).
     pub fn apply(&self, names: &[String], proto: u8, values: &mut [Value]) {
         let idx = |name: &str| names.iter().position(|n| n == name);
@@ -299,21 +360,7 @@ impl Semantics {
             let Some(&Value::Num(x)) = values.get(fi) else {
                 continue;
             };
-            // The bounds were ratios of integers: a relative slack far below one unit keeps
-            // f64 rounding of `div * lo` from excluding the value the ratio came from.
-            let (lo_x, hi_x) = (div * lo, div * hi);
-            let (a, b) = (
-                (lo_x - 1e-9 * lo_x.abs()).ceil(),
-                (hi_x + 1e-9 * hi_x.abs()).floor(),
-            );
-            // With a fractional ratio range a small divisor can leave no integer inside it;
-            // the integer nearest the range's middle is then the best there is.
-            let (a, b) = if a <= b {
-                (a, b)
-            } else {
-                let mid = (0.5 * (lo_x + hi_x)).round();
-                (mid, mid)
-            };
+            let (a, b) = integer_bounds(lo, hi, div);
             let clamped = x.clamp(a, b);
             if clamped == x {
                 continue;
@@ -439,6 +486,63 @@ mod tests {
         assert_eq!(s.ranges.len(), 1);
         assert_eq!(s.ranges[0].by_proto.get(&6), Some(&[40.0, 300.0]));
         assert_eq!(s.ranges[0].all, [40.0, 300.0]);
+    }
+
+    #[test]
+    fn a_clock_that_ticks_every_few_units_is_learned_as_the_resolution() {
+        // Times and durations that are all multiples of 4 ms, as a router's 4 ms clock writes.
+        let mut rows: Vec<(u8, i64, f64, f64, f64)> = (0..40)
+            .map(|i| {
+                (
+                    6,
+                    4_000 * (3 * i + 7),
+                    0.004 * f64::from(i as u8),
+                    3.0,
+                    900.0,
+                )
+            })
+            .collect();
+        let s = Semantics::fit(&flows(&rows), &INTEGER);
+        assert_eq!(s.time_quantum_us, 4000);
+        assert_eq!(s.quanta.get("td"), Some(&0.004));
+        // Decoding rounds to the tick.
+        assert_eq!(s.round_time(4_000 * 7 + 2_500), 4_000 * 8);
+        let names: Vec<String> = ["td", "pkt", "byt"].map(String::from).to_vec();
+        let mut v = vec![Value::Num(0.0131), Value::Num(3.0), Value::Num(900.0)];
+        s.apply(&names, 6, &mut v);
+        assert!(
+            matches!(v[0], Value::Num(x) if (x - 0.012).abs() < 1e-12),
+            "{v:?}"
+        );
+        // One duration in 40 off the tick (97.5% < 99.5%): the resolution stays 1 ms.
+        rows[5].2 = 0.021;
+        let s = Semantics::fit(&flows(&rows), &INTEGER);
+        assert_eq!(s.quanta.get("td"), Some(&0.001));
+        // Too few nonzero values to tell a tick: the decimal resolution.
+        let few: Vec<(u8, i64, f64, f64, f64)> = (0..40)
+            .map(|i| (6, 1_000 * i, if i < 10 { 0.008 } else { 0.0 }, 3.0, 900.0))
+            .collect();
+        let s = Semantics::fit(&flows(&few), &INTEGER);
+        assert_eq!(s.quanta.get("td"), Some(&0.001));
+        assert_eq!(s.time_quantum_us, 1000, "{s:?}");
+    }
+
+    #[test]
+    fn finishing_a_calibrated_flow_keeps_its_packets_and_restores_the_rules() {
+        let s = Semantics::fit(&netflow_like(), &INTEGER);
+        // One packet: bytes into TCP's [40, 300] per packet, and a one-packet flow lasts 0 s.
+        let (mut td, mut byt) = (0.3171, 500u64);
+        s.finish_flow(6, 1, &mut td, &mut byt);
+        assert_eq!((td, byt), (0.0, 300));
+        // Three packets: bytes up to 120, the duration to whole ms.
+        let (mut td, mut byt) = (0.01234, 100u64);
+        s.finish_flow(6, 3, &mut td, &mut byt);
+        assert_eq!(byt, 120);
+        assert!((td - 0.012).abs() < 1e-12, "{td}");
+        // In range: unchanged.
+        let (mut td, mut byt) = (0.5, 600u64);
+        s.finish_flow(6, 3, &mut td, &mut byt);
+        assert_eq!((td, byt), (0.5, 600));
     }
 
     #[test]

@@ -30,9 +30,11 @@ pub struct SynthConfig {
     pub snaplen: u32,
     /// Capture only headers, keeping wire lengths.
     pub headers_only: bool,
-    /// Map generated codes of continuous heads, and the decoded record times, onto the
-    /// training marginals when the encoder recorded them (`code_quantiles` and
-    /// `time_quantiles_us` in chunks.json; see netshare-encode's `calibrate`).
+    /// Map generated codes of continuous heads, the decoded record times, and flow records'
+    /// packet counts, durations and bytes per packet (by protocol and packet-count stratum)
+    /// onto the training marginals when the encoder recorded them (`code_quantiles`,
+    /// `time_quantiles_us` and `flow_sizes` in chunks.json; see netshare-encode's
+    /// `calibrate`).
     pub calibrate: bool,
     /// What happens to a flow that repeats an earlier flow's five-tuple in its chunk.
     pub duplicates: Duplicates,

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
 use netshare_encode::addr::AddrCodec;
-use netshare_encode::calibrate::{Calibration, warp_times};
+use netshare_encode::calibrate::{Calibration, calibrate_flow_sizes, warp_times};
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,9 @@ use crate::write::{Dialect, Sink, SinkSummary, WriteOptions};
 
 /// Name of the synthesis report output.
 pub const REPORT_OUTPUT: &str = "synth-report.json";
+/// How the report's `calibrated` list names the record-level map of flow packet counts, and of
+/// durations and bytes per packet within packet-count strata.
+pub const SIZES_BY_PKT: &str = "pkt,td|pkt,byt|pkt";
 /// Base name of the record outputs (`synthetic.parquet`, `synthetic.csv`, ...).
 pub const OUTPUT_STEM: &str = "synthetic";
 
@@ -341,6 +344,23 @@ pub fn synthesize(
             timings.decode_s += t0.elapsed().as_secs_f64();
         }
         let t0 = Instant::now();
+        let sizes = info.flow_sizes.as_ref().filter(|_| cfg.calibrate);
+        let sized = sizes.is_some() && kind == TraceKind::Flows;
+        if let (Some(sizes), Records::Flows(t)) = (sizes, &mut records) {
+            calibrate_flow_sizes(
+                sizes,
+                &info.code_probabilities,
+                &t.proto,
+                &mut t.pkt,
+                &mut t.td,
+                &mut t.byt,
+            );
+            if let Some(sem) = &enc.semantics {
+                for i in 0..t.pkt.len() {
+                    sem.finish_flow(t.proto[i], t.pkt[i], &mut t.td[i], &mut t.byt[i]);
+                }
+            }
+        }
         let warp = cfg.calibrate && info.time_quantiles_us.len() >= 2;
         if warp {
             let times = match &mut records {
@@ -395,6 +415,9 @@ pub fn synthesize(
             clean: clean.clone(),
             calibrated: {
                 let mut h = calibration.heads();
+                if sized {
+                    h.push(SIZES_BY_PKT.to_string());
+                }
                 if warp {
                     h.push("time".to_string());
                 }

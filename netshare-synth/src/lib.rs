@@ -27,8 +27,11 @@ use netshare_core::stage::StageDef;
 /// (`calibrate`, on by default), and the report lists the heads per chunk; a TCP or UDP flow
 /// that repeats an earlier flow's five-tuple in its chunk gets a fresh port instead of being
 /// dropped (`duplicates`, counted as `new_port_flows`); decoding a flow whose bytes per packet
-/// break the protocol's range moves its packet count when one fits, not its bytes.
+/// break the protocol's range moves its packet count when one fits, not its bytes. Version 3:
+/// a flow record's packet count is mapped onto the training counts, and its duration and
+/// bytes per packet onto the training quantiles of its protocol and packet-count stratum, when
+/// chunks.json carries them (part of `calibrate`; the report lists `pkt,td|pkt,byt|pkt`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 2,
+    version: 3,
 };

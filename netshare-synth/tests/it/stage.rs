@@ -209,7 +209,15 @@ fn calibration_gives_the_training_marginals_and_can_be_turned_off() {
     for c in &report.chunks {
         assert_eq!(
             c.calibrated,
-            ["flow_start", "interarrival", "td", "pkt", "byt", "time"],
+            [
+                "flow_start",
+                "interarrival",
+                "td",
+                "pkt",
+                "byt",
+                "pkt,td|pkt,byt|pkt",
+                "time"
+            ],
             "chunk {}",
             c.index
         );
@@ -249,12 +257,62 @@ fn calibration_gives_the_training_marginals_and_can_be_turned_off() {
         let (ks_cal, ks_raw) = (ks(&c, &r), ks(&u, &r));
         eprintln!("{name}: KS calibrated {ks_cal:.3}, uncalibrated {ks_raw:.3}");
         assert!(ks_cal < ks_raw, "{name}: {ks_cal} vs {ks_raw}");
-        // pkt is calibrated too, but decoding then moves it where the flow's bytes per packet
-        // break the protocol's range, which the 20-iteration model's pairs often do (measured
-        // KS 0.205, uncalibrated 0.439); td and byt keep the calibrated marginal (0.069 and
-        // 0.071, uncalibrated 0.373 and 0.430).
-        if name != "pkt" {
-            assert!(ks_cal <= 0.1, "{name}: KS {ks_cal} to the training records");
+        // Measured: pkt 0.045 and td 0.048 (uncalibrated 0.439 and 0.371). byt is the
+        // calibrated bytes per packet times the count, so its marginal also depends on how the
+        // generator pairs counts with ratios inside a stratum, which the 20-iteration model
+        // does poorly: 0.185 (uncalibrated 0.430).
+        let bound = if name == "byt" { 0.25 } else { 0.1 };
+        assert!(
+            ks_cal <= bound,
+            "{name}: KS {ks_cal} to the training records"
+        );
+    }
+    // Within a protocol and packet count, durations and bytes per packet follow the training
+    // records of that protocol and count (the strata), not the trace's overall marginal. In
+    // this trace ICMP flows have about 31 packets of 32 bytes, TCP flows 33 to 1,400 packets
+    // of 42 to 216.
+    type Pick = fn(u8, u64) -> bool;
+    let cells: [(&str, Pick); 2] = [
+        ("ICMP", |proto, _| proto == 1),
+        ("TCP, at most 62 packets", |proto, p| proto == 6 && p <= 62),
+    ];
+    for (what, pick) in cells {
+        for (name, get) in [cols[0], cols[2]] {
+            let value = |f: &netshare_core::records::FlowColumns, i: usize| {
+                if name == "byt" {
+                    get(f, i) / f.pkt[i] as f64
+                } else {
+                    get(f, i)
+                }
+            };
+            let sel = |f: &netshare_core::records::FlowColumns,
+                       rows: &mut dyn Iterator<Item = usize>| {
+                rows.filter(|&i| pick(f.proto[i], f.pkt[i]))
+                    .map(|i| value(f, i))
+                    .collect::<Vec<f64>>()
+            };
+            let r = sel(&real, &mut kept.iter().copied());
+            let c = sel(&cal, &mut (0..cal.len()));
+            let u = sel(&raw, &mut (0..raw.len()));
+            let (ks_cal, ks_raw) = (ks(&c, &r), ks(&u, &r));
+            let name = if name == "byt" {
+                "bytes per packet"
+            } else {
+                name
+            };
+            eprintln!(
+                "{what}, {name}: KS calibrated {ks_cal:.3} ({} records), uncalibrated {ks_raw:.3} ({}), training {}",
+                c.len(),
+                u.len(),
+                r.len()
+            );
+            // Measured: ICMP 0.099 and 0.059 (uncalibrated 0.568 and 0.801); TCP 0.107 and
+            // 0.147 (0.468 and 0.243).
+            assert!(ks_cal < ks_raw, "{what}, {name}: {ks_cal} vs {ks_raw}");
+            assert!(
+                ks_cal <= 0.2,
+                "{what}, {name}: KS {ks_cal} to the training records"
+            );
         }
     }
 }
