@@ -3,8 +3,9 @@
 //! A generator learns how fields move together better than it learns each field's exact
 //! distribution: trained at our budget it puts too much mass in the tails of flow sizes and
 //! durations, and the marginals sampler, which only copies the marginals, beat it on most size
-//! and duration EMDs (host-b emd pkt 11.1 against 1.83). Calibration keeps what the generator learned about the order of its outputs and
-//! takes the marginal from the training data:
+//! and duration EMDs (host-b emd pkt 11.1 against 1.83 on an AMD EPYC; bench/EXPERIMENTS.md).
+//! Calibration keeps what the generator learned about the order of its outputs and takes the
+//! marginal from the training data:
 //! - encode records, for each chunk and each one-dimensional continuous head (`flow_start`,
 //!   `interarrival`, the continuous fields), the quantiles of the codes the chunk's model was
 //!   trained on ([`ChunkInfo::code_quantiles`]);
@@ -24,6 +25,7 @@ use netshare_core::tensors::ChunkTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkInfo;
+use crate::semantics::Semantics;
 
 /// Uniform quantile bins per head by default (probabilities 0, 1/100, …, 1, with the outer
 /// bins refined, see [`code_probabilities`]).
@@ -258,18 +260,14 @@ pub fn flow_sizes(records: &[(u8, u64, f64, u64)], probs: &[f64]) -> Option<Flow
 }
 
 /// The packet-count strata of one protocol's records `(pkt, td, byt)` (see [`flow_sizes`]).
-fn count_strata(
-    proto: Option<u8>,
-    sorted: &mut [(u64, f64, u64)],
-    probs: &[f64],
-) -> Vec<PktStratum> {
-    let n = sorted.len();
+fn count_strata(proto: Option<u8>, rows: &mut [(u64, f64, u64)], probs: &[f64]) -> Vec<PktStratum> {
+    let n = rows.len();
     let min = MIN_STRATUM_RECORDS.max(n.div_ceil(MAX_STRATA));
-    sorted.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    rows.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
     let mut bounds: Vec<(usize, usize)> = Vec::new();
     let mut start = 0;
     for i in 1..=n {
-        let boundary = i == n || sorted[i].0 != sorted[i - 1].0;
+        let boundary = i == n || rows[i].0 != rows[i - 1].0;
         if boundary && i - start >= min {
             bounds.push((start, i));
             start = i;
@@ -284,9 +282,9 @@ fn count_strata(
     bounds
         .into_iter()
         .map(|(a, b)| {
-            let rows = &sorted[a..b];
-            let mut td: Vec<f64> = rows.iter().map(|r| r.1).collect();
-            let mut bpp: Vec<f64> = rows
+            let part = &rows[a..b];
+            let mut td: Vec<f64> = part.iter().map(|r| r.1).collect();
+            let mut bpp: Vec<f64> = part
                 .iter()
                 .map(|r| r.2 as f64 / r.0.max(1) as f64)
                 .collect();
@@ -294,8 +292,8 @@ fn count_strata(
             bpp.sort_by(f64::total_cmp);
             PktStratum {
                 proto,
-                pkt_max: rows[rows.len() - 1].0,
-                records: rows.len(),
+                pkt_max: part[part.len() - 1].0,
+                records: part.len(),
                 td: order_statistics(&td, probs),
                 bytes_per_packet: order_statistics(&bpp, probs),
             }
@@ -303,11 +301,22 @@ fn count_strata(
         .collect()
 }
 
-/// The indices of `idx` ordered by `key`, ties broken by index: the ordinal ranks.
-fn ordinal(idx: &[usize], key: impl Fn(usize) -> f64) -> Vec<usize> {
+/// Each index of `idx` with the quantile of `knots` (at `probs`) at its ordinal rank among
+/// `idx` by `key`, `(r + 0.5) / n`, ties broken by index.
+fn quantiles_by_rank(
+    idx: &[usize],
+    key: impl Fn(usize) -> f64,
+    probs: &[f64],
+    knots: &[f64],
+) -> Vec<(usize, f64)> {
     let mut order = idx.to_vec();
     order.sort_by(|&a, &b| key(a).total_cmp(&key(b)).then(a.cmp(&b)));
+    let n = order.len() as f64;
     order
+        .into_iter()
+        .enumerate()
+        .map(|(r, i)| (i, interpolate(probs, (r as f64 + 0.5) / n, |j| knots[j])))
+        .collect()
 }
 
 /// Maps a flow chunk's decoded records onto the training records' sizes. First each packet
@@ -320,11 +329,13 @@ fn ordinal(idx: &[usize], key: impl Fn(usize) -> f64) -> Vec<usize> {
 /// broken by record order, so a value the decoder produced many times spreads over the
 /// training values it stands for. Every map is monotone: the generator's order of counts, and
 /// of durations and ratios within a stratum, is kept; what changes is that a one-packet flow's
-/// bytes and duration follow those of real one-packet flows, not of all flows. Does nothing
-/// when the quantiles do not match `probs`.
+/// bytes and duration follow those of real one-packet flows, not of all flows. Last, the
+/// trace's `semantics` put the records back under its rules ([`Semantics::finish_flows`]).
+/// Does nothing when the quantiles do not match `probs`.
 pub fn calibrate_flow_sizes(
     sizes: &FlowSizes,
     probs: &[f64],
+    semantics: Option<&Semantics>,
     proto: &[u8],
     pkt: &mut [u64],
     td: &mut [f64],
@@ -341,9 +352,7 @@ pub fn calibrate_flow_sizes(
         return;
     }
     let all: Vec<usize> = (0..pkt.len()).collect();
-    let n = all.len() as f64;
-    for (r, &i) in ordinal(&all, |i| pkt[i] as f64).iter().enumerate() {
-        let p = interpolate(probs, (r as f64 + 0.5) / n, |j| sizes.pkt[j]);
+    for (i, p) in quantiles_by_rank(&all, |i| pkt[i] as f64, probs, &sizes.pkt) {
         pkt[i] = p.round().max(1.0) as u64;
     }
     // Each protocol's strata are consecutive: their range in `strata`.
@@ -363,17 +372,16 @@ pub fn calibrate_flow_sizes(
         members[s].push(i);
     }
     for (s, idx) in strata.iter().zip(&members) {
-        let n = idx.len() as f64;
-        for (r, &i) in ordinal(idx, |i| td[i]).iter().enumerate() {
-            td[i] = interpolate(probs, (r as f64 + 0.5) / n, |j| s.td[j]);
+        for (i, d) in quantiles_by_rank(idx, |i| td[i], probs, &s.td) {
+            td[i] = d;
         }
-        for (r, &i) in ordinal(idx, |i| byt[i] as f64 / pkt[i] as f64)
-            .iter()
-            .enumerate()
-        {
-            let ratio = interpolate(probs, (r as f64 + 0.5) / n, |j| s.bytes_per_packet[j]);
-            byt[i] = (ratio * pkt[i] as f64).round().max(0.0) as u64;
+        let ratio = |i: usize| byt[i] as f64 / pkt[i] as f64;
+        for (i, r) in quantiles_by_rank(idx, ratio, probs, &s.bytes_per_packet) {
+            byt[i] = (r * pkt[i] as f64).round().max(0.0) as u64;
         }
+    }
+    if let Some(sem) = semantics {
+        sem.finish_flows(proto, pkt, td, byt);
     }
 }
 
@@ -805,7 +813,7 @@ mod tests {
         let mut byt = vec![50u64, 4000, 45, 2000, 5000, 77, 33];
         // Six TCP records and a UDP one, a protocol with no strata.
         let proto = [6u8, 6, 6, 6, 6, 6, 17];
-        calibrate_flow_sizes(&sizes, &probs, &proto, &mut pkt, &mut td, &mut byt);
+        calibrate_flow_sizes(&sizes, &probs, None, &proto, &mut pkt, &mut td, &mut byt);
         // The UDP record's count is mapped with the others (to 1); having no strata, it keeps
         // its duration and bytes.
         assert_eq!((pkt[6], td[6], byt[6]), (1, 0.25, 33));
@@ -828,7 +836,7 @@ mod tests {
         assert_eq!((byt[5], byt[4], byt[1]), (533, 2200, 5867));
         // Quantiles that do not match the probabilities: nothing changes.
         let (mut p2, mut td2, mut b2) = (vec![4u64], vec![0.5], vec![50u64]);
-        calibrate_flow_sizes(&sizes, &[0.0, 1.0], &[6], &mut p2, &mut td2, &mut b2);
+        calibrate_flow_sizes(&sizes, &[0.0, 1.0], None, &[6], &mut p2, &mut td2, &mut b2);
         assert_eq!((p2[0], td2[0], b2[0]), (4, 0.5, 50));
     }
 }

@@ -350,7 +350,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
     let probs = crate::calibrate::code_probabilities(cfg.code_quantiles());
     let layout = encoder.layout();
     // A flow record's (proto, pkt, td, byt), for the packet-count strata.
-    let flow_sizes = match (
+    let record_sizes = match (
         table.kind,
         table.column("pkt"),
         table.column("td"),
@@ -409,11 +409,11 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                     .collect(),
                 &probs,
             );
-            if let Some(sizes) = &flow_sizes {
+            if let Some(record_sizes) = &record_sizes {
                 info.flow_sizes = crate::calibrate::flow_sizes(
                     &flows
                         .iter()
-                        .flat_map(|f| f.rows.iter().map(|&r| sizes(r)))
+                        .flat_map(|f| f.rows.iter().map(|&r| record_sizes(r)))
                         .collect::<Vec<_>>(),
                     &probs,
                 );

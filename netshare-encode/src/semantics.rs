@@ -315,30 +315,34 @@ impl Semantics {
         if 2 * r >= q { t - r + q } else { t - r }
     }
 
-    /// Puts a decoded flow record's duration and bytes back under the rules after synth moved
-    /// them (calibration), keeping its packet count: the bytes into the protocol's
-    /// bytes-per-packet range for `pkt` packets, then [`Semantics::apply`]'s resolutions, value
-    /// sets and implications (a one-packet flow lasts 0 s again).
-    pub fn finish_flow(&self, proto: u8, pkt: u64, td: &mut f64, byt: &mut u64) {
-        let mut b = *byt as f64;
-        for r in &self.ranges {
-            if r.field == "byt" && r.per.as_deref() == Some("pkt") && pkt > 0 {
-                let [lo, hi] = r.by_proto.get(&proto).copied().unwrap_or(r.all);
-                let (a, c) = integer_bounds(lo, hi, pkt as f64);
-                b = b.clamp(a, c);
-            }
-        }
+    /// Puts decoded flow records' durations and bytes back under the rules after synth moved
+    /// them (calibration), keeping their packet counts: [`Semantics::apply`]'s rules, except
+    /// that bytes out of the protocol's bytes-per-packet range are clamped into it rather than
+    /// the count moved (a one-packet flow lasts 0 s again, durations take the resolution).
+    pub fn finish_flows(&self, proto: &[u8], pkt: &[u64], td: &mut [f64], byt: &mut [u64]) {
         let names = ["td", "pkt", "byt"].map(String::from);
-        let mut values = [Value::Num(*td), Value::Num(pkt as f64), Value::Num(b)];
-        self.apply(&names, proto, &mut values);
-        if let [Value::Num(t), _, Value::Num(b)] = values {
-            *td = t;
-            *byt = b.max(0.0).round() as u64;
+        for i in 0..pkt.len() {
+            let mut values = [
+                Value::Num(td[i]),
+                Value::Num(pkt[i] as f64),
+                Value::Num(byt[i] as f64),
+            ];
+            self.apply_rules(&names, proto[i], &mut values, false);
+            if let [Value::Num(t), _, Value::Num(b)] = values {
+                td[i] = t;
+                byt[i] = b.max(0.0).round() as u64;
+            }
         }
     }
 
     /// Applies the rules to one decoded record's values (`names[i]` is the field of `values[i]`).
     pub fn apply(&self, names: &[String], proto: u8, values: &mut [Value]) {
+        self.apply_rules(names, proto, values, true);
+    }
+
+    /// [`Semantics::apply`], where `move_divisor` says whether a ratio out of range may move
+    /// its divisor (the packet count) instead of clamping the field.
+    fn apply_rules(&self, names: &[String], proto: u8, values: &mut [Value], move_divisor: bool) {
         let idx = |name: &str| names.iter().position(|n| n == name);
         for (name, &q) in &self.quanta {
             if let Some(Value::Num(x)) = idx(name).and_then(|i| values.get_mut(i)) {
@@ -370,6 +374,7 @@ impl Semantics {
             // fits, so the bytes keep their value and synth's calibrated marginal. A divisor
             // with a value set keeps it.
             if let Some(p) = &r.per
+                && move_divisor
                 && lo > 0.0
                 && div > 0.0
                 && (clamped - x).abs() > NEAR_RANGE * x.abs().max(1.0)
@@ -531,18 +536,16 @@ mod tests {
     fn finishing_a_calibrated_flow_keeps_its_packets_and_restores_the_rules() {
         let s = Semantics::fit(&netflow_like(), &INTEGER);
         // One packet: bytes into TCP's [40, 300] per packet, and a one-packet flow lasts 0 s.
-        let (mut td, mut byt) = (0.3171, 500u64);
-        s.finish_flow(6, 1, &mut td, &mut byt);
-        assert_eq!((td, byt), (0.0, 300));
-        // Three packets: bytes up to 120, the duration to whole ms.
-        let (mut td, mut byt) = (0.01234, 100u64);
-        s.finish_flow(6, 3, &mut td, &mut byt);
-        assert_eq!(byt, 120);
-        assert!((td - 0.012).abs() < 1e-12, "{td}");
-        // In range: unchanged.
-        let (mut td, mut byt) = (0.5, 600u64);
-        s.finish_flow(6, 3, &mut td, &mut byt);
-        assert_eq!((td, byt), (0.5, 600));
+        // Three packets: bytes up to 120, the duration to whole ms. In range: unchanged.
+        let mut td = [0.3171, 0.01234, 0.5];
+        let mut byt = [500u64, 100, 600];
+        let pkt = [1u64, 3, 3];
+        s.finish_flows(&[6, 6, 6], &pkt, &mut td, &mut byt);
+        assert_eq!((td[0], byt[0]), (0.0, 300));
+        assert_eq!(byt[1], 120);
+        assert!((td[1] - 0.012).abs() < 1e-12, "{}", td[1]);
+        assert_eq!((td[2], byt[2]), (0.5, 600));
+        assert_eq!(pkt, [1, 3, 3]);
     }
 
     #[test]

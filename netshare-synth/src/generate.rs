@@ -345,22 +345,20 @@ pub fn synthesize(
         }
         let t0 = Instant::now();
         let sizes = info.flow_sizes.as_ref().filter(|_| cfg.calibrate);
-        let sized = sizes.is_some() && kind == TraceKind::Flows;
-        if let (Some(sizes), Records::Flows(t)) = (sizes, &mut records) {
+        let sized = if let (Some(sizes), Records::Flows(t)) = (sizes, &mut records) {
             calibrate_flow_sizes(
                 sizes,
                 &info.code_probabilities,
+                enc.semantics.as_ref(),
                 &t.proto,
                 &mut t.pkt,
                 &mut t.td,
                 &mut t.byt,
             );
-            if let Some(sem) = &enc.semantics {
-                for i in 0..t.pkt.len() {
-                    sem.finish_flow(t.proto[i], t.pkt[i], &mut t.td[i], &mut t.byt[i]);
-                }
-            }
-        }
+            true
+        } else {
+            false
+        };
         let warp = cfg.calibrate && info.time_quantiles_us.len() >= 2;
         if warp {
             let times = match &mut records {
