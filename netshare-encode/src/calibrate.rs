@@ -17,6 +17,9 @@
 //! the chunk's first batch, whose map then serves the chunk's other batches too, so memory stays
 //! one batch. The quantiles are statistics of the encoded records, so private mode writes none
 //! and nothing is calibrated.
+//!
+//! The categorical attribute heads get their training class shares the same way, per chunk;
+//! see [`crate::classes`].
 
 use std::collections::BTreeMap;
 
@@ -25,6 +28,7 @@ use netshare_core::tensors::ChunkTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkInfo;
+use crate::classes::{calibrate_classes, class_heads};
 use crate::semantics::Semantics;
 
 /// Uniform quantile bins per head by default (probabilities 0, 1/100, …, 1, with the outer
@@ -429,6 +433,9 @@ pub struct Calibration {
     probs: Vec<f64>,
     attrs: Vec<(usize, String, Vec<f32>)>,
     feats: Vec<(usize, String, Vec<f32>)>,
+    /// Class heads of the attributes: `(column, dim, training counts)` and their names.
+    classes: Vec<(usize, usize, Vec<u64>)>,
+    class_names: Vec<String>,
 }
 
 /// A fitted map of feature codes, built from one batch (see [`Calibration::fit_features`]).
@@ -454,28 +461,40 @@ impl Calibration {
                 })
                 .collect::<Vec<_>>()
         };
+        let (classes, class_names) = class_heads(&layout.attributes)
+            .into_iter()
+            .filter_map(|(col, dim, name)| {
+                let c = info.class_counts.get(name).filter(|c| c.len() == dim)?;
+                Some(((col, dim, c.clone()), name.to_string()))
+            })
+            .unzip();
         Calibration {
             probs: probs.clone(),
             attrs: pick(&layout.attributes),
             feats: pick(&layout.features),
+            classes,
+            class_names,
         }
     }
 
-    /// Names of the calibrated heads, attributes first.
+    /// Names of the calibrated heads: the continuous attributes, the class heads, the features.
     pub fn heads(&self) -> Vec<String> {
         self.attrs
             .iter()
-            .chain(&self.feats)
             .map(|(_, n, _)| n.clone())
+            .chain(self.class_names.iter().cloned())
+            .chain(self.feats.iter().map(|(_, n, _)| n.clone()))
             .collect()
     }
 
-    /// Calibrates the attribute rows `[n, a]` of a chunk's sampled flows, each head ranked
-    /// among all of them.
+    /// Calibrates the attribute rows `[n, a]` of a chunk's sampled flows: each continuous head
+    /// ranked among all of them, each class head shared out as in training
+    /// ([`calibrate_classes`]).
     pub fn attributes(&self, attrs: &mut [f32], a: usize) {
         if a == 0 {
             return;
         }
+        calibrate_classes(&self.classes, attrs, a);
         let n = attrs.len() / a;
         for (col, _, knots) in &self.attrs {
             let values = (0..n).map(|i| attrs[i * a + col]);
@@ -668,6 +687,7 @@ mod tests {
             code_quantiles: q,
             time_quantiles_us: Vec::new(),
             flow_sizes: None,
+            class_counts: BTreeMap::new(),
         }
     }
 

@@ -14,6 +14,7 @@
 pub mod addr;
 pub mod calibrate;
 pub mod chunks;
+pub mod classes;
 pub mod config;
 pub mod encoder;
 pub mod error;
@@ -49,10 +50,12 @@ use netshare_core::stage::StageDef;
 /// the training packet counts and the durations and bytes per packet within strata of
 /// protocol and packet count (`flow_sizes`, not in private mode); the semantics learn a
 /// clock tick (a resolution of k = 2..9 decimal units, such as 4 ms). Tensors, layout and
-/// models are unchanged.
+/// models are unchanged. Version 9: `chunks.json` also carries, per chunk, how many training
+/// flows took each class of each categorical attribute head (`class_counts`, not in private
+/// mode). Tensors, layout and models are unchanged.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 8,
+    version: 9,
 };
 
 /// Reads a `layout.json` (as written by this stage).

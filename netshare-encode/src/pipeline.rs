@@ -399,9 +399,13 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 code_quantiles: BTreeMap::new(),
                 time_quantiles_us: Vec::new(),
                 flow_sizes: None,
+                class_counts: BTreeMap::new(),
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
+            if !probs.is_empty() {
+                info.class_counts = crate::classes::class_counts(&layout, &tensors);
+            }
             info.time_quantiles_us = crate::calibrate::time_quantiles(
                 flows
                     .iter()
@@ -419,6 +423,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 );
             }
             if !info.code_quantiles.is_empty()
+                || !info.class_counts.is_empty()
                 || !info.time_quantiles_us.is_empty()
                 || info.flow_sizes.is_some()
             {

@@ -31,7 +31,10 @@ use netshare_core::stage::StageDef;
 /// a flow record's packet count is mapped onto the training counts, and its duration and
 /// bytes per packet onto the training quantiles of its protocol and packet-count stratum, when
 /// chunks.json carries them (part of `calibrate`; the report lists `pkt,td|pkt,byt|pkt`).
+/// Version 4: each class of a categorical attribute head gets its training share of a chunk's
+/// sampled flows, filled by the flows that favour it most, when chunks.json carries the class
+/// counts (part of `calibrate`; the report lists the class heads).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 3,
+    version: 4,
 };

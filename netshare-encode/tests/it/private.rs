@@ -123,11 +123,12 @@ fn the_fitted_encoder_does_not_depend_on_the_private_records() {
         .map(|c| (c.t_min_us, c.t_max_us))
         .collect();
     assert_eq!(ranges, vec![(t0, mid), (mid, t1)]);
-    // No marginal of the private codes, times or sizes is recorded for synth to calibrate
-    // with.
+    // No marginal of the private codes, times, sizes or classes is recorded for synth to
+    // calibrate with.
     for c in &a.chunks.chunks {
         assert!(c.code_quantiles.is_empty() && c.code_probabilities.is_empty());
         assert!(c.time_quantiles_us.is_empty() && c.flow_sizes.is_none());
+        assert!(c.class_counts.is_empty());
     }
     let asked = EncodeConfig {
         code_quantiles: Some(100),

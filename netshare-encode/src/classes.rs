@@ -1,0 +1,287 @@
+//! Class calibration: how many of a chunk's generated flows take each class of a categorical
+//! attribute head.
+//!
+//! Decoding takes a categorical head's most probable class. The generator's probabilities are
+//! trained against one-hot targets, but the most probable class is not a draw from them: a
+//! class that the generator slightly favours on many flows wins all of them, and the protocol
+//! or top-address mix of the output swings with the seed (the held-out JSD of the protocol
+//! spread 11-13x over three seeds on the UGR16 host-days; bench/FIDELITY.md at 2c57c85).
+//!
+//! So encode records, for each chunk and each class head, how many training flows took each
+//! class ([`class_counts`]), and synth gives each class its share of the generated flows
+//! ([`quotas`]) and fills the shares with the flows whose probabilities favour it most
+//! ([`assign`]). A flow keeps its most probable class unless that class is already full. The
+//! generator still decides which flows take a class, and the features are then sampled
+//! conditioned on the class the flow decodes to, so fields stay consistent within a flow.
+//!
+//! Class heads are the heads whose classes are values of a field (one-hot fields and the top
+//! values of an address or port). The two-way heads of a bit encoding are left alone: the bits
+//! of an address spell it together, and fixing each bit's share on its own would break the
+//! subnets they spell. The address family head (`ip_version`) is left alone too: a wide
+//! address decodes its top value only when the family agrees, else its bits, so a family moved
+//! on its own would give an IPv4 flow's bits to an IPv6 header (IPv4-mapped addresses on packets
+//! that lose their IPv4-only fields). The flow tags of multi-chunk encodes are left to the merge.
+
+use std::collections::BTreeMap;
+
+use netshare_core::layout::{Activation, Layout, Segment};
+use netshare_core::tensors::ChunkTensors;
+
+use crate::addr::IP_VERSION;
+use crate::fields::argmax;
+
+/// `(column, dim, name)` of each class head among `segs`: softmax heads of at least two
+/// classes, except the bit heads (`…/bitNN`), the address family and the flow tags (`tag/…`).
+pub fn class_heads(segs: &[Segment]) -> Vec<(usize, usize, &str)> {
+    let mut off = 0;
+    let mut out = Vec::new();
+    for s in segs {
+        let bit = s
+            .field
+            .rsplit_once('/')
+            .is_some_and(|(_, last)| last.starts_with("bit"));
+        let other = s.field.starts_with("tag/") || s.field == IP_VERSION;
+        if s.activation == Activation::Softmax && s.dim >= 2 && !bit && !other {
+            out.push((off, s.dim, s.field.as_str()));
+        }
+        off += s.dim;
+    }
+    out
+}
+
+/// For each class head of the attributes, how many of the chunk's training flows take each
+/// class (their one-hot's position).
+pub fn class_counts(layout: &Layout, t: &ChunkTensors) -> BTreeMap<String, Vec<u64>> {
+    let mut out = BTreeMap::new();
+    for (col, dim, name) in class_heads(&layout.attributes) {
+        let mut counts = vec![0u64; dim];
+        for i in 0..t.n {
+            let row = &t.attributes[i * t.attr_dim + col..i * t.attr_dim + col + dim];
+            counts[argmax(row)] += 1;
+        }
+        out.insert(name.to_string(), counts);
+    }
+    out
+}
+
+/// Splits `n` flows among classes in proportion to `counts` by largest remainder: each class
+/// gets the floor of its exact share, and the flows left over go one each to the classes with
+/// the largest fractional parts (the lower class first on ties). All zero when `counts` sum
+/// to zero.
+pub fn quotas(counts: &[u64], n: usize) -> Vec<usize> {
+    let total: u128 = counts.iter().map(|&c| u128::from(c)).sum();
+    if total == 0 {
+        return vec![0; counts.len()];
+    }
+    // Exact arithmetic: share_k = n c_k / total = q_k + r_k / total.
+    let parts: Vec<(usize, u128)> = counts
+        .iter()
+        .map(|&c| {
+            let x = n as u128 * u128::from(c);
+            ((x / total) as usize, x % total)
+        })
+        .collect();
+    let mut out: Vec<usize> = parts.iter().map(|p| p.0).collect();
+    let left = n - out.iter().sum::<usize>();
+    let mut order: Vec<usize> = (0..counts.len()).collect();
+    order.sort_by(|&a, &b| parts[b].1.cmp(&parts[a].1).then(a.cmp(&b)));
+    for &k in order.iter().take(left) {
+        out[k] += 1;
+    }
+    out
+}
+
+/// Gives each of `n` rows one of `dim` classes so that class `k` gets exactly `quotas[k]` rows
+/// (`quotas` must sum to `n`). `prob(i, k)` is row `i`'s probability of class `k`. The (row,
+/// class) pairs are taken from the most probable down (ties by row, then class), and a pair is
+/// kept when its row has no class yet and its class has room. A row's most probable class comes
+/// before its others, so when the most probable classes already fill the quotas exactly, every
+/// row keeps its own. NaN probabilities count as the least probable.
+pub fn assign(
+    n: usize,
+    dim: usize,
+    quotas: &[usize],
+    prob: impl Fn(usize, usize) -> f32,
+) -> Vec<usize> {
+    debug_assert_eq!(quotas.len(), dim);
+    debug_assert_eq!(quotas.iter().sum::<usize>(), n);
+    let key = |i: usize, k: usize| {
+        let p = prob(i, k);
+        if p.is_nan() { f32::NEG_INFINITY } else { p }
+    };
+    let mut pairs: Vec<(f32, u32, u32)> = Vec::with_capacity(n * dim);
+    let open: Vec<usize> = (0..dim).filter(|&k| quotas[k] > 0).collect();
+    for i in 0..n {
+        for &k in &open {
+            pairs.push((key(i, k), i as u32, k as u32));
+        }
+    }
+    pairs.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let mut room = quotas.to_vec();
+    let mut class = vec![usize::MAX; n];
+    let mut left = n;
+    for (_, i, k) in pairs {
+        let (i, k) = (i as usize, k as usize);
+        if class[i] == usize::MAX && room[k] > 0 {
+            class[i] = k;
+            room[k] -= 1;
+            left -= 1;
+            if left == 0 {
+                break;
+            }
+        }
+    }
+    class
+}
+
+/// Calibrates the class heads `(column, dim, training counts)` of attribute rows `[n, a]`:
+/// each head's classes get their training share of the rows ([`quotas`], [`assign`]) and the
+/// head is overwritten with the one-hot of the class given. Heads whose training counts sum to
+/// zero, or whose width does not match, are left as generated.
+pub fn calibrate_classes(heads: &[(usize, usize, Vec<u64>)], attrs: &mut [f32], a: usize) {
+    if a == 0 {
+        return;
+    }
+    let n = attrs.len() / a;
+    for (col, dim, counts) in heads {
+        let (col, dim) = (*col, *dim);
+        if counts.len() != dim || col + dim > a || counts.iter().all(|&c| c == 0) {
+            continue;
+        }
+        let q = quotas(counts, n);
+        let class = assign(n, dim, &q, |i, k| attrs[i * a + col + k]);
+        for (i, &c) in class.iter().enumerate() {
+            let row = &mut attrs[i * a + col..i * a + col + dim];
+            row.fill(0.0);
+            row[c] = 1.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_heads_are_value_classes_not_bits_family_or_tags() {
+        let segs = vec![
+            Segment::new("srcip/top", 4, Activation::Softmax),
+            Segment::new("srcip/bit00", 2, Activation::Softmax),
+            Segment::new("proto", 3, Activation::Softmax),
+            Segment::new("flow_start", 1, Activation::Sigmoid),
+            Segment::new("tag/starts_here", 2, Activation::Softmax),
+            Segment::new("ip_version", 2, Activation::Softmax),
+            Segment::new("srcport", 5, Activation::Tanh),
+        ];
+        assert_eq!(
+            class_heads(&segs),
+            vec![(0, 4, "srcip/top"), (6, 3, "proto")]
+        );
+    }
+
+    #[test]
+    fn quotas_split_by_largest_remainder() {
+        // 7 * (5, 3, 2) / 10 = 3.5, 2.1, 1.4: floors 3, 2, 1, the one left goes to the 0.5.
+        assert_eq!(quotas(&[5, 3, 2], 7), vec![4, 2, 1]);
+        // 3 * (1, 1, 1, 1) / 4 = 0.75 each: the lower classes first.
+        assert_eq!(quotas(&[1, 1, 1, 1], 3), vec![1, 1, 1, 0]);
+        // A class no training flow took gets none.
+        assert_eq!(quotas(&[0, 2, 6], 5), vec![0, 1, 4]);
+        assert_eq!(quotas(&[0, 0], 5), vec![0, 0]);
+        assert_eq!(quotas(&[4, 1], 0), vec![0, 0]);
+        for n in 0..50 {
+            assert_eq!(quotas(&[7, 0, 13, 1, 2], n).iter().sum::<usize>(), n);
+        }
+    }
+
+    #[test]
+    fn assignment_matches_a_hand_worked_case() {
+        let p = [[0.9f32, 0.1], [0.8, 0.2], [0.6, 0.4]];
+        // Pairs from the top: (0,0) .9 kept, (1,0) .8 kept, (2,0) .6 full, (2,1) .4 kept.
+        assert_eq!(assign(3, 2, &[2, 1], |i, k| p[i][k]), vec![0, 0, 1]);
+        // One seat for class 0: row 0 takes it, (1,1) .2 then (0,1) skipped, row 2 via .4.
+        assert_eq!(assign(3, 2, &[1, 2], |i, k| p[i][k]), vec![0, 1, 1]);
+        // Ties go to the lower row; NaN is least probable.
+        let t = [[0.5f32, 0.5], [0.5, f32::NAN]];
+        assert_eq!(assign(2, 2, &[1, 1], |i, k| t[i][k]), vec![0, 1]);
+    }
+
+    #[test]
+    fn rows_keep_their_most_probable_class_when_the_quotas_already_hold() {
+        // Deterministic pseudo-random probabilities of 40 rows over 5 classes.
+        let (n, dim) = (40, 5);
+        let mut x = 12345u64;
+        let mut probs = vec![0f32; n * dim];
+        for p in probs.iter_mut() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            *p = (x >> 40) as f32 / (1u64 << 24) as f32;
+        }
+        let top: Vec<usize> = (0..n)
+            .map(|i| argmax(&probs[i * dim..(i + 1) * dim]))
+            .collect();
+        let mut q = vec![0; dim];
+        for &c in &top {
+            q[c] += 1;
+        }
+        assert_eq!(assign(n, dim, &q, |i, k| probs[i * dim + k]), top);
+        // Any other quotas are met exactly.
+        let q2 = [10, 0, 5, 20, 5];
+        let c = assign(n, dim, &q2, |i, k| probs[i * dim + k]);
+        let mut got = [0; 5];
+        for k in c {
+            got[k] += 1;
+        }
+        assert_eq!(got, q2);
+    }
+
+    #[test]
+    fn calibrated_rows_are_one_hots_in_the_training_shares() {
+        // Rows [proto(3) | flow_start(1)]; the generator favours class 0 on all four rows.
+        let a = 4;
+        let mut attrs = vec![
+            0.7, 0.2, 0.1, 0.11, //
+            0.6, 0.3, 0.1, 0.22, //
+            0.5, 0.1, 0.4, 0.33, //
+            0.9, 0.05, 0.05, 0.44,
+        ];
+        // Training: half class 0, a quarter each of 1 and 2.
+        calibrate_classes(&[(0, 3, vec![2, 1, 1])], &mut attrs, a);
+        // Class 0 keeps rows 3 (.9) and 0 (.7); class 2 takes row 2 (.4), class 1 row 1 (.3).
+        assert_eq!(
+            attrs,
+            vec![
+                1.0, 0.0, 0.0, 0.11, //
+                0.0, 1.0, 0.0, 0.22, //
+                0.0, 0.0, 1.0, 0.33, //
+                1.0, 0.0, 0.0, 0.44,
+            ]
+        );
+        // Mismatched or empty counts change nothing.
+        let before = attrs.clone();
+        calibrate_classes(&[(0, 3, vec![1, 1]), (0, 3, vec![0, 0, 0])], &mut attrs, a);
+        assert_eq!(attrs, before);
+    }
+
+    #[test]
+    fn training_counts_are_the_one_hot_positions() {
+        let layout = Layout {
+            attributes: vec![
+                Segment::new("proto", 3, Activation::Softmax),
+                Segment::new("proto/bit00", 2, Activation::Softmax),
+            ],
+            features: vec![],
+            sample_len: 1,
+            private: false,
+        };
+        let mut t = ChunkTensors::zeros(3, 5, 1, 0);
+        for (i, c) in [2usize, 0, 2].iter().enumerate() {
+            t.attributes[i * 5 + c] = 1.0;
+            t.attributes[i * 5 + 3] = 1.0;
+        }
+        let counts = class_counts(&layout, &t);
+        assert_eq!(counts.len(), 1);
+        assert_eq!(counts["proto"], vec![1, 0, 2]);
+    }
+}
