@@ -28,7 +28,7 @@ use netshare_core::tensors::ChunkTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkInfo;
-use crate::classes::{calibrate_classes, class_heads};
+use crate::classes::{ClassHead, calibrate_classes, class_heads};
 use crate::semantics::Semantics;
 
 /// Uniform quantile bins per head by default (probabilities 0, 1/100, …, 1, with the outer
@@ -433,9 +433,7 @@ pub struct Calibration {
     probs: Vec<f64>,
     attrs: Vec<(usize, String, Vec<f32>)>,
     feats: Vec<(usize, String, Vec<f32>)>,
-    /// Class heads of the attributes: `(column, dim, training counts)` and their names.
-    classes: Vec<(usize, usize, Vec<u64>)>,
-    class_names: Vec<String>,
+    classes: Vec<ClassHead>,
 }
 
 /// A fitted map of feature codes, built from one batch (see [`Calibration::fit_features`]).
@@ -461,19 +459,22 @@ impl Calibration {
                 })
                 .collect::<Vec<_>>()
         };
-        let (classes, class_names) = class_heads(&layout.attributes)
+        let classes = class_heads(&layout.attributes)
             .into_iter()
             .filter_map(|(col, dim, name)| {
-                let c = info.class_counts.get(name).filter(|c| c.len() == dim)?;
-                Some(((col, dim, c.clone()), name.to_string()))
+                let counts = info.class_counts.get(name).filter(|c| c.len() == dim)?;
+                Some(ClassHead {
+                    name: name.to_string(),
+                    col,
+                    counts: counts.clone(),
+                })
             })
-            .unzip();
+            .collect();
         Calibration {
             probs: probs.clone(),
             attrs: pick(&layout.attributes),
             feats: pick(&layout.features),
             classes,
-            class_names,
         }
     }
 
@@ -482,7 +483,7 @@ impl Calibration {
         self.attrs
             .iter()
             .map(|(_, n, _)| n.clone())
-            .chain(self.class_names.iter().cloned())
+            .chain(self.classes.iter().map(|h| h.name.clone()))
             .chain(self.feats.iter().map(|(_, n, _)| n.clone()))
             .collect()
     }

@@ -134,21 +134,32 @@ pub fn assign(
     class
 }
 
-/// Calibrates the class heads `(column, dim, training counts)` of attribute rows `[n, a]`:
-/// each head's classes get their training share of the rows ([`quotas`], [`assign`]) and the
-/// head is overwritten with the one-hot of the class given. Heads whose training counts sum to
-/// zero, or whose width does not match, are left as generated.
-pub fn calibrate_classes(heads: &[(usize, usize, Vec<u64>)], attrs: &mut [f32], a: usize) {
+/// A class head of the attribute rows and the training flows that took each of its classes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassHead {
+    /// The head's name, e.g. `proto/top`.
+    pub name: String,
+    /// Its first column in an attribute row.
+    pub col: usize,
+    /// Training flows per class, one entry per class of the head.
+    pub counts: Vec<u64>,
+}
+
+/// Calibrates the class `heads` of attribute rows `[n, a]`: each head's classes get their
+/// training share of the rows ([`quotas`], [`assign`]) and the head is overwritten with the
+/// one-hot of the class given. A head whose training counts sum to zero, or that does not fit
+/// in a row, is left as generated.
+pub fn calibrate_classes(heads: &[ClassHead], attrs: &mut [f32], a: usize) {
     if a == 0 {
         return;
     }
     let n = attrs.len() / a;
-    for (col, dim, counts) in heads {
-        let (col, dim) = (*col, *dim);
-        if counts.len() != dim || col + dim > a || counts.iter().all(|&c| c == 0) {
+    for h in heads {
+        let (col, dim) = (h.col, h.counts.len());
+        if dim == 0 || col + dim > a || h.counts.iter().all(|&c| c == 0) {
             continue;
         }
-        let q = quotas(counts, n);
+        let q = quotas(&h.counts, n);
         let class = assign(n, dim, &q, |i, k| attrs[i * a + col + k]);
         for (i, &c) in class.iter().enumerate() {
             let row = &mut attrs[i * a + col..i * a + col + dim];
@@ -247,7 +258,12 @@ mod tests {
             0.9, 0.05, 0.05, 0.44,
         ];
         // Training: half class 0, a quarter each of 1 and 2.
-        calibrate_classes(&[(0, 3, vec![2, 1, 1])], &mut attrs, a);
+        let head = |counts: Vec<u64>| ClassHead {
+            name: "proto".into(),
+            col: 0,
+            counts,
+        };
+        calibrate_classes(&[head(vec![2, 1, 1])], &mut attrs, a);
         // Class 0 keeps rows 3 (.9) and 0 (.7); class 2 takes row 2 (.4), class 1 row 1 (.3).
         assert_eq!(
             attrs,
@@ -258,9 +274,13 @@ mod tests {
                 1.0, 0.0, 0.0, 0.44,
             ]
         );
-        // Mismatched or empty counts change nothing.
+        // A head wider than the row, or without training counts, changes nothing.
         let before = attrs.clone();
-        calibrate_classes(&[(0, 3, vec![1, 1]), (0, 3, vec![0, 0, 0])], &mut attrs, a);
+        let wide = ClassHead {
+            col: 2,
+            ..head(vec![1, 1, 1])
+        };
+        calibrate_classes(&[wide, head(vec![0, 0, 0]), head(vec![])], &mut attrs, a);
         assert_eq!(attrs, before);
     }
 
