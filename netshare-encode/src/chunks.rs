@@ -45,10 +45,10 @@ pub struct ChunkInfo {
     /// Synth maps generated codes onto them ([`crate::calibrate`]). Absent in private mode.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub code_quantiles: BTreeMap<String, Vec<f32>>,
-    /// For each class head of the attributes (one-hot fields, top values), how many of the
-    /// chunk's training flows took each class, by head name. Synth gives each class that share
-    /// of the generated flows ([`crate::classes`]). Recorded with `code_quantiles`; absent in
-    /// private mode.
+    /// For a flow trace, for each class head of the attributes (one-hot fields, top values),
+    /// how many of the chunk's training flows took each class, by head name. Synth gives each
+    /// class that share of the generated flows ([`crate::classes`]). Recorded with
+    /// `code_quantiles`; absent in private mode and for packet traces.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub class_counts: BTreeMap<String, Vec<u64>>,
     /// Quantiles at `code_probabilities` of the chunk's training record times (µs), onto which

@@ -52,10 +52,11 @@ use netshare_core::stage::StageDef;
 /// clock tick (a resolution of k = 2..9 decimal units, such as 4 ms). Tensors, layout and
 /// models are unchanged. Version 9: `chunks.json` also carries, per chunk, how many training
 /// flows took each class of each categorical attribute head (`class_counts`, not in private
-/// mode). Tensors, layout and models are unchanged.
+/// mode). Tensors, layout and models are unchanged. Version 10: packet traces record no class
+/// counts (flow shares are not packet shares); flow traces' outputs are as in version 9.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 9,
+    version: 10,
 };
 
 /// Reads a `layout.json` (as written by this stage).

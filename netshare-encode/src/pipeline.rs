@@ -403,7 +403,9 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
-            if !probs.is_empty() {
+            // Flow traces only: a capture's flows hold many packets each, and a class's share
+            // of flows is not its share of packets (crate::classes).
+            if !probs.is_empty() && table.kind == TraceKind::Flows {
                 info.class_counts = crate::classes::class_counts(&layout, &tensors);
             }
             info.time_quantiles_us = crate::calibrate::time_quantiles(

@@ -135,6 +135,22 @@ fn real_ugr16_flows_round_trip_with_default_config() {
     assert_eq!(e.report.encoded_records, 1000);
     assert_eq!(e.report.n_chunks, 1, "1k records get one automatic chunk");
     assert_round_trip(&input, &e);
+    // Class shares for synth: every class head of the layout, each counting every flow once.
+    let c = &e.chunks.chunks[0];
+    let heads: Vec<String> = [
+        "srcip/top",
+        "dstip/top",
+        "srcport/top",
+        "dstport/top",
+        "proto/top",
+    ]
+    .map(String::from)
+    .to_vec();
+    assert_eq!(c.class_counts.len(), heads.len());
+    for h in &heads {
+        let counts = &c.class_counts[h];
+        assert_eq!(counts.iter().sum::<u64>(), c.n_flows as u64, "{h}");
+    }
 }
 
 #[test]
@@ -349,6 +365,9 @@ proptest! {
         let e = encode_with(&input, &cfg);
         let sum: usize = e.chunks.chunks.iter().map(|c| c.n_input_records).sum();
         prop_assert_eq!(sum, input.len());
+        // A capture's flows hold many packets each, so flow shares are not packet shares:
+        // no class counts are recorded for packets.
+        prop_assert!(e.chunks.chunks.iter().all(|c| c.class_counts.is_empty()));
         assert_round_trip(&input, &e);
     }
 }
