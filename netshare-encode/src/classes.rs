@@ -23,10 +23,10 @@
 //! that lose their IPv4-only fields). The flow tags of multi-chunk encodes are left to the merge.
 //!
 //! Flow traces only. The shares are of flows, and fidelity is judged over records: a NetFlow
-//! flow holds one or two records, a capture's flow often hundreds of packets. On the capture,
-//! flow shares moved a few long flows between addresses and the packet-level address JSDs swung
-//! more over seeds, not less (targets met 18 → 16 of 25, bench/EXPERIMENTS.md), so encode
-//! records no class counts for packets.
+//! flow mostly holds one or two records, a capture's flow often hundreds of packets. On the
+//! capture, flow shares moved a few long flows between addresses and the packet-level address
+//! JSDs swung more over seeds, not less (targets met 18 → 16 of 25, bench/EXPERIMENTS.md), so
+//! encode records no class counts for packets.
 
 use std::collections::BTreeMap;
 
