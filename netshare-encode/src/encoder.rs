@@ -25,12 +25,19 @@ pub const ENCODER_FORMAT: u32 = 1;
 pub const FLOW_START: &str = "flow_start";
 /// Head name of the inter-arrival feature.
 pub const INTERARRIVAL: &str = "interarrival";
+/// What every flow-tag head's name starts with.
+pub const TAG_PREFIX: &str = "tag/";
 /// Head name of the `starts_here` tag.
 pub const TAG_STARTS_HERE: &str = "tag/starts_here";
 
 /// Head name of the `in_chunk_i` tag.
 pub fn tag_in_chunk(i: usize) -> String {
-    format!("tag/in_chunk/{i:03}")
+    format!("{TAG_PREFIX}in_chunk/{i:03}")
+}
+
+/// Whether `field` names a flow-tag head ([`TAG_STARTS_HERE`], [`tag_in_chunk`]).
+pub fn is_tag_head(field: &str) -> bool {
+    field.starts_with(TAG_PREFIX)
 }
 
 /// A non-key field and its codec.

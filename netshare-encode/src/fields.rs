@@ -41,6 +41,13 @@ pub fn bit_segments(name: &str, nbits: u32) -> Vec<Segment> {
         .collect()
 }
 
+/// Whether `field` names one of the two-way heads [`bit_segments`] makes (`name/bitNN`).
+pub fn is_bit_segment(field: &str) -> bool {
+    field
+        .rsplit_once("/bit")
+        .is_some_and(|(_, n)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
 /// Index of the largest value (the first one on ties; NaN never wins).
 pub fn argmax(v: &[f32]) -> usize {
     let mut best = 0;
@@ -486,6 +493,30 @@ impl FieldCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bit_heads_are_told_by_the_names_bit_segments_makes() {
+        assert!(
+            bit_segments("srcip", 32)
+                .iter()
+                .all(|s| is_bit_segment(&s.field))
+        );
+        for other in [
+            "srcip/top",
+            "proto",
+            "bitrate",
+            "x/bits",
+            "x/bit",
+            "tag/starts_here",
+        ] {
+            assert!(!is_bit_segment(other), "{other}");
+        }
+        assert!(crate::encoder::is_tag_head(&crate::encoder::tag_in_chunk(
+            3
+        )));
+        assert!(crate::encoder::is_tag_head(crate::encoder::TAG_STARTS_HERE));
+        assert!(!crate::encoder::is_tag_head("proto/top"));
+    }
 
     #[test]
     fn bits_are_most_significant_first_and_index_one_means_set() {

@@ -62,8 +62,9 @@ struct GenerateArgs {
     #[arg(long, default_value_t = 4096)]
     batch_size: usize,
     /// Keep the generator's own marginals: do not map continuous codes (flow start,
-    /// inter-arrival, sizes, durations, header fields) and record times onto the training
-    /// marginals that the encoder recorded.
+    /// inter-arrival, sizes, durations, header fields), record times, flow records' sizes
+    /// within protocol and packet-count strata, and (flow traces) the classes of categorical
+    /// heads onto the training marginals that the encoder recorded.
     #[arg(long)]
     no_calibrate: bool,
     /// What to do with a flow that repeats an earlier flow's five-tuple in its chunk:
