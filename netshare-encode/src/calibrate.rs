@@ -18,8 +18,9 @@
 //! one batch. The quantiles are statistics of the encoded records, so private mode writes none
 //! and nothing is calibrated.
 //!
-//! The categorical attribute heads get their training class shares the same way, per chunk;
-//! see [`crate::classes`].
+//! The categorical attribute heads get their training class shares the same way, per chunk
+//! ([`crate::classes`]), and the flows their training lengths within strata of those classes
+//! ([`crate::lengths`]).
 
 use std::collections::BTreeMap;
 
@@ -689,6 +690,7 @@ mod tests {
             time_quantiles_us: Vec::new(),
             flow_sizes: None,
             class_counts: BTreeMap::new(),
+            flow_lengths: None,
         }
     }
 

@@ -45,12 +45,17 @@ pub struct ChunkInfo {
     /// Synth maps generated codes onto them ([`crate::calibrate`]). Absent in private mode.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub code_quantiles: BTreeMap<String, Vec<f32>>,
-    /// For a flow trace, for each class head of the attributes (one-hot fields, top values),
-    /// how many of the chunk's training flows took each class, by head name. Synth gives each
-    /// class that share of the generated flows ([`crate::classes`]). Recorded with
-    /// `code_quantiles`; absent in private mode and for packet traces.
+    /// For each class head of the attributes (one-hot fields, top values), how many of the
+    /// chunk's training flows took each class, by head name. Synth gives each class that share
+    /// of the generated flows ([`crate::classes`]). Recorded with `code_quantiles`; absent in
+    /// private mode.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub class_counts: BTreeMap<String, Vec<u64>>,
+    /// The training flows' lengths (records per flow) within nested strata of their classes
+    /// ([`crate::lengths`]), onto which synth maps the generated flows' lengths. Recorded with
+    /// `code_quantiles`, for flow and packet traces; absent in private mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_lengths: Option<crate::lengths::FlowLengths>,
     /// Quantiles at `code_probabilities` of the chunk's training record times (µs), onto which
     /// synth maps the generated record times ([`crate::calibrate::warp_times`]). Absent in
     /// private mode.
@@ -442,6 +447,7 @@ mod tests {
             time_quantiles_us: Vec::new(),
             flow_sizes: None,
             class_counts: BTreeMap::new(),
+            flow_lengths: None,
         }
     }
 

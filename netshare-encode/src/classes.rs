@@ -22,11 +22,13 @@
 //! on its own would give an IPv4 flow's bits to an IPv6 header (IPv4-mapped addresses on packets
 //! that lose their IPv4-only fields). The flow tags of multi-chunk encodes are left to the merge.
 //!
-//! Flow traces only. The shares are of flows, and fidelity is judged over records: 93-100% of
-//! the UGR16 training parts' flows hold one or two records, while 2 of the capture's 197 flows
-//! hold 28% of its packets. On the capture, class shares made the packet-level address JSDs
-//! swing more over seeds, not less (targets met 18 → 16 of 25, bench/EXPERIMENTS.md), so encode
-//! records no class counts for packets.
+//! The shares are of flows, and fidelity is judged over records: 93-100% of the UGR16 training
+//! parts' flows hold one or two records, while 2 of the capture's 197 flows hold 28% of its
+//! packets. Class shares alone made the capture's packet-level address JSDs swing more over
+//! seeds, not less (a few long flows moved between addresses; bench/EXPERIMENTS.md), so they
+//! come with flow lengths mapped within strata of the classes ([`crate::lengths`]): a class
+//! gets its training share of the flows, and its flows get the training lengths of its
+//! stratum.
 
 use std::collections::BTreeMap;
 

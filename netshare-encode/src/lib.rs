@@ -21,6 +21,7 @@ pub mod error;
 pub mod fields;
 mod fit;
 pub mod ip2vec;
+pub mod lengths;
 pub mod pipeline;
 pub mod semantics;
 pub mod stage;
@@ -54,9 +55,13 @@ use netshare_core::stage::StageDef;
 /// flows took each class of each categorical attribute head (`class_counts`, not in private
 /// mode). Tensors, layout and models are unchanged. Version 10: packet traces record no class
 /// counts (flow shares are not packet shares); flow traces' outputs are as in version 9.
+/// Version 11: `chunks.json` also carries, per chunk, the training flows' lengths within
+/// nested strata of their classes (`flow_lengths`, not in private mode), and packet traces
+/// record class counts again (synth now gives each class's flows the lengths of its
+/// stratum). Tensors, layout and models are unchanged.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 10,
+    version: 11,
 };
 
 /// Reads a `layout.json` (as written by this stage).

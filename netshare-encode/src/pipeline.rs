@@ -400,13 +400,13 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 time_quantiles_us: Vec::new(),
                 flow_sizes: None,
                 class_counts: BTreeMap::new(),
+                flow_lengths: None,
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
-            // Flow traces only: a capture's flows hold many packets each, and a class's share
-            // of flows is not its share of packets (crate::classes).
-            if !probs.is_empty() && table.kind == TraceKind::Flows {
+            if !probs.is_empty() {
                 info.class_counts = crate::classes::class_counts(&layout, &tensors);
+                info.flow_lengths = crate::lengths::flow_lengths(&layout, &tensors);
             }
             info.time_quantiles_us = crate::calibrate::time_quantiles(
                 flows
@@ -426,6 +426,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
             }
             if !info.code_quantiles.is_empty()
                 || !info.class_counts.is_empty()
+                || info.flow_lengths.is_some()
                 || !info.time_quantiles_us.is_empty()
                 || info.flow_sizes.is_some()
             {

@@ -12,6 +12,9 @@ pub(crate) struct Generated {
     pub records: Tensor<3>,
     /// 1 for records up to and including the first 'end', 0 after `[B, T]` (no gradient).
     pub mask: Tensor<2>,
+    /// The records before masking `[B, T, F + 2]`: what the generator goes on to output after
+    /// each flow's end (sampling with continuations reads it; training never does).
+    pub continued: Tensor<3>,
 }
 
 /// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
@@ -102,10 +105,15 @@ pub(crate) fn features_from_states(params: &Params, d: &Dims, hs: Tensor<2>) -> 
         let shifted = Tensor::cat(vec![first, cont.slice([0..b, 0..d.max_len - 1])], 1);
         shifted.cumprod(1)
     };
-    let records = act.reshape([b, d.max_len, d.rec()])
+    let continued = act.reshape([b, d.max_len, d.rec()]);
+    let records = continued.clone()
         * mask
             .clone()
             .reshape([b, d.max_len, 1])
             .expand([b, d.max_len, d.rec()]);
-    Generated { records, mask }
+    Generated {
+        records,
+        mask,
+        continued,
+    }
 }

@@ -18,6 +18,17 @@ use crate::seed::derive_seed;
 use crate::step::feat_noise;
 use crate::weights::{self, HostTensors};
 
+/// Features sampled with their continuations ([`TrainedModel::try_sample_continued`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Continued {
+    /// `[n, T, F]`: each flow's records up to its end, then what the generator output after.
+    pub features: Vec<f32>,
+    /// Each flow's length, as [`TrainedModel::try_sample_features`] gives it.
+    pub lengths: Vec<usize>,
+    /// Each flow's gen_flag 'continue' output minus its 'end' output at its last record.
+    pub margins: Vec<f32>,
+}
+
 /// A trained model, ready to sample. See the crate docs for the API contract.
 #[derive(Clone, Debug)]
 pub struct TrainedModel {
@@ -228,6 +239,33 @@ impl TrainedModel {
         attributes: &[f32],
         seed: u64,
     ) -> Result<(Vec<f32>, Vec<usize>)> {
+        let s = self.sample_steps(chunk, attributes, seed, false)?;
+        Ok((s.features, s.lengths))
+    }
+
+    /// [`TrainedModel::try_sample_features`] with the records the generator goes on to output
+    /// after each flow's end left in place (not zeroed), and for each flow how far its
+    /// gen_flag was from going on at its last record: the 'continue' output minus the 'end'
+    /// output there (below zero where the flow ended; the flag's value at the last step where
+    /// the flow runs to T). Same seed, same lengths and the same records up to each end as
+    /// [`TrainedModel::try_sample_features`]. Synth uses it to lengthen or shorten flows to
+    /// the training flow lengths.
+    pub fn try_sample_continued(
+        &self,
+        chunk: usize,
+        attributes: &[f32],
+        seed: u64,
+    ) -> Result<Continued> {
+        self.sample_steps(chunk, attributes, seed, true)
+    }
+
+    fn sample_steps(
+        &self,
+        chunk: usize,
+        attributes: &[f32],
+        seed: u64,
+        continued: bool,
+    ) -> Result<Continued> {
         let d = &self.dims;
         if !attributes.len().is_multiple_of(d.attr) {
             return Err(Error::Argument(format!(
@@ -241,8 +279,11 @@ impl TrainedModel {
         let ctx = self.ctx();
         let params = to_device(&ctx, host);
         let b = self.model.config.batch_size;
-        let mut feats = Vec::with_capacity(n * d.max_len * d.feat);
-        let mut lengths = Vec::with_capacity(n);
+        let mut out = Continued {
+            features: Vec::with_capacity(n * d.max_len * d.feat),
+            lengths: Vec::with_capacity(n),
+            margins: Vec::with_capacity(if continued { n } else { 0 }),
+        };
         for (k, start) in (0..n).step_by(b).enumerate() {
             let rows = b.min(n - start);
             let mut a = attributes[start * d.attr..(start + rows) * d.attr].to_vec();
@@ -258,21 +299,26 @@ impl TrainedModel {
                 (zf, h0, c0),
                 fused,
             )?;
-            let rec = read_vec(&ctx, g.records.reshape([b, d.max_len * d.rec()]));
+            let recs = if continued { g.continued } else { g.records };
+            let rec = read_vec(&ctx, recs.reshape([b, d.max_len * d.rec()]));
             let mask = read_vec(&ctx, g.mask);
             for i in 0..rows {
                 for t in 0..d.max_len {
                     let base = (i * d.max_len + t) * d.rec();
-                    feats.extend_from_slice(&rec[base..base + d.feat]);
+                    out.features.extend_from_slice(&rec[base..base + d.feat]);
                 }
                 let len = mask[i * d.max_len..(i + 1) * d.max_len]
                     .iter()
                     .filter(|m| **m > 0.5)
                     .count();
-                lengths.push(len);
+                out.lengths.push(len);
+                if continued {
+                    let last = (i * d.max_len + len.max(1) - 1) * d.rec() + d.feat;
+                    out.margins.push(rec[last] - rec[last + 1]);
+                }
             }
         }
-        Ok((feats, lengths))
+        Ok(out)
     }
 
     fn weights_of(&self, chunk: usize) -> Result<&HostTensors> {

@@ -32,10 +32,11 @@ pub struct SynthConfig {
     pub headers_only: bool,
     /// Map generated codes of continuous heads, the decoded record times, and flow records'
     /// packet counts, durations and bytes per packet (by protocol and packet-count stratum)
-    /// onto the training marginals, and give each class of a categorical attribute head its
-    /// training share of the flows, when the encoder recorded them (`code_quantiles`,
-    /// `time_quantiles_us`, `flow_sizes` and `class_counts` in chunks.json; see
-    /// netshare-encode's `calibrate` and `classes`).
+    /// onto the training marginals, give each class of a categorical attribute head its
+    /// training share of the flows, and each flow a training length of its class stratum,
+    /// when the encoder recorded them (`code_quantiles`, `time_quantiles_us`, `flow_sizes`,
+    /// `class_counts` and `flow_lengths` in chunks.json; see netshare-encode's `calibrate`,
+    /// `classes` and `lengths`).
     pub calibrate: bool,
     /// What happens to a flow that repeats an earlier flow's five-tuple in its chunk.
     pub duplicates: Duplicates,

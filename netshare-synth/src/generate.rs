@@ -9,6 +9,7 @@ use std::time::Instant;
 use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
 use netshare_encode::addr::AddrCodec;
 use netshare_encode::calibrate::{Calibration, calibrate_flow_sizes, warp_times};
+use netshare_encode::lengths::length_targets;
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub const REPORT_OUTPUT: &str = "synth-report.json";
 /// How the report's `calibrated` list names the record-level map of flow packet counts, and of
 /// durations and bytes per packet within packet-count strata.
 pub const SIZES_BY_PKT: &str = "pkt,td|pkt,byt|pkt";
+/// How the report's `calibrated` list names the map of flow lengths (records per flow) within
+/// strata of the flows' classes.
+pub const FLOW_LENGTHS: &str = "flow_length|classes";
 /// Base name of the record outputs (`synthetic.parquet`, `synthetic.csv`, ...).
 pub const OUTPUT_STEM: &str = "synthetic";
 
@@ -316,16 +320,33 @@ pub fn synthesize(
         let mut flow_of = Vec::new();
         // Fitted on the chunk's first batch, applied to every batch of the chunk.
         let mut feature_map = None;
+        let lengths_map = info.flow_lengths.as_ref().filter(|_| cfg.calibrate);
         for (b, start) in (0..plan.len()).step_by(cfg.batch_size).enumerate() {
             let rows = cfg.batch_size.min(plan.len() - start);
             let attrs = &plan.attributes[start * a..(start + rows) * a];
             let t0 = Instant::now();
-            let (mut features, lengths) = inputs.model.try_sample_features(
-                c,
-                attrs,
-                derive_seed(cfg.seed, &[c as u64, 1, b as u64]),
-            )?;
+            let seed = derive_seed(cfg.seed, &[c as u64, 1, b as u64]);
             let (t, f) = (enc.max_len, enc.feature_dim());
+            let (mut features, lengths) = match lengths_map {
+                Some(fl) => {
+                    let s = inputs.model.try_sample_continued(c, attrs, seed)?;
+                    let lengths = length_targets(
+                        fl,
+                        inputs.model.layout(),
+                        attrs,
+                        a,
+                        &s.lengths,
+                        &s.margins,
+                        t,
+                    );
+                    let mut features = s.features;
+                    for (i, &l) in lengths.iter().enumerate() {
+                        features[(i * t + l) * f..(i + 1) * t * f].fill(0.0);
+                    }
+                    (features, lengths)
+                }
+                None => inputs.model.try_sample_features(c, attrs, seed)?,
+            };
             feature_map
                 .get_or_insert_with(|| calibration.fit_features(&features, &lengths, t, f))
                 .apply(&mut features, &lengths, t, f);
@@ -413,6 +434,9 @@ pub fn synthesize(
             clean: clean.clone(),
             calibrated: {
                 let mut h = calibration.heads();
+                if lengths_map.is_some() {
+                    h.push(FLOW_LENGTHS.to_string());
+                }
                 if sized {
                     h.push(SIZES_BY_PKT.to_string());
                 }

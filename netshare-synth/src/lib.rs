@@ -33,8 +33,10 @@ use netshare_core::stage::StageDef;
 /// chunks.json carries them (part of `calibrate`; the report lists `pkt,td|pkt,byt|pkt`).
 /// Version 4: each class of a categorical attribute head gets its training share of a chunk's
 /// sampled flows, filled by the flows that favour it most, when chunks.json carries the class
-/// counts (part of `calibrate`; the report lists the class heads).
+/// counts (part of `calibrate`; the report lists the class heads). Version 5: each flow's
+/// length (records per flow) is mapped onto the training lengths of its class stratum, when
+/// chunks.json carries them (part of `calibrate`; the report lists `flow_length|classes`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 4,
+    version: 5,
 };

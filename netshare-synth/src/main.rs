@@ -63,8 +63,9 @@ struct GenerateArgs {
     batch_size: usize,
     /// Keep the generator's own marginals: do not map continuous codes (flow start,
     /// inter-arrival, sizes, durations, header fields), record times, flow records' sizes
-    /// within protocol and packet-count strata, and (flow traces) the classes of categorical
-    /// heads onto the training marginals that the encoder recorded.
+    /// within protocol and packet-count strata, the classes of categorical heads, and flow
+    /// lengths (records per flow) within strata of those classes onto the training marginals
+    /// that the encoder recorded.
     #[arg(long)]
     no_calibrate: bool,
     /// What to do with a flow that repeats an earlier flow's five-tuple in its chunk:

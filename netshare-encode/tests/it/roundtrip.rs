@@ -147,9 +147,59 @@ fn real_ugr16_flows_round_trip_with_default_config() {
     .map(String::from)
     .to_vec();
     assert_eq!(c.class_counts.len(), heads.len());
-    for h in &heads {
-        let counts = &c.class_counts[h];
-        assert_eq!(counts.iter().sum::<u64>(), c.n_flows as u64, "{h}");
+    assert_class_and_length_summaries(&e);
+    // Flow lengths for synth: nested protocol first, then the addresses, then the ports.
+    let fl = c.flow_lengths.as_ref().expect("flow lengths");
+    assert_eq!(
+        fl.heads,
+        [
+            "proto/top",
+            "srcip/top",
+            "dstip/top",
+            "dstport/top",
+            "srcport/top"
+        ]
+    );
+}
+
+/// Where a chunk carries calibration summaries, each class head counts every training flow
+/// once, and the flow lengths count every flow once and sum to the chunk's records, with
+/// every kept stratum nested in a kept one and holding enough flows with its subtree.
+fn assert_class_and_length_summaries(e: &Encoded) {
+    for c in &e.chunks.chunks {
+        if c.code_probabilities.is_empty() {
+            assert!(c.class_counts.is_empty() && c.flow_lengths.is_none());
+            continue;
+        }
+        for (h, counts) in &c.class_counts {
+            assert_eq!(counts.iter().sum::<u64>(), c.n_flows as u64, "{h}");
+        }
+        let fl = c
+            .flow_lengths
+            .as_ref()
+            .expect("flow lengths with the quantiles");
+        let flows: u64 = fl.strata.iter().flat_map(|s| &s.lengths).map(|l| l.1).sum();
+        let records: u64 = fl
+            .strata
+            .iter()
+            .flat_map(|s| &s.lengths)
+            .map(|&(len, n)| len as u64 * n)
+            .sum();
+        assert_eq!((flows, records), (c.n_flows as u64, c.n_records as u64));
+        for s in &fl.strata {
+            assert!(s.classes.len() <= fl.heads.len());
+            if let Some((_, parent)) = s.classes.split_last() {
+                assert!(fl.strata.iter().any(|p| p.classes == parent), "{s:?}");
+                let subtree: u64 = fl
+                    .strata
+                    .iter()
+                    .filter(|t| t.classes.starts_with(&s.classes))
+                    .flat_map(|t| &t.lengths)
+                    .map(|l| l.1)
+                    .sum();
+                assert!(subtree >= netshare_encode::lengths::MIN_LENGTH_FLOWS as u64);
+            }
+        }
     }
 }
 
@@ -365,9 +415,7 @@ proptest! {
         let e = encode_with(&input, &cfg);
         let sum: usize = e.chunks.chunks.iter().map(|c| c.n_input_records).sum();
         prop_assert_eq!(sum, input.len());
-        // A capture's flows hold many packets each, so flow shares are not packet shares:
-        // no class counts are recorded for packets.
-        prop_assert!(e.chunks.chunks.iter().all(|c| c.class_counts.is_empty()));
         assert_round_trip(&input, &e);
+        assert_class_and_length_summaries(&e);
     }
 }

@@ -51,6 +51,44 @@ fn samples_have_the_documented_shapes_ranges_and_padding() {
 }
 
 #[test]
+fn continued_samples_match_the_masked_ones_up_to_each_end_and_go_on_after_it() {
+    let (_dir, m) = model();
+    let n = 77;
+    let a = m.sample_attributes(0, n, 3);
+    let (f, lengths) = m.sample_features(0, &a, 9);
+    let c = m.try_sample_continued(0, &a, 9).expect("continued");
+    assert_eq!(c.lengths, lengths, "same seed, same lengths");
+    assert_eq!((c.features.len(), c.margins.len()), (f.len(), n));
+    let (t, w) = (6, 2);
+    let mut after_nonzero = 0;
+    for (i, &len) in lengths.iter().enumerate() {
+        let row = |v: &[f32], a: usize, b: usize| v[(i * t + a) * w..(i * t + b) * w].to_vec();
+        assert_eq!(
+            row(&c.features, 0, len),
+            row(&f, 0, len),
+            "flow {i} up to its end"
+        );
+        after_nonzero += row(&c.features, len, t)
+            .iter()
+            .filter(|x| **x != 0.0)
+            .count();
+        // The flag said 'end' at the last record of a flow shorter than T.
+        if len < t {
+            assert!(
+                c.margins[i] < 0.0,
+                "flow {i} ended: margin {}",
+                c.margins[i]
+            );
+        }
+    }
+    assert!(
+        after_nonzero > 0,
+        "the generator's records after the ends are kept"
+    );
+    assert_eq!(m.try_sample_continued(0, &a, 9).expect("again"), c);
+}
+
+#[test]
 fn bad_arguments_are_errors_in_the_try_variants() {
     let (_dir, m) = model();
     let e = m.try_sample_attributes(2, 3, 0).expect_err("chunk 2 of 2");
