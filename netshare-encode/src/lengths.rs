@@ -18,7 +18,7 @@
 //! stratum on its path, so a stratum holds the lengths of its flows that no kept deeper
 //! stratum holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -83,35 +83,35 @@ fn path_of(heads: &[(usize, usize)], row: &[f32]) -> Vec<usize> {
 }
 
 /// The kept strata of flows with class paths `paths` (all as long as `depth`): every prefix
-/// that at least `min` of them share, the empty one always.
-fn kept_prefixes(paths: &[Vec<usize>], depth: usize, min: usize) -> BTreeMap<Vec<usize>, ()> {
+/// that at least `min` of them share, the empty one always. A prefix is only kept when its
+/// parent is (a parent holds at least its child's flows).
+fn kept_prefixes(paths: &[Vec<usize>], depth: usize, min: usize) -> BTreeSet<Vec<usize>> {
     let mut counts: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
     for p in paths {
         for m in 1..=depth {
             *counts.entry(p[..m].to_vec()).or_default() += 1;
         }
     }
-    let mut kept: BTreeMap<Vec<usize>, ()> = counts
+    let mut kept: BTreeSet<Vec<usize>> = counts
         .into_iter()
         .filter(|(_, c)| *c >= min)
-        .map(|(k, _)| (k, ()))
+        .map(|(k, _)| k)
         .collect();
-    kept.insert(Vec::new(), ());
+    kept.insert(Vec::new());
     kept
 }
 
 /// The deepest of `kept` on `path` (a prefix of it; the empty one when no other is kept).
-/// A prefix is only kept when its parent is (a parent holds at least its child's flows).
-fn deepest<'a>(kept: &'a BTreeMap<Vec<usize>, ()>, path: &[usize]) -> &'a [usize] {
+fn deepest<'a>(kept: &'a BTreeSet<Vec<usize>>, path: &[usize]) -> &'a [usize] {
     (0..=path.len())
         .rev()
-        .find_map(|m| kept.get_key_value(&path[..m]).map(|(k, _)| k.as_slice()))
+        .find_map(|m| kept.get(&path[..m]).map(Vec::as_slice))
         .unwrap_or(&[])
 }
 
 /// Summarises a chunk's training flows: their lengths (real steps of `gen_flag`) in the
-/// deepest kept stratum of their class path. `None` when the layout has no class heads and
-/// the chunk no flows.
+/// deepest kept stratum of their class path. `None` when the chunk has no flows; without
+/// class heads the chunk is the one stratum.
 pub fn flow_lengths(layout: &Layout, t: &ChunkTensors) -> Option<FlowLengths> {
     if t.n == 0 {
         return None;
@@ -123,7 +123,7 @@ pub fn flow_lengths(layout: &Layout, t: &ChunkTensors) -> Option<FlowLengths> {
         .collect();
     let kept = kept_prefixes(&paths, cols.len(), MIN_LENGTH_FLOWS);
     let mut hist: BTreeMap<Vec<usize>, BTreeMap<usize, u64>> =
-        kept.keys().map(|k| (k.clone(), BTreeMap::new())).collect();
+        kept.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
     for (i, p) in paths.iter().enumerate() {
         let len = t.gen_flag[i * t.max_len..(i + 1) * t.max_len]
             .iter()
@@ -165,12 +165,12 @@ fn length_at(hist: &[(usize, u64)], total: u64, p: f64) -> usize {
 /// New lengths for generated flows: `attrs` rows `[n, a]` (class heads as the decoder reads
 /// them), `lengths` as generated and `margins` (how far each flow's gen_flag was from going
 /// on at its last record: the generator's 'continue' output minus its 'end' output). Each
-/// flow joins
-/// the deepest kept stratum on its class path; a stratum's flows are ranked by generated
-/// length, then margin, then row, and the flow at rank `r` of `m` takes the stratum's
-/// training length at probability `(r + 0.5) / m`. A stratum that keeps no lengths of its own
-/// (all its training flows went deeper) lends those of its whole subtree. Lengths are capped
-/// at `max_len`. Returns `lengths` unchanged when `heads` do not fit the layout.
+/// flow joins the deepest kept stratum on its class path; a stratum's flows are ranked by
+/// generated length, then margin, then row, and the flow at rank `r` of `m` takes the
+/// stratum's training length at probability `(r + 0.5) / m`. A stratum that keeps no lengths
+/// of its own (all its training flows went deeper) lends those of its whole subtree. Lengths
+/// stay within `1..=max_len`. Returns `lengths` unchanged when the recorded heads are not the
+/// layout's or the shapes disagree.
 pub fn length_targets(
     fl: &FlowLengths,
     layout: &Layout,
@@ -192,8 +192,7 @@ pub fn length_targets(
         return lengths.to_vec();
     }
     let cols: Vec<(usize, usize)> = heads.iter().map(|h| (h.0, h.1)).collect();
-    let kept: BTreeMap<Vec<usize>, ()> =
-        fl.strata.iter().map(|s| (s.classes.clone(), ())).collect();
+    let kept: BTreeSet<Vec<usize>> = fl.strata.iter().map(|s| s.classes.clone()).collect();
     let mut members: BTreeMap<&[usize], Vec<usize>> = BTreeMap::new();
     for i in 0..n {
         let path = path_of(&cols, &attrs[i * a..(i + 1) * a]);
@@ -290,7 +289,7 @@ mod tests {
         let mut flows = vec![(0, 0, 1); 25];
         flows.extend(vec![(1, 0, 3); 15]);
         flows.extend(vec![(2, 1, 2); 5]);
-        let fl = flow_lengths(&layout(), &tensors(&flows, 4)).unwrap();
+        let fl = flow_lengths(&layout(), &tensors(&flows, 4)).expect("flows");
         assert_eq!(fl.heads, ["proto/top", "srcip/top"]);
         assert_eq!(
             fl.strata,
