@@ -29,10 +29,12 @@ pub const INTERARRIVAL: &str = "interarrival";
 pub const TAG_PREFIX: &str = "tag/";
 /// Head name of the `starts_here` tag.
 pub const TAG_STARTS_HERE: &str = "tag/starts_here";
+/// What the `in_chunk_i` tags' names start with (then `i` in three digits).
+pub const TAG_IN_CHUNK_PREFIX: &str = "tag/in_chunk/";
 
 /// Head name of the `in_chunk_i` tag.
 pub fn tag_in_chunk(i: usize) -> String {
-    format!("{TAG_PREFIX}in_chunk/{i:03}")
+    format!("{TAG_IN_CHUNK_PREFIX}{i:03}")
 }
 
 /// Whether `field` names a flow-tag head ([`TAG_STARTS_HERE`], [`tag_in_chunk`]).
@@ -602,5 +604,18 @@ impl FittedEncoder {
             }
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tag_head_names_are_recognised_as_tags_and_others_are_not() {
+        assert_eq!(tag_in_chunk(7), "tag/in_chunk/007");
+        assert!(is_tag_head(TAG_STARTS_HERE) && is_tag_head(&tag_in_chunk(12)));
+        assert!(TAG_IN_CHUNK_PREFIX.starts_with(TAG_PREFIX));
+        assert!(!is_tag_head(FLOW_START) && !is_tag_head("srcip/top"));
     }
 }

@@ -16,17 +16,18 @@ use std::ops::Range;
 
 use netshare_core::layout::{Activation, Layout};
 use netshare_core::records::{FiveTuple, FlowColumns, PacketColumns, Records};
+use netshare_encode::encoder::is_tag_head;
 use netshare_formats::packet::build::{PROTO_TCP, PROTO_UDP};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Name of the attribute head saying a flow starts in its chunk.
-pub const STARTS_HERE: &str = "tag/starts_here";
-/// Prefix of the attribute heads saying a flow is present in chunk `NNN`.
-pub const IN_CHUNK_PREFIX: &str = "tag/in_chunk/";
 /// Name of the attribute head of the flow start time.
-pub const FLOW_START: &str = "flow_start";
+pub use netshare_encode::encoder::FLOW_START;
+/// Prefix of the attribute heads saying a flow is present in chunk `NNN`.
+pub use netshare_encode::encoder::TAG_IN_CHUNK_PREFIX as IN_CHUNK_PREFIX;
+/// Name of the attribute head saying a flow starts in its chunk.
+pub use netshare_encode::encoder::TAG_STARTS_HERE as STARTS_HERE;
 
 /// Where the tag heads and the identity dimensions are inside an attribute row.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +69,7 @@ impl TagHeads {
                     )));
                 }
                 in_chunk.insert(c, off);
-            } else if seg.field != FLOW_START && !seg.field.starts_with("tag/") {
+            } else if seg.field != FLOW_START && !is_tag_head(&seg.field) {
                 match identity.last_mut() {
                     Some(r) if r.end == off => r.end = off + seg.dim,
                     _ => identity.push(off..off + seg.dim),
