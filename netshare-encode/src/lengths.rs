@@ -255,6 +255,13 @@ mod tests {
         }
     }
 
+    fn stratum(classes: &[usize], lengths: &[(usize, u64)]) -> LengthStratum {
+        LengthStratum {
+            classes: classes.to_vec(),
+            lengths: lengths.to_vec(),
+        }
+    }
+
     fn row(ip: usize, proto: usize) -> Vec<f32> {
         let mut r = vec![0.0; 7];
         r[ip] = 1.0;
@@ -294,18 +301,9 @@ mod tests {
         assert_eq!(
             fl.strata,
             vec![
-                LengthStratum {
-                    classes: vec![],
-                    lengths: vec![(2, 5)]
-                },
-                LengthStratum {
-                    classes: vec![0],
-                    lengths: vec![(3, 15)]
-                },
-                LengthStratum {
-                    classes: vec![0, 0],
-                    lengths: vec![(1, 25)]
-                },
+                stratum(&[], &[(2, 5)]),
+                stratum(&[0], &[(3, 15)]),
+                stratum(&[0, 0], &[(1, 25)]),
             ]
         );
     }
@@ -315,18 +313,9 @@ mod tests {
         let fl = FlowLengths {
             heads: vec!["proto/top".into(), "srcip/top".into()],
             strata: vec![
-                LengthStratum {
-                    classes: vec![],
-                    lengths: vec![(2, 5)],
-                },
-                LengthStratum {
-                    classes: vec![0],
-                    lengths: vec![(1, 1), (3, 3)],
-                },
-                LengthStratum {
-                    classes: vec![0, 0],
-                    lengths: vec![(1, 25)],
-                },
+                stratum(&[], &[(2, 5)]),
+                stratum(&[0], &[(1, 1), (3, 3)]),
+                stratum(&[0, 0], &[(1, 25)]),
             ],
         };
         // Rows: 0-1 proto 0 / ip 0 -> stratum [0,0]: length 1 whatever was generated.
@@ -349,16 +338,7 @@ mod tests {
         // lengths of its whole subtree (here protocol 0's: 2).
         let fl = FlowLengths {
             heads: vec!["proto/top".into(), "srcip/top".into()],
-            strata: vec![
-                LengthStratum {
-                    classes: vec![],
-                    lengths: vec![],
-                },
-                LengthStratum {
-                    classes: vec![0],
-                    lengths: vec![(2, 1)],
-                },
-            ],
+            strata: vec![stratum(&[], &[]), stratum(&[0], &[(2, 1)])],
         };
         let attrs: Vec<f32> = [row(0, 0), row(0, 1), row(1, 1)].concat();
         let out = length_targets(&fl, &layout(), &attrs, 7, &[1, 1, 4], &[0.0; 3], 4);
@@ -369,10 +349,7 @@ mod tests {
     fn mismatched_heads_or_shapes_leave_lengths_as_generated() {
         let fl = FlowLengths {
             heads: vec!["dstip/top".into()],
-            strata: vec![LengthStratum {
-                classes: vec![],
-                lengths: vec![(4, 1)],
-            }],
+            strata: vec![stratum(&[], &[(4, 1)])],
         };
         let attrs = row(0, 0);
         assert_eq!(
