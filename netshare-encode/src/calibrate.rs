@@ -227,6 +227,62 @@ pub struct FlowSizes {
     pub pkt: Vec<f64>,
     /// The strata, by protocol (`None` first) and ascending packet count.
     pub strata: Vec<PktStratum>,
+    /// The packet counts within strata of the flows' classes ([`class_pkt_strata`]); empty
+    /// when no class stratum holds enough records (then `pkt` maps every record).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pkt_by_class: Vec<ClassPkt>,
+}
+
+/// The training packet counts of the records whose flows fall in one class stratum (a kept
+/// flow-length stratum of [`crate::lengths`], with the records of its kept descendants that
+/// were too few for their own).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassPkt {
+    /// Its path: a class of each of the first `classes.len()` length heads (empty: the chunk).
+    pub classes: Vec<usize>,
+    /// Training records in it.
+    pub records: usize,
+    /// Quantiles of their packet counts at the chunk's `code_probabilities`.
+    pub pkt: Vec<f64>,
+}
+
+/// The packet-count strata of a flow chunk's training records, each given as `(path, pkt)`
+/// with `path` the deepest kept flow-length stratum of its flow. Working up from the deepest,
+/// a stratum with fewer than [`MIN_STRATUM_RECORDS`] records hands them to its parent; every
+/// stratum left with records gets the quantiles of their counts at `probs`. Empty when only
+/// the chunk is left (its quantiles are [`FlowSizes::pkt`]) or `probs` is empty.
+pub fn class_pkt_strata(records: &[(&[usize], u64)], probs: &[f64]) -> Vec<ClassPkt> {
+    let mut own: BTreeMap<Vec<usize>, Vec<f64>> = BTreeMap::new();
+    for (path, pkt) in records {
+        own.entry(path.to_vec()).or_default().push(*pkt as f64);
+    }
+    let depth = own.keys().map(Vec::len).max().unwrap_or(0);
+    for d in (1..=depth).rev() {
+        let small: Vec<Vec<usize>> = own
+            .iter()
+            .filter(|(k, v)| k.len() == d && v.len() < MIN_STRATUM_RECORDS)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in small {
+            let moved = own.remove(&k).unwrap_or_default();
+            own.entry(k[..d - 1].to_vec()).or_default().extend(moved);
+        }
+    }
+    if probs.is_empty() || own.keys().all(Vec::is_empty) {
+        return Vec::new();
+    }
+    own.into_iter()
+        .filter_map(|(classes, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let pkt = order_statistics(&v, probs);
+            (!pkt.is_empty()).then_some(ClassPkt {
+                classes,
+                records: v.len(),
+                pkt,
+            })
+        })
+        .collect()
 }
 
 /// Summarises a flow chunk's training records `(proto, pkt, td, byt)` at `probs`: the
@@ -261,7 +317,21 @@ pub fn flow_sizes(records: &[(u8, u64, f64, u64)], probs: &[f64]) -> Option<Flow
     Some(FlowSizes {
         pkt: order_statistics(&pkt, probs),
         strata,
+        pkt_by_class: Vec::new(),
     })
+}
+
+/// For each flow, given the deepest kept flow-length stratum on its class path (`nodes`), the
+/// index in `by_class` of the deepest class stratum on that path; `None` where there is none.
+pub fn class_pkt_groups(by_class: &[ClassPkt], nodes: &[Vec<usize>]) -> Vec<Option<usize>> {
+    nodes
+        .iter()
+        .map(|node| {
+            (0..=node.len())
+                .rev()
+                .find_map(|m| by_class.iter().position(|c| c.classes == node[..m]))
+        })
+        .collect()
 }
 
 /// The packet-count strata of one protocol's records `(pkt, td, byt)` (see [`flow_sizes`]).
@@ -325,23 +395,29 @@ fn quantiles_by_rank(
 }
 
 /// Maps a flow chunk's decoded records onto the training records' sizes. First each packet
-/// count goes to the training count quantile at its rank among the chunk's records (decoding
-/// may have moved counts to fit a protocol's bytes per packet, which the bytes are about to be
-/// recomputed from anyway). Then each duration and bytes per packet goes to the training
-/// quantile of its stratum (its protocol's, or the pooled rare protocols'; records of a
-/// protocol with neither keep theirs) at its rank among the records of that stratum, and
-/// the bytes become the nearest integer to that ratio times the count. Ranks are ordinal, ties
-/// broken by record order, so a value the decoder produced many times spreads over the
-/// training values it stands for. Every map is monotone: the generator's order of counts, and
-/// of durations and ratios within a stratum, is kept; what changes is that a one-packet flow's
+/// count goes to the training count quantile at its rank: among the records of its flow's
+/// class stratum where `class_groups` names one (an index into [`FlowSizes::pkt_by_class`],
+/// so the records of a frequent address take that address's counts), else among the chunk's
+/// other records, onto the chunk's quantiles (decoding may have moved counts to fit a
+/// protocol's bytes per packet, which the bytes are about to be recomputed from anyway). Then
+/// each duration goes to the training quantile of its stratum (its protocol's, or the pooled
+/// rare protocols'; records of a protocol with neither keep theirs) at its rank among the
+/// records of that stratum, and so does each bytes per packet, ranked by the bytes as
+/// generated; the bytes become the nearest integer to that ratio times the count. Ranks are
+/// ordinal, ties broken by record order, so a value the decoder produced many times spreads
+/// over the training values it stands for. Every map is monotone: the generator's order of
+/// counts within a class stratum, and of durations and bytes within a stratum, is kept; what
+/// changes is that a one-packet flow's
 /// bytes and duration follow those of real one-packet flows, not of all flows. Last, the
 /// trace's `semantics` put the records back under its rules ([`Semantics::finish_flows`]).
 /// Does nothing when the quantiles do not match `probs`.
+#[allow(clippy::too_many_arguments)]
 pub fn calibrate_flow_sizes(
     sizes: &FlowSizes,
     probs: &[f64],
     semantics: Option<&Semantics>,
     proto: &[u8],
+    class_groups: Option<&[Option<usize>]>,
     pkt: &mut [u64],
     td: &mut [f64],
     byt: &mut [u64],
@@ -356,9 +432,35 @@ pub fn calibrate_flow_sizes(
     if !usable || pkt.is_empty() {
         return;
     }
-    let all: Vec<usize> = (0..pkt.len()).collect();
-    for (i, p) in quantiles_by_rank(&all, |i| pkt[i] as f64, probs, &sizes.pkt) {
-        pkt[i] = p.round().max(1.0) as u64;
+    // Each record's packet-count map: its class stratum's (index into `pkt_by_class`), or the
+    // chunk's (`None`).
+    let by_class = |i: usize| -> Option<usize> {
+        class_groups
+            .filter(|g| g.len() == pkt.len())
+            .and_then(|g| g[i])
+            .filter(|&k| {
+                sizes
+                    .pkt_by_class
+                    .get(k)
+                    .is_some_and(|c| c.pkt.len() == probs.len())
+            })
+    };
+    // The bytes as generated rank the records for their bytes per packet below. The count
+    // map may move a record's count far within its class stratum (a flow the generator made
+    // small takes one of a frequent address's large counts); its generated bytes over the new
+    // count would put it at the bottom of its packet-count stratum, where in the trace the
+    // largest flows carry full packets. On UGR16 host-b that halved the byte EMD (2,650 to
+    // 1,330 against the marginals sampler's 1,140; bench/EXPERIMENTS.md).
+    let generated_bytes: Vec<f64> = byt.iter().map(|&b| b as f64).collect();
+    let mut count_groups: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
+    for i in 0..pkt.len() {
+        count_groups.entry(by_class(i)).or_default().push(i);
+    }
+    for (g, idx) in &count_groups {
+        let knots = g.map_or(&sizes.pkt, |k| &sizes.pkt_by_class[k].pkt);
+        for (i, p) in quantiles_by_rank(idx, |i| pkt[i] as f64, probs, knots) {
+            pkt[i] = p.round().max(1.0) as u64;
+        }
     }
     // Each protocol's strata are consecutive: their range in `strata`.
     let mut groups: BTreeMap<Option<u8>, (usize, usize)> = BTreeMap::new();
@@ -380,8 +482,8 @@ pub fn calibrate_flow_sizes(
         for (i, d) in quantiles_by_rank(idx, |i| td[i], probs, &s.td) {
             td[i] = d;
         }
-        let ratio = |i: usize| byt[i] as f64 / pkt[i] as f64;
-        for (i, r) in quantiles_by_rank(idx, ratio, probs, &s.bytes_per_packet) {
+        let bytes = |i: usize| generated_bytes[i];
+        for (i, r) in quantiles_by_rank(idx, bytes, probs, &s.bytes_per_packet) {
             byt[i] = (r * pkt[i] as f64).round().max(0.0) as u64;
         }
     }
@@ -815,6 +917,82 @@ mod tests {
     }
 
     #[test]
+    fn class_strata_too_small_hand_their_records_up() {
+        // [0, 0]: 60 records of 5 packets, kept. [0]: 10 of 1 and [1]: 30 of 2, each under 50,
+        // go to the chunk, which had 5 of 9: 45 records, quantiles at 0, 0.5, 1 the order
+        // statistics 0, 22 and 44 (1, 2, 9).
+        let (p00, p0, p1, root): (&[usize], &[usize], &[usize], &[usize]) =
+            (&[0, 0], &[0], &[1], &[]);
+        let mut recs = vec![(p00, 5u64); 60];
+        recs.extend(vec![(p0, 1); 10]);
+        recs.extend(vec![(p1, 2); 30]);
+        recs.extend(vec![(root, 9); 5]);
+        let probs = [0.0, 0.5, 1.0];
+        let strata = class_pkt_strata(&recs, &probs);
+        assert_eq!(
+            strata,
+            vec![
+                ClassPkt {
+                    classes: vec![],
+                    records: 45,
+                    pkt: vec![1.0, 2.0, 9.0]
+                },
+                ClassPkt {
+                    classes: vec![0, 0],
+                    records: 60,
+                    pkt: vec![5.0, 5.0, 5.0]
+                },
+            ]
+        );
+        // Only the chunk left: no class strata.
+        assert!(class_pkt_strata(&recs[60..], &probs).is_empty());
+        assert!(class_pkt_strata(&recs, &[]).is_empty());
+    }
+
+    #[test]
+    fn packet_counts_map_within_their_class_stratum() {
+        let probs = [0.0, 0.5, 1.0];
+        let sizes = FlowSizes {
+            pkt: vec![1.0, 1.0, 13.0],
+            strata: vec![PktStratum {
+                proto: Some(6),
+                pkt_max: 1,
+                records: 100,
+                td: vec![0.0; 3],
+                bytes_per_packet: vec![40.0; 3],
+            }],
+            pkt_by_class: vec![ClassPkt {
+                classes: vec![0],
+                records: 60,
+                pkt: vec![20.0, 30.0, 40.0],
+            }],
+        };
+        let mut pkt = vec![1u64, 4, 1, 2, 50, 3, 1];
+        let mut td = vec![0.0; 7];
+        let mut byt = vec![40u64; 7];
+        let proto = [6u8; 7];
+        // Records 0 and 2 are in class stratum 0; record 6 names a stratum that does not
+        // exist and maps with the chunk's other records.
+        let groups = [Some(0), None, Some(0), None, None, None, Some(7)];
+        calibrate_flow_sizes(
+            &sizes,
+            &probs,
+            None,
+            &proto,
+            Some(&groups),
+            &mut pkt,
+            &mut td,
+            &mut byt,
+        );
+        // Stratum 0 (records 0, 2, both 1 packet, by record order): ranks 1/4, 3/4 through
+        // (0, 20), (0.5, 30), (1, 40): 25, 35. The rest by count 1 (6), 2 (3), 3 (5), 4 (1),
+        // 50 (4) at ranks 1/10, 3/10, ..., 9/10 through (0, 1), (0.5, 1), (1, 13): 1, 1, 1,
+        // 1 + 12 * 0.4 and 1 + 12 * 0.8 (5.8, 10.6). The two records of the stratum of
+        // large counts take its counts, though the generator gave them 1.
+        assert_eq!(pkt, vec![25, 6, 35, 1, 11, 1, 1]);
+    }
+
+    #[test]
     fn flow_sizes_take_the_training_counts_then_their_strata_quantiles() {
         let probs = [0.0, 0.5, 1.0];
         let tcp = |pkt_max, td: [f64; 3], bpp: [f64; 3]| PktStratum {
@@ -830,13 +1008,16 @@ mod tests {
                 tcp(1, [0.0, 0.0, 0.0], [40.0, 40.0, 60.0]),
                 tcp(10, [0.0, 1.0, 3.0], [100.0, 200.0, 1000.0]),
             ],
+            pkt_by_class: Vec::new(),
         };
         let mut pkt = vec![1u64, 4, 1, 2, 50, 3, 1];
         let mut td = vec![0.5, 2.0, 0.1, 0.0, 0.7, 9.0, 0.25];
         let mut byt = vec![50u64, 4000, 45, 2000, 5000, 77, 33];
         // Six TCP records and a UDP one, a protocol with no strata.
         let proto = [6u8, 6, 6, 6, 6, 6, 17];
-        calibrate_flow_sizes(&sizes, &probs, None, &proto, &mut pkt, &mut td, &mut byt);
+        calibrate_flow_sizes(
+            &sizes, &probs, None, &proto, None, &mut pkt, &mut td, &mut byt,
+        );
         // The UDP record's count is mapped with the others (to 1); having no strata, it keeps
         // its duration and bytes.
         assert_eq!((pkt[6], td[6], byt[6]), (1, 0.25, 33));
@@ -844,7 +1025,7 @@ mod tests {
         // ranks 1/14, 3/14, ..., 13/14 through (0, 1), (0.5, 1), (1, 13): 1, 1, 1, 1,
         // 1 + 12 * 2/7, 1 + 12 * 4/7, 1 + 12 * 6/7 (4.43, 7.86, 11.29).
         assert_eq!(pkt, vec![1, 8, 1, 1, 11, 4, 1]);
-        // First stratum (records 0, 2, 3): durations 0; bytes per packet 50, 45, 2000 rank
+        // First stratum (records 0, 2, 3): durations 0; bytes 50, 45, 2000 rank
         // 3/6, 1/6, 5/6 through (0, 40), (0.5, 40), (1, 60): 40, 40, 53.3.
         assert_eq!((td[0], td[2], td[3]), (0.0, 0.0, 0.0));
         assert_eq!((byt[0], byt[2], byt[3]), (40, 40, 53));
@@ -854,12 +1035,21 @@ mod tests {
         assert!((td[4] - 1.0 / 3.0).abs() < 1e-12);
         assert!((td[1] - 1.0).abs() < 1e-12);
         assert!((td[5] - 7.0 / 3.0).abs() < 1e-12);
-        // By bytes per packet 77/4 (5), 5000/11 (4), 4000/8 (1): ratios 100 + 100/3, 200 and
-        // 200 + 800 * 2/3, times 4, 11 and 8 packets.
-        assert_eq!((byt[5], byt[4], byt[1]), (533, 2200, 5867));
+        // By bytes as generated 77 (5), 4000 (1), 5000 (4): ratios 100 + 100/3, 200 and
+        // 200 + 800 * 2/3, times 4, 8 and 11 packets.
+        assert_eq!((byt[5], byt[1], byt[4]), (533, 1600, 8067));
         // Quantiles that do not match the probabilities: nothing changes.
         let (mut p2, mut td2, mut b2) = (vec![4u64], vec![0.5], vec![50u64]);
-        calibrate_flow_sizes(&sizes, &[0.0, 1.0], None, &[6], &mut p2, &mut td2, &mut b2);
+        calibrate_flow_sizes(
+            &sizes,
+            &[0.0, 1.0],
+            None,
+            &[6],
+            None,
+            &mut p2,
+            &mut td2,
+            &mut b2,
+        );
         assert_eq!((p2[0], td2[0], b2[0]), (4, 0.5, 50));
     }
 }

@@ -17,6 +17,13 @@
 //! [`MIN_LENGTH_FLOWS`] training flows fall in it. Each flow counts in the deepest kept
 //! stratum on its path, so a stratum holds the lengths of its flows that no kept deeper
 //! stratum holds.
+//!
+//! Where the addresses are wide (the trace holds IPv6), the address family comes first and
+//! each family that has training flows keeps its stratum however few they are. The family head
+//! is not calibrated ([`crate::classes`]), so the generator decides how many flows are IPv6;
+//! without a stratum of their own those flows took lengths from the IPv4 flows around them
+//! (on the skype capture, whose training part holds one IPv6 flow of 4 packets, one seed's
+//! only IPv6 flow took 200 packets and the family JSD spread 104x over three seeds).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -25,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use netshare_core::layout::Layout;
 use netshare_core::tensors::ChunkTensors;
 
+use crate::addr::IP_VERSION;
 use crate::classes::class_heads;
 use crate::fields::argmax;
 
@@ -57,7 +65,8 @@ pub struct FlowLengths {
     pub strata: Vec<LengthStratum>,
 }
 
-/// `(column, dim, name)` of the class heads of `layout`'s attributes in nesting order.
+/// `(column, dim, name)` of the class heads of `layout`'s attributes in nesting order, behind
+/// the address family head where the layout has one.
 pub fn length_heads(layout: &Layout) -> Vec<(usize, usize, String)> {
     let mut heads: Vec<(usize, usize, String)> = class_heads(&layout.attributes)
         .into_iter()
@@ -71,7 +80,22 @@ pub fn length_heads(layout: &Layout) -> Vec<(usize, usize, String)> {
             .unwrap_or(HEAD_ORDER.len())
     };
     heads.sort_by_key(|h| rank(&h.2));
+    if let Some(family) = family_head(layout) {
+        heads.insert(0, family);
+    }
     heads
+}
+
+/// `(column, dim, name)` of the address family head, if the layout has one.
+fn family_head(layout: &Layout) -> Option<(usize, usize, String)> {
+    let mut col = 0;
+    for s in &layout.attributes {
+        if s.field == IP_VERSION && s.dim >= 2 {
+            return Some((col, s.dim, s.field.clone()));
+        }
+        col += s.dim;
+    }
+    None
 }
 
 /// The class of each of `heads` in one attribute row (its most probable one).
@@ -83,9 +107,15 @@ fn path_of(heads: &[(usize, usize)], row: &[f32]) -> Vec<usize> {
 }
 
 /// The kept strata of flows with class paths `paths` (all as long as `depth`): every prefix
-/// that at least `min` of them share, the empty one always. A prefix is only kept when its
-/// parent is (a parent holds at least its child's flows).
-fn kept_prefixes(paths: &[Vec<usize>], depth: usize, min: usize) -> BTreeSet<Vec<usize>> {
+/// that at least `min` of them share, the empty one always, and with `first_always` every
+/// class of the first head that any of them takes. A prefix is only kept when its parent is
+/// (a parent holds at least its child's flows).
+fn kept_prefixes(
+    paths: &[Vec<usize>],
+    depth: usize,
+    min: usize,
+    first_always: bool,
+) -> BTreeSet<Vec<usize>> {
     let mut counts: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
     for p in paths {
         for m in 1..=depth {
@@ -94,7 +124,7 @@ fn kept_prefixes(paths: &[Vec<usize>], depth: usize, min: usize) -> BTreeSet<Vec
     }
     let mut kept: BTreeSet<Vec<usize>> = counts
         .into_iter()
-        .filter(|(_, c)| *c >= min)
+        .filter(|(k, c)| *c >= min || (first_always && k.len() == 1))
         .map(|(k, _)| k)
         .collect();
     kept.insert(Vec::new());
@@ -121,7 +151,8 @@ pub fn flow_lengths(layout: &Layout, t: &ChunkTensors) -> Option<FlowLengths> {
     let paths: Vec<Vec<usize>> = (0..t.n)
         .map(|i| path_of(&cols, &t.attributes[i * t.attr_dim..(i + 1) * t.attr_dim]))
         .collect();
-    let kept = kept_prefixes(&paths, cols.len(), MIN_LENGTH_FLOWS);
+    let by_family = heads.first().is_some_and(|h| h.2 == IP_VERSION);
+    let kept = kept_prefixes(&paths, cols.len(), MIN_LENGTH_FLOWS, by_family);
     let mut hist: BTreeMap<Vec<usize>, BTreeMap<usize, u64>> =
         kept.iter().map(|k| (k.clone(), BTreeMap::new())).collect();
     for (i, p) in paths.iter().enumerate() {
@@ -146,6 +177,34 @@ pub fn flow_lengths(layout: &Layout, t: &ChunkTensors) -> Option<FlowLengths> {
             })
             .collect(),
     })
+}
+
+/// The deepest kept stratum of `fl` on the class path of each row of `attrs` (`[n, a]`, class
+/// heads as the decoder reads them). `None` when the recorded heads are not `layout`'s or the
+/// shapes disagree.
+pub fn strata_of(
+    fl: &FlowLengths,
+    layout: &Layout,
+    attrs: &[f32],
+    a: usize,
+) -> Option<Vec<Vec<usize>>> {
+    let heads = length_heads(layout);
+    let fits = heads.len() == fl.heads.len()
+        && heads.iter().zip(&fl.heads).all(|(h, f)| h.2 == *f)
+        && a > 0
+        && attrs.len().is_multiple_of(a)
+        && fl.strata.iter().any(|s| s.classes.is_empty());
+    if !fits {
+        return None;
+    }
+    let cols: Vec<(usize, usize)> = heads.iter().map(|h| (h.0, h.1)).collect();
+    let kept: BTreeSet<Vec<usize>> = fl.strata.iter().map(|s| s.classes.clone()).collect();
+    Some(
+        attrs
+            .chunks_exact(a)
+            .map(|row| deepest(&kept, &path_of(&cols, row)).to_vec())
+            .collect(),
+    )
 }
 
 /// The length at probability `p` of a histogram `(length, count)` of `total` flows: the
@@ -180,23 +239,14 @@ pub fn length_targets(
     margins: &[f32],
     max_len: usize,
 ) -> Vec<usize> {
-    let heads = length_heads(layout);
     let n = lengths.len();
-    let fits = heads.len() == fl.heads.len()
-        && heads.iter().zip(&fl.heads).all(|(h, f)| h.2 == *f)
-        && a > 0
-        && attrs.len() == n * a
-        && margins.len() == n
-        && fl.strata.iter().any(|s| s.classes.is_empty());
-    if !fits {
+    let nodes = strata_of(fl, layout, attrs, a).filter(|v| v.len() == n && margins.len() == n);
+    let Some(nodes) = nodes else {
         return lengths.to_vec();
-    }
-    let cols: Vec<(usize, usize)> = heads.iter().map(|h| (h.0, h.1)).collect();
-    let kept: BTreeSet<Vec<usize>> = fl.strata.iter().map(|s| s.classes.clone()).collect();
+    };
     let mut members: BTreeMap<&[usize], Vec<usize>> = BTreeMap::new();
-    for i in 0..n {
-        let path = path_of(&cols, &attrs[i * a..(i + 1) * a]);
-        members.entry(deepest(&kept, &path)).or_default().push(i);
+    for (i, node) in nodes.iter().enumerate() {
+        members.entry(node).or_default().push(i);
     }
     let mut out = lengths.to_vec();
     for (node, mut idx) in members {
@@ -356,6 +406,60 @@ mod tests {
             length_targets(&fl, &layout(), &attrs, 7, &[2], &[0.0], 4),
             [2]
         );
+    }
+
+    /// Attributes `ip_version` (2) then `proto/top` (2); rows by (family, proto).
+    fn wide_layout() -> Layout {
+        Layout {
+            attributes: vec![
+                Segment::new("proto/top", 2, Activation::Softmax),
+                Segment::new(IP_VERSION, 2, Activation::Softmax),
+            ],
+            features: vec![Segment::new("td", 1, Activation::Sigmoid)],
+            sample_len: 1,
+            private: false,
+        }
+    }
+
+    fn wide_row(family: usize, proto: usize) -> Vec<f32> {
+        let mut r = vec![0.0; 4];
+        r[proto] = 1.0;
+        r[2 + family] = 1.0;
+        r
+    }
+
+    #[test]
+    fn each_address_family_keeps_its_stratum_however_few_its_flows() {
+        // 30 IPv4 flows of protocol 0 (length 1), 25 of protocol 1 (length 2) and one IPv6
+        // flow of protocol 1 (length 4). The family nests first; the IPv6 stratum is kept with
+        // its one flow, below it nothing (1 < 20).
+        let mut rows = vec![(0, 0, 1); 30];
+        rows.extend(vec![(0, 1, 2); 25]);
+        rows.push((1, 1, 4));
+        let mut t = ChunkTensors::zeros(rows.len(), 4, 6, 1);
+        for (i, &(family, proto, len)) in rows.iter().enumerate() {
+            t.attributes[i * 4..(i + 1) * 4].copy_from_slice(&wide_row(family, proto));
+            for s in 0..len {
+                t.gen_flag[i * 6 + s] = 1.0;
+            }
+        }
+        let fl = flow_lengths(&wide_layout(), &t).expect("flows");
+        assert_eq!(fl.heads, [IP_VERSION, "proto/top"]);
+        assert_eq!(
+            fl.strata,
+            vec![
+                stratum(&[], &[]),
+                stratum(&[0], &[]),
+                stratum(&[0, 0], &[(1, 30)]),
+                stratum(&[0, 1], &[(2, 25)]),
+                stratum(&[1], &[(4, 1)]),
+            ]
+        );
+        // A generated IPv6 flow that ran to the end takes the IPv6 length, not the longest
+        // IPv4 one; the IPv4 flows of protocol 1 take theirs.
+        let attrs: Vec<f32> = [wide_row(1, 1), wide_row(0, 1), wide_row(0, 1)].concat();
+        let out = length_targets(&fl, &wide_layout(), &attrs, 4, &[6, 6, 1], &[0.0; 3], 6);
+        assert_eq!(out, [4, 2, 2]);
     }
 
     #[test]

@@ -58,10 +58,13 @@ use netshare_core::stage::StageDef;
 /// Version 11: `chunks.json` also carries, per chunk, the training flows' lengths within
 /// nested strata of their classes (`flow_lengths`, not in private mode), and packet traces
 /// record class counts again (synth now gives each class's flows the lengths of its
-/// stratum). Tensors, layout and models are unchanged.
+/// stratum). Tensors, layout and models are unchanged. Version 12: where the addresses are
+/// wide, the flow-length strata nest by address family first, and each family keeps its
+/// stratum however few its flows; and flow traces record the training packet counts within
+/// the class strata (`flow_sizes.pkt_by_class`, where a stratum holds enough records).
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 11,
+    version: 12,
 };
 
 /// Reads a `layout.json` (as written by this stage).

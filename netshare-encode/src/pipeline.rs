@@ -423,6 +423,21 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                         .collect::<Vec<_>>(),
                     &probs,
                 );
+                // The packet counts within the class strata the flow lengths nest by: tensor
+                // row i is flows[i].
+                let nodes = info.flow_lengths.as_ref().and_then(|fl| {
+                    crate::lengths::strata_of(fl, &layout, &tensors.attributes, tensors.attr_dim)
+                });
+                if let (Some(sizes), Some(nodes)) = (&mut info.flow_sizes, nodes) {
+                    let recs: Vec<(&[usize], u64)> = flows
+                        .iter()
+                        .zip(&nodes)
+                        .flat_map(|(f, node)| {
+                            f.rows.iter().map(|&r| (node.as_slice(), record_sizes(r).1))
+                        })
+                        .collect();
+                    sizes.pkt_by_class = crate::calibrate::class_pkt_strata(&recs, &probs);
+                }
             }
             if !info.code_quantiles.is_empty()
                 || !info.class_counts.is_empty()

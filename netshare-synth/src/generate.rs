@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
 use netshare_encode::addr::AddrCodec;
-use netshare_encode::calibrate::{Calibration, calibrate_flow_sizes, warp_times};
-use netshare_encode::lengths::length_targets;
+use netshare_encode::calibrate::{Calibration, calibrate_flow_sizes, class_pkt_groups, warp_times};
+use netshare_encode::lengths::{length_targets, strata_of};
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -27,6 +27,9 @@ pub const SIZES_BY_PKT: &str = "pkt,td|pkt,byt|pkt";
 /// How the report's `calibrated` list names the map of flow lengths (records per flow) within
 /// strata of the flows' classes.
 pub const FLOW_LENGTHS: &str = "flow_length|classes";
+/// How the report's `calibrated` list names the map of flow packet counts within strata of
+/// the flows' classes (the flow-length strata).
+pub const PKT_BY_CLASS: &str = "pkt|classes";
 /// Base name of the record outputs (`synthetic.parquet`, `synthetic.csv`, ...).
 pub const OUTPUT_STEM: &str = "synthetic";
 
@@ -366,12 +369,26 @@ pub fn synthesize(
         }
         let t0 = Instant::now();
         let sizes = info.flow_sizes.as_ref().filter(|_| cfg.calibrate);
+        // Each record's class stratum for its packet count, from its flow's classes.
+        let class_groups: Option<Vec<Option<usize>>> = match (sizes, lengths_map) {
+            (Some(sizes), Some(fl)) if !sizes.pkt_by_class.is_empty() => {
+                strata_of(fl, inputs.model.layout(), &plan.attributes, a).map(|nodes| {
+                    let per_flow = class_pkt_groups(&sizes.pkt_by_class, &nodes);
+                    flow_of
+                        .iter()
+                        .map(|&i| per_flow.get(i).copied().flatten())
+                        .collect()
+                })
+            }
+            _ => None,
+        };
         let sized = if let (Some(sizes), Records::Flows(t)) = (sizes, &mut records) {
             calibrate_flow_sizes(
                 sizes,
                 &info.code_probabilities,
                 enc.semantics.as_ref(),
                 &t.proto,
+                class_groups.as_deref(),
                 &mut t.pkt,
                 &mut t.td,
                 &mut t.byt,
@@ -439,6 +456,9 @@ pub fn synthesize(
                 }
                 if sized {
                     h.push(SIZES_BY_PKT.to_string());
+                }
+                if sized && class_groups.is_some() {
+                    h.push(PKT_BY_CLASS.to_string());
                 }
                 if warp {
                     h.push("time".to_string());

@@ -36,7 +36,10 @@ use netshare_core::stage::StageDef;
 /// counts (part of `calibrate`; the report lists the class heads). Version 5: each flow's
 /// length (records per flow) is mapped onto the training lengths of its class stratum, when
 /// chunks.json carries them (part of `calibrate`; the report lists `flow_length|classes`).
+/// Version 6: a flow record's packet count is mapped onto the training counts of its flow's
+/// class stratum, when chunks.json carries them (part of `calibrate`; the report lists
+/// `pkt|classes`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 5,
+    version: 6,
 };
