@@ -88,14 +88,11 @@ pub fn length_heads(layout: &Layout) -> Vec<(usize, usize, String)> {
 
 /// `(column, dim, name)` of the address family head, if the layout has one.
 fn family_head(layout: &Layout) -> Option<(usize, usize, String)> {
-    let mut col = 0;
-    for s in &layout.attributes {
-        if s.field == IP_VERSION && s.dim >= 2 {
-            return Some((col, s.dim, s.field.clone()));
-        }
-        col += s.dim;
-    }
-    None
+    layout
+        .attribute_offsets()
+        .into_iter()
+        .find(|(_, s)| s.field == IP_VERSION && s.dim >= 2)
+        .map(|(col, s)| (col, s.dim, s.field.clone()))
 }
 
 /// The class of each of `heads` in one attribute row (its most probable one).
