@@ -227,35 +227,36 @@ pub struct FlowSizes {
     pub pkt: Vec<f64>,
     /// The strata, by protocol (`None` first) and ascending packet count.
     pub strata: Vec<PktStratum>,
-    /// The packet counts within strata of the flows' classes ([`class_pkt_strata`]); empty
+    /// The packet counts within strata of the flows' classes ([`class_strata`]); empty
     /// when no class stratum holds enough records (then `pkt` maps every record).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pkt_by_class: Vec<ClassPkt>,
+    pub pkt_by_class: Vec<ClassQuantiles>,
 }
 
-/// The training packet counts of the records whose flows fall in one class stratum (a kept
-/// flow-length stratum of [`crate::lengths`], with the records of its kept descendants that
-/// were too few for their own).
+/// The training values of one size field (a flow's packet count, a packet's length) of the
+/// records whose flows fall in one class stratum (a kept flow-length stratum of
+/// [`crate::lengths`], with the records of its kept descendants that were too few for their
+/// own).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ClassPkt {
+pub struct ClassQuantiles {
     /// Its path: a class of each of the first `classes.len()` length heads (empty: the chunk).
     pub classes: Vec<usize>,
     /// Training records in it.
     pub records: usize,
-    /// Quantiles of their packet counts at the chunk's `code_probabilities`.
-    pub pkt: Vec<f64>,
+    /// Quantiles of their values at the chunk's `code_probabilities`.
+    pub quantiles: Vec<f64>,
 }
 
-/// The packet-count strata of a flow chunk's training records, each given as `(path, pkt)`
-/// with `path` the deepest kept flow-length stratum of its flow. Working up from the deepest,
-/// a stratum with fewer than [`MIN_STRATUM_RECORDS`] records hands them to its parent; every
-/// stratum left with records gets the quantiles of their counts at `probs`. Empty when only
-/// the chunk is left (its quantiles are [`FlowSizes::pkt`]) or `probs` is empty.
-pub fn class_pkt_strata(records: &[(&[usize], u64)], probs: &[f64]) -> Vec<ClassPkt> {
+/// The class strata of a chunk's training records, each given as `(path, value)` with `path`
+/// the deepest kept flow-length stratum of its flow. Working up from the deepest, a stratum
+/// with fewer than [`MIN_STRATUM_RECORDS`] records hands them to its parent; every stratum
+/// left with records gets the quantiles of their values at `probs`. Empty when only the chunk
+/// is left (a chunk-wide map covers that) or `probs` is empty.
+pub fn class_strata(records: &[(&[usize], f64)], probs: &[f64]) -> Vec<ClassQuantiles> {
     let mut own: BTreeMap<Vec<usize>, Vec<f64>> = BTreeMap::new();
-    for (path, pkt) in records {
-        own.entry(path.to_vec()).or_default().push(*pkt as f64);
+    for (path, x) in records {
+        own.entry(path.to_vec()).or_default().push(*x);
     }
     let depth = own.keys().map(Vec::len).max().unwrap_or(0);
     for d in (1..=depth).rev() {
@@ -275,11 +276,11 @@ pub fn class_pkt_strata(records: &[(&[usize], u64)], probs: &[f64]) -> Vec<Class
     own.into_iter()
         .filter_map(|(classes, mut v)| {
             v.sort_by(f64::total_cmp);
-            let pkt = order_statistics(&v, probs);
-            (!pkt.is_empty()).then_some(ClassPkt {
+            let quantiles = order_statistics(&v, probs);
+            (!quantiles.is_empty()).then_some(ClassQuantiles {
                 classes,
                 records: v.len(),
-                pkt,
+                quantiles,
             })
         })
         .collect()
@@ -323,7 +324,7 @@ pub fn flow_sizes(records: &[(u8, u64, f64, u64)], probs: &[f64]) -> Option<Flow
 
 /// For each flow, given the deepest kept flow-length stratum on its class path (`nodes`), the
 /// index in `by_class` of the deepest class stratum on that path; `None` where there is none.
-pub fn class_pkt_groups(by_class: &[ClassPkt], nodes: &[Vec<usize>]) -> Vec<Option<usize>> {
+pub fn class_groups(by_class: &[ClassQuantiles], nodes: &[Vec<usize>]) -> Vec<Option<usize>> {
     nodes
         .iter()
         .map(|node| {
@@ -440,7 +441,7 @@ pub fn calibrate_flow_sizes(
             sizes
                 .pkt_by_class
                 .get(k)
-                .is_some_and(|c| c.pkt.len() == probs.len())
+                .is_some_and(|c| c.quantiles.len() == probs.len())
         })
     };
     let mut count_groups: BTreeMap<Option<usize>, Vec<usize>> = BTreeMap::new();
@@ -448,7 +449,7 @@ pub fn calibrate_flow_sizes(
         count_groups.entry(by_class(i)).or_default().push(i);
     }
     for (g, idx) in &count_groups {
-        let knots = g.map_or(&sizes.pkt, |k| &sizes.pkt_by_class[k].pkt);
+        let knots = g.map_or(&sizes.pkt, |k| &sizes.pkt_by_class[k].quantiles);
         for (i, p) in quantiles_by_rank(idx, |i| pkt[i] as f64, probs, knots) {
             pkt[i] = p.round().max(1.0) as u64;
         }
@@ -487,6 +488,47 @@ pub fn calibrate_flow_sizes(
     }
     if let Some(sem) = semantics {
         sem.finish_flows(proto, pkt, td, byt);
+    }
+}
+
+/// Maps a packet chunk's decoded packet lengths onto the training lengths of their flows'
+/// class strata: each packet whose flow's class stratum `groups` names (an index into
+/// `by_class`, one entry per packet) takes that stratum's training quantile at its ordinal
+/// rank among the stratum's generated packets, by length as generated, ties broken by packet
+/// order; packets in no stratum keep their lengths. So the packets of a frequent source take
+/// that source's size mix, not the chunk's. The map is monotone within a stratum, so the
+/// generator's order of sizes there (a flow's small handshake before its full segments) is
+/// kept. Last, the trace's `semantics` put each length back in its protocol's range. Does
+/// nothing when the shapes or the quantiles do not match.
+pub fn calibrate_packet_lengths(
+    by_class: &[ClassQuantiles],
+    probs: &[f64],
+    semantics: Option<&Semantics>,
+    proto: &[u8],
+    groups: &[Option<usize>],
+    pkt_len: &mut [u16],
+) {
+    let usable = probs.len() >= 2
+        && groups.len() == pkt_len.len()
+        && proto.len() == pkt_len.len()
+        && by_class.iter().all(|c| c.quantiles.len() == probs.len());
+    if !usable {
+        return;
+    }
+    let mut members: Vec<Vec<usize>> = vec![Vec::new(); by_class.len()];
+    for (i, g) in groups.iter().enumerate() {
+        if let Some(m) = g.and_then(|k| members.get_mut(k)) {
+            m.push(i);
+        }
+    }
+    for (c, idx) in by_class.iter().zip(&members) {
+        let key = |i: usize| f64::from(pkt_len[i]);
+        for (i, x) in quantiles_by_rank(idx, key, probs, &c.quantiles) {
+            pkt_len[i] = x.round().clamp(0.0, f64::from(u16::MAX)) as u16;
+        }
+    }
+    if let Some(sem) = semantics {
+        sem.finish_packets(proto, pkt_len);
     }
 }
 
@@ -791,6 +833,7 @@ mod tests {
             flow_sizes: None,
             class_counts: BTreeMap::new(),
             flow_lengths: None,
+            pkt_len_by_class: Vec::new(),
         }
     }
 
@@ -921,30 +964,30 @@ mod tests {
         // statistics 0, 22 and 44 (1, 2, 9).
         let (p00, p0, p1, root): (&[usize], &[usize], &[usize], &[usize]) =
             (&[0, 0], &[0], &[1], &[]);
-        let mut recs = vec![(p00, 5u64); 60];
-        recs.extend(vec![(p0, 1); 10]);
-        recs.extend(vec![(p1, 2); 30]);
-        recs.extend(vec![(root, 9); 5]);
+        let mut recs = vec![(p00, 5.0); 60];
+        recs.extend(vec![(p0, 1.0); 10]);
+        recs.extend(vec![(p1, 2.0); 30]);
+        recs.extend(vec![(root, 9.0); 5]);
         let probs = [0.0, 0.5, 1.0];
-        let strata = class_pkt_strata(&recs, &probs);
+        let strata = class_strata(&recs, &probs);
         assert_eq!(
             strata,
             vec![
-                ClassPkt {
+                ClassQuantiles {
                     classes: vec![],
                     records: 45,
-                    pkt: vec![1.0, 2.0, 9.0]
+                    quantiles: vec![1.0, 2.0, 9.0]
                 },
-                ClassPkt {
+                ClassQuantiles {
                     classes: vec![0, 0],
                     records: 60,
-                    pkt: vec![5.0, 5.0, 5.0]
+                    quantiles: vec![5.0, 5.0, 5.0]
                 },
             ]
         );
         // Only the chunk left: no class strata.
-        assert!(class_pkt_strata(&recs[60..], &probs).is_empty());
-        assert!(class_pkt_strata(&recs, &[]).is_empty());
+        assert!(class_strata(&recs[60..], &probs).is_empty());
+        assert!(class_strata(&recs, &[]).is_empty());
     }
 
     #[test]
@@ -959,10 +1002,10 @@ mod tests {
                 td: vec![0.0; 3],
                 bytes_per_packet: vec![40.0; 3],
             }],
-            pkt_by_class: vec![ClassPkt {
+            pkt_by_class: vec![ClassQuantiles {
                 classes: vec![0],
                 records: 60,
-                pkt: vec![20.0, 30.0, 40.0],
+                quantiles: vec![20.0, 30.0, 40.0],
             }],
         };
         let mut pkt = vec![1u64, 4, 1, 2, 50, 3, 1];
@@ -988,6 +1031,44 @@ mod tests {
         // 1 + 12 * 0.4 and 1 + 12 * 0.8 (5.8, 10.6). The two records of the stratum of
         // large counts take its counts, though the generator gave them 1.
         assert_eq!(pkt, vec![25, 6, 35, 1, 11, 1, 1]);
+    }
+
+    #[test]
+    fn packet_lengths_map_within_their_class_stratum_then_into_their_protocol_range() {
+        let probs = [0.0, 0.5, 1.0];
+        let by_class = [ClassQuantiles {
+            classes: vec![0],
+            records: 60,
+            quantiles: vec![100.0, 500.0, 1500.0],
+        }];
+        let proto = [6u8; 5];
+        // Packets 0, 1 and 3 are in stratum 0; packet 2 in none; packet 4 names a stratum
+        // that does not exist. Both of those keep their lengths.
+        let groups = [Some(0), Some(0), None, Some(0), Some(5)];
+        let mut len = vec![60u16, 1500, 60, 40, 1400];
+        calibrate_packet_lengths(&by_class, &probs, None, &proto, &groups, &mut len);
+        // Stratum 0 by length: 3 (40), 0 (60), 1 (1500) at ranks 1/6, 1/2, 5/6 through
+        // (0, 100), (0.5, 500), (1, 1500): 100 + 400/3 (233.3), 500, 500 + 1000 * 2/3 (1166.7).
+        assert_eq!(len, vec![500, 1167, 60, 233, 1400]);
+        // TCP packets lie in [40, 1000]: the semantics clamp the mapped 1,167 (and the 1,400
+        // left as decoded).
+        let sem = Semantics {
+            time_quantum_us: 1,
+            ranges: vec![crate::semantics::ProtoRange {
+                field: "pkt_len".into(),
+                per: None,
+                by_proto: BTreeMap::from([(6, [40.0, 1000.0])]),
+                all: [20.0, 1500.0],
+            }],
+            ..Semantics::default()
+        };
+        let mut len = vec![60u16, 1500, 60, 40, 1400];
+        calibrate_packet_lengths(&by_class, &probs, Some(&sem), &proto, &groups, &mut len);
+        assert_eq!(len, vec![500, 1000, 60, 233, 1000]);
+        // Quantiles that do not match the probabilities: nothing moves.
+        let mut len = vec![60u16, 1500, 60, 40, 1400];
+        calibrate_packet_lengths(&by_class, &probs[..2], None, &proto, &groups, &mut len);
+        assert_eq!(len, vec![60, 1500, 60, 40, 1400]);
     }
 
     #[test]

@@ -68,6 +68,12 @@ pub struct ChunkInfo {
     /// traces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_sizes: Option<crate::calibrate::FlowSizes>,
+    /// For packet traces: the training packet lengths within the class strata of their flows
+    /// ([`crate::calibrate::class_strata`]), onto which synth maps the decoded packets'
+    /// ([`crate::calibrate::calibrate_packet_lengths`]). Absent in private mode, for flow
+    /// traces, and when no class stratum below the chunk holds enough packets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pkt_len_by_class: Vec<crate::calibrate::ClassQuantiles>,
 }
 
 impl ChunkInfo {
@@ -448,6 +454,7 @@ mod tests {
             flow_sizes: None,
             class_counts: BTreeMap::new(),
             flow_lengths: None,
+            pkt_len_by_class: Vec::new(),
         }
     }
 

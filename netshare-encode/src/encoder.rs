@@ -447,7 +447,9 @@ impl FittedEncoder {
         }
     }
 
-    /// Decodes one generated attribute row (model output activations).
+    /// Decodes one generated attribute row (model output activations); a port-less
+    /// protocol's port fields then take the nearest of the values they take in the trace
+    /// ([`Semantics::apply_ports`](crate::semantics::Semantics::apply_ports)).
     pub fn decode_attributes(&self, row: &[f32]) -> Result<FlowAttributes> {
         self.decode_attributes_with(
             row,
@@ -480,14 +482,18 @@ impl FittedEncoder {
         let pr = proto.decode(&row[p0 + 2 * pd..p0 + 2 * pd + rd]);
         let fs = row[p0 + 2 * pd + rd];
         let (srcip, dstip) = ips.decode(&row[0..id]);
+        let mut key = FiveTuple {
+            srcip,
+            dstip,
+            srcport: u16::try_from(srcport).unwrap_or(u16::MAX),
+            dstport: u16::try_from(dstport).unwrap_or(u16::MAX),
+            proto: u8::try_from(pr).unwrap_or(u8::MAX),
+        };
+        if let Some(sem) = &self.semantics {
+            sem.apply_ports(&mut key);
+        }
         Ok(FlowAttributes {
-            key: FiveTuple {
-                srcip,
-                dstip,
-                srcport: u16::try_from(srcport).unwrap_or(u16::MAX),
-                dstport: u16::try_from(dstport).unwrap_or(u16::MAX),
-                proto: u8::try_from(pr).unwrap_or(u8::MAX),
-            },
+            key,
             flow_start: if fs.is_nan() {
                 0.0
             } else {
@@ -507,7 +513,8 @@ impl FittedEncoder {
     /// start + cumulative inter-arrival gaps (rounded to µs), continuous fields by inverse
     /// min-max or inverse empirical CDF (+ expm1) in f64 with integer rounding,
     /// categories by argmax; then the learned [`Semantics`](crate::semantics::Semantics), if
-    /// any (time and value resolution, implications, per-protocol ranges). One record per step
+    /// any (time and value resolution, implications, per-protocol ranges, the port fields of
+    /// port-less protocols). One record per step
     /// below the length, flows in input order.
     pub fn decode_chunk(
         &self,

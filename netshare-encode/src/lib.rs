@@ -62,9 +62,13 @@ use netshare_core::stage::StageDef;
 /// wide, the flow-length strata nest by address family first, and each family keeps its
 /// stratum however few its flows; and flow traces record the training packet counts within
 /// the class strata (`flow_sizes.pkt_by_class`, where a stratum holds enough records).
+/// Version 13: packet traces record the training packet lengths within the class strata
+/// (`pkt_len_by_class`), and flow traces' `pkt_by_class` strata name their quantiles
+/// `quantiles`; the semantics record the values the port fields of port-less protocols take
+/// (`port_values`), which decoding keeps them to. Tensors, layout and models are unchanged.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 12,
+    version: 13,
 };
 
 /// Reads a `layout.json` (as written by this stage).

@@ -374,6 +374,11 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
         }
         _ => None,
     };
+    // A packet trace's lengths, for their class strata.
+    let packet_lengths = match (table.kind, table.column("pkt_len")) {
+        (TraceKind::Packets, Some(Column::Num(v))) if !probs.is_empty() => Some(v.as_slice()),
+        _ => None,
+    };
     let built: Vec<(ChunkInfo, ChunkTensors, EncodeCounts)> = kept
         .par_iter()
         .zip(flows_only.par_iter())
@@ -401,6 +406,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 flow_sizes: None,
                 class_counts: BTreeMap::new(),
                 flow_lengths: None,
+                pkt_len_by_class: Vec::new(),
             };
             let (tensors, counts) = chunk_tensors(&encoder, &table, &info, flows, tags);
             info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
@@ -415,6 +421,18 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                     .collect(),
                 &probs,
             );
+            // Each training flow's deepest kept class stratum: tensor row i is flows[i].
+            let nodes = info.flow_lengths.as_ref().and_then(|fl| {
+                crate::lengths::strata_of(fl, &layout, &tensors.attributes, tensors.attr_dim)
+            });
+            if let (Some(pkt_len), Some(nodes)) = (packet_lengths, &nodes) {
+                let recs: Vec<(&[usize], f64)> = flows
+                    .iter()
+                    .zip(nodes)
+                    .flat_map(|(f, node)| f.rows.iter().map(|&r| (node.as_slice(), pkt_len[r])))
+                    .collect();
+                info.pkt_len_by_class = crate::calibrate::class_strata(&recs, &probs);
+            }
             if let Some(record_sizes) = &record_sizes {
                 info.flow_sizes = crate::calibrate::flow_sizes(
                     &flows
@@ -423,20 +441,18 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                         .collect::<Vec<_>>(),
                     &probs,
                 );
-                // The packet counts within the class strata the flow lengths nest by: tensor
-                // row i is flows[i].
-                let nodes = info.flow_lengths.as_ref().and_then(|fl| {
-                    crate::lengths::strata_of(fl, &layout, &tensors.attributes, tensors.attr_dim)
-                });
-                if let (Some(sizes), Some(nodes)) = (&mut info.flow_sizes, nodes) {
-                    let recs: Vec<(&[usize], u64)> = flows
+                // The packet counts within the class strata the flow lengths nest by.
+                if let (Some(sizes), Some(nodes)) = (&mut info.flow_sizes, &nodes) {
+                    let recs: Vec<(&[usize], f64)> = flows
                         .iter()
-                        .zip(&nodes)
+                        .zip(nodes)
                         .flat_map(|(f, node)| {
-                            f.rows.iter().map(|&r| (node.as_slice(), record_sizes(r).1))
+                            f.rows
+                                .iter()
+                                .map(|&r| (node.as_slice(), record_sizes(r).1 as f64))
                         })
                         .collect();
-                    sizes.pkt_by_class = crate::calibrate::class_pkt_strata(&recs, &probs);
+                    sizes.pkt_by_class = crate::calibrate::class_strata(&recs, &probs);
                 }
             }
             if !info.code_quantiles.is_empty()
@@ -444,6 +460,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 || info.flow_lengths.is_some()
                 || !info.time_quantiles_us.is_empty()
                 || info.flow_sizes.is_some()
+                || !info.pkt_len_by_class.is_empty()
             {
                 info.code_probabilities = probs.clone();
             }

@@ -1,7 +1,8 @@
 //! Field semantics learned from the trace and enforced when decoding: the value resolution of
 //! times and continuous fields, the few values an integer field takes (a host sends TTL 64 or
-//! 128, not 97), implications between fields (a one-packet flow lasts 0 s), and per-protocol
-//! ranges (bytes per packet between the protocol's smallest header and the MTU).
+//! 128, not 97), implications between fields (a one-packet flow lasts 0 s), per-protocol
+//! ranges (bytes per packet between the protocol's smallest header and the MTU), and the few
+//! values the port fields of port-less protocols take (ICMP's type and code).
 //!
 //! A generator's continuous outputs break such rules in ways a classifier spots at once (a
 //! NetFlow duration of 0.317 s with one packet, where real ones are whole milliseconds and 0 for
@@ -9,7 +10,7 @@
 //! training records obey. Every rule is fitted on the records (the public ones in private mode)
 //! and written into `encoder.json`, so it is visible and reproducible.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use netshare_core::records::TraceKind;
 use serde::{Deserialize, Serialize};
@@ -82,6 +83,73 @@ pub struct Semantics {
     pub implications: Vec<Implication>,
     /// Per-protocol ranges.
     pub ranges: Vec<ProtoRange>,
+    /// The values the port fields take in the records of each port-less protocol (every
+    /// protocol but [`PORT_PROTOCOLS`]), where each field takes at most [`MAX_VALUE_SET`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub port_values: BTreeMap<u8, PortValues>,
+}
+
+/// Protocols whose records carry transport ports: TCP, UDP, DCCP, SCTP, UDP-Lite. The others
+/// have none, and a flow exporter fills their port fields with something else or 0 (ICMP's
+/// type and code in the destination port: 2048 is an echo request).
+pub const PORT_PROTOCOLS: [u8; 5] = [6, 17, 33, 132, 136];
+
+/// What the port fields of a port-less protocol's records take, ascending (empty: no rule for
+/// that field).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortValues {
+    /// Source port values.
+    pub srcport: Vec<u16>,
+    /// Destination port values.
+    pub dstport: Vec<u16>,
+}
+
+/// The member of `set` (ascending) nearest to `x`, the lower one on a tie; `x` when empty.
+fn nearest_port(set: &[u16], x: u16) -> u16 {
+    let i = set.partition_point(|&s| s < x);
+    match (i.checked_sub(1).map(|j| set[j]), set.get(i)) {
+        (Some(lo), Some(&hi)) => {
+            if x - lo <= hi - x {
+                lo
+            } else {
+                hi
+            }
+        }
+        (Some(lo), None) => lo,
+        (None, Some(&hi)) => hi,
+        (None, None) => x,
+    }
+}
+
+/// For each port-less protocol among `keys`, the values each port field takes (ascending);
+/// a field with more than [`MAX_VALUE_SET`] values gets none.
+fn port_values(keys: &[crate::table::FiveTuple]) -> BTreeMap<u8, PortValues> {
+    let mut seen: BTreeMap<u8, (BTreeSet<u16>, BTreeSet<u16>)> = BTreeMap::new();
+    for k in keys.iter().filter(|k| !PORT_PROTOCOLS.contains(&k.proto)) {
+        let e = seen.entry(k.proto).or_default();
+        e.0.insert(k.srcport);
+        e.1.insert(k.dstport);
+    }
+    let set = |s: BTreeSet<u16>| {
+        if s.len() <= MAX_VALUE_SET {
+            s.into_iter().collect()
+        } else {
+            Vec::new()
+        }
+    };
+    seen.into_iter()
+        .map(|(p, (src, dst))| {
+            (
+                p,
+                PortValues {
+                    srcport: set(src),
+                    dstport: set(dst),
+                },
+            )
+        })
+        .filter(|(_, v)| !v.srcport.is_empty() || !v.dstport.is_empty())
+        .collect()
 }
 
 fn is_multiple(x: f64, q: f64) -> bool {
@@ -302,6 +370,17 @@ impl Semantics {
             value_sets,
             implications,
             ranges,
+            port_values: port_values(&t.keys),
+        }
+    }
+
+    /// Puts a decoded flow key's port fields under the rules: a port-less protocol's take the
+    /// nearest of the values they take in the trace (a generated ICMP flow to port 80 is a
+    /// tell no training removes).
+    pub fn apply_ports(&self, key: &mut crate::table::FiveTuple) {
+        if let Some(v) = self.port_values.get(&key.proto) {
+            key.srcport = nearest_port(&v.srcport, key.srcport);
+            key.dstport = nearest_port(&v.dstport, key.dstport);
         }
     }
 
@@ -331,6 +410,19 @@ impl Semantics {
             if let [Value::Num(t), _, Value::Num(b)] = values {
                 td[i] = t;
                 byt[i] = b.max(0.0).round() as u64;
+            }
+        }
+    }
+
+    /// Puts decoded packets' lengths back under the rules after synth moved them (calibration):
+    /// each within its protocol's range, then onto the length's value set where it has one.
+    pub fn finish_packets(&self, proto: &[u8], pkt_len: &mut [u16]) {
+        let names = [String::from("pkt_len")];
+        for (len, &p) in pkt_len.iter_mut().zip(proto) {
+            let mut values = [Value::Num(f64::from(*len))];
+            self.apply_rules(&names, p, &mut values, false);
+            if let [Value::Num(x)] = values {
+                *len = x.round().clamp(0.0, f64::from(u16::MAX)) as u16;
             }
         }
     }
@@ -441,6 +533,63 @@ mod tests {
                 ),
                 ("label".into(), Column::Cat(vec!["x".into(); rows.len()])),
             ],
+        }
+    }
+
+    #[test]
+    fn port_less_protocols_keep_the_port_values_of_the_trace() {
+        // ICMP: source 0, destination an echo request (2048) or reply (0). GRE (47): source
+        // 0, 65 destination values, too many for a rule. TCP ports are ports: no rule.
+        let mut rows = vec![(1u8, 0i64, 0.0, 1.0, 84.0); 3];
+        rows.extend(vec![(47, 0, 0.0, 1.0, 100.0); 65]);
+        rows.extend(vec![(6, 0, 0.0, 1.0, 40.0); 2]);
+        let mut t = flows(&rows);
+        let ports = [(0, 2048), (0, 0), (0, 2048)];
+        for (k, (s, d)) in t.keys.iter_mut().zip(ports) {
+            (k.srcport, k.dstport) = (s, d);
+        }
+        for (i, k) in t.keys[3..68].iter_mut().enumerate() {
+            (k.srcport, k.dstport) = (0, 1000 + i as u16);
+        }
+        let sem = Semantics::fit(&t, &["pkt", "byt"]);
+        assert_eq!(
+            sem.port_values,
+            BTreeMap::from([
+                (
+                    1,
+                    PortValues {
+                        srcport: vec![0],
+                        dstport: vec![0, 2048]
+                    }
+                ),
+                (
+                    47,
+                    PortValues {
+                        srcport: vec![0],
+                        dstport: vec![]
+                    }
+                ),
+            ])
+        );
+        let key = |proto: u8, srcport: u16, dstport: u16| FiveTuple {
+            srcip: netshare_core::addr::v4(1),
+            dstip: netshare_core::addr::v4(2),
+            srcport,
+            dstport,
+            proto,
+        };
+        // 1024 is as far from 0 as from 2048: the tie takes the lower.
+        for (before, after) in [
+            (key(1, 80, 19297), key(1, 0, 2048)),
+            (key(1, 80, 1024), key(1, 0, 0)),
+            (key(1, 0, 1025), key(1, 0, 2048)),
+            (key(47, 5, 7), key(47, 0, 7)),
+            (key(6, 80, 19297), key(6, 80, 19297)),
+            (key(50, 80, 19297), key(50, 80, 19297)),
+        ] {
+            let mut k = before;
+            sem.apply_ports(&mut k);
+            assert_eq!(k, after);
         }
     }
 

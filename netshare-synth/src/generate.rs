@@ -8,7 +8,9 @@ use std::time::Instant;
 
 use netshare_core::records::{AddrSchema, META_DIALECT, Records, TraceKind, read_metadata};
 use netshare_encode::addr::AddrCodec;
-use netshare_encode::calibrate::{Calibration, calibrate_flow_sizes, class_pkt_groups, warp_times};
+use netshare_encode::calibrate::{
+    Calibration, calibrate_flow_sizes, calibrate_packet_lengths, class_groups, warp_times,
+};
 use netshare_encode::lengths::{length_targets, strata_of};
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
@@ -30,6 +32,9 @@ pub const FLOW_LENGTHS: &str = "flow_length|classes";
 /// How the report's `calibrated` list names the map of flow packet counts within strata of
 /// the flows' classes (the flow-length strata).
 pub const PKT_BY_CLASS: &str = "pkt|classes";
+/// How the report's `calibrated` list names the map of packet lengths within strata of their
+/// flows' classes (the flow-length strata).
+pub const PKT_LEN_BY_CLASS: &str = "pkt_len|classes";
 /// Base name of the record outputs (`synthetic.parquet`, `synthetic.csv`, ...).
 pub const OUTPUT_STEM: &str = "synthetic";
 
@@ -369,11 +374,17 @@ pub fn synthesize(
         }
         let t0 = Instant::now();
         let sizes = info.flow_sizes.as_ref().filter(|_| cfg.calibrate);
-        // Each record's class stratum for its packet count, from its flow's classes.
-        let class_groups: Option<Vec<Option<usize>>> = match (sizes, lengths_map) {
-            (Some(sizes), Some(fl)) if !sizes.pkt_by_class.is_empty() => {
+        // The class strata of a record's size field: a flow's packet counts, a packet's lengths.
+        let by_class = match (&records, sizes) {
+            (Records::Flows(_), Some(sizes)) => sizes.pkt_by_class.as_slice(),
+            (Records::Packets(_), _) if cfg.calibrate => info.pkt_len_by_class.as_slice(),
+            _ => &[],
+        };
+        // Each record's class stratum for its size, from its flow's classes.
+        let groups: Option<Vec<Option<usize>>> = match lengths_map {
+            Some(fl) if !by_class.is_empty() => {
                 strata_of(fl, inputs.model.layout(), &plan.attributes, a).map(|nodes| {
-                    let per_flow = class_pkt_groups(&sizes.pkt_by_class, &nodes);
+                    let per_flow = class_groups(by_class, &nodes);
                     flow_of
                         .iter()
                         .map(|&i| per_flow.get(i).copied().flatten())
@@ -382,13 +393,27 @@ pub fn synthesize(
             }
             _ => None,
         };
+        let lengths_by_class = match (&mut records, &groups) {
+            (Records::Packets(t), Some(g)) => {
+                calibrate_packet_lengths(
+                    by_class,
+                    &info.code_probabilities,
+                    enc.semantics.as_ref(),
+                    &t.proto,
+                    g,
+                    &mut t.pkt_len,
+                );
+                true
+            }
+            _ => false,
+        };
         let sized = if let (Some(sizes), Records::Flows(t)) = (sizes, &mut records) {
             calibrate_flow_sizes(
                 sizes,
                 &info.code_probabilities,
                 enc.semantics.as_ref(),
                 &t.proto,
-                class_groups.as_deref(),
+                groups.as_deref(),
                 &mut t.pkt,
                 &mut t.td,
                 &mut t.byt,
@@ -457,8 +482,11 @@ pub fn synthesize(
                 if sized {
                     h.push(SIZES_BY_PKT.to_string());
                 }
-                if sized && class_groups.is_some() {
+                if sized && groups.is_some() {
                     h.push(PKT_BY_CLASS.to_string());
+                }
+                if lengths_by_class {
+                    h.push(PKT_LEN_BY_CLASS.to_string());
                 }
                 if warp {
                     h.push("time".to_string());

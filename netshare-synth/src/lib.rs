@@ -38,8 +38,10 @@ use netshare_core::stage::StageDef;
 /// chunks.json carries them (part of `calibrate`; the report lists `flow_length|classes`).
 /// Version 6: a flow record's packet count is mapped onto the training counts of its flow's
 /// class stratum, when chunks.json carries them (part of `calibrate`; the report lists
-/// `pkt|classes`).
+/// `pkt|classes`). Version 7: a packet's length is mapped onto the training lengths of its
+/// flow's class stratum, when chunks.json carries them (part of `calibrate`; the report lists
+/// `pkt_len|classes`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 6,
+    version: 7,
 };

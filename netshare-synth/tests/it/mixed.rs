@@ -9,7 +9,7 @@ use netshare_core::records::{PacketColumns, Records, read_packets};
 use netshare_encode::addr::{AddrCodec, IP_VERSION};
 use netshare_encode::{EncodeConfig, FittedEncoder};
 use netshare_model::{ModelConfig, Profile, TrainOptions};
-use netshare_synth::generate::{SynthConfig, SynthInputs, synthesize};
+use netshare_synth::generate::{PKT_LEN_BY_CLASS, SynthConfig, SynthInputs, synthesize};
 
 use crate::tshark::{assert_clean_capture, have};
 
@@ -101,6 +101,21 @@ fn a_mixed_capture_goes_through_the_pipeline_with_its_ipv6_share_and_clean_packe
         ..SynthConfig::default()
     };
     let (report, _) = synthesize(&inputs, &scfg, &out).expect("synthesize");
+    // Each family holds enough packets for a stratum of its own, so the packet lengths are
+    // mapped within the class strata, and the report says so.
+    let strata = &inputs.chunks.chunks[0].pkt_len_by_class;
+    assert!(
+        strata.iter().any(|s| !s.classes.is_empty()),
+        "packet-length class strata: {strata:?}"
+    );
+    assert!(
+        report.chunks[0]
+            .calibrated
+            .iter()
+            .any(|h| h == PKT_LEN_BY_CLASS),
+        "{:?}",
+        report.chunks[0].calibrated
+    );
 
     let syn = read_packets(&out.join("synthetic.parquet")).expect("synthetic records");
     assert_eq!(syn.len() as u64, report.clean.kept_records);
