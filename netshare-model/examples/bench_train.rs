@@ -12,6 +12,10 @@
 //!
 //! Options: `--steps N` (default 20), `--warmup N` (default 3), `--device cpu|cuda`,
 //! `--no-torch`, `--tensor-lstm` (also time the tensor-op LSTM, the form before the fused one),
+//! `--full-lstm` (also time the fused LSTM over every step, the form before it stopped once a
+//! block's generated flows have all ended), `--weights PATH` (start from a trained model's
+//! `weights-000.safetensors` instead of fresh weights: how long the generated flows are, and
+//! so how many steps the LSTM skips, depends on the weights),
 //! `--python PYTHON`, `--json PATH` (the table as JSON, with the CPU it ran on),
 //! `--compare-kernels` (burn alone with gemm's AVX2 and then its AVX-512 kernels, each in a
 //! process of its own, to check the per-CPU choice of `choose_matmul_kernels` on a machine),
@@ -37,6 +41,8 @@ struct Args {
     device: String,
     torch: bool,
     tensor_lstm: bool,
+    full_lstm: bool,
+    weights: Option<PathBuf>,
     python: String,
     json: Option<PathBuf>,
     compare_kernels: bool,
@@ -77,6 +83,8 @@ fn args() -> Result<Args> {
         device: "cpu".into(),
         torch: true,
         tensor_lstm: false,
+        full_lstm: false,
+        weights: None,
         python: "python3".into(),
         json: None,
         compare_kernels: false,
@@ -97,6 +105,8 @@ fn args() -> Result<Args> {
             "--device" => a.device = val()?,
             "--no-torch" => a.torch = false,
             "--tensor-lstm" => a.tensor_lstm = true,
+            "--full-lstm" => a.full_lstm = true,
+            "--weights" => a.weights = Some(PathBuf::from(val()?)),
             "--python" => a.python = val()?,
             "--json" => a.json = Some(PathBuf::from(val()?)),
             "--compare-kernels" => a.compare_kernels = true,
@@ -117,7 +127,7 @@ fn args() -> Result<Args> {
 
 const HELP: &str = "bench_train [ENCODED_DIR ...] [--t 2,16,200] [--n 989] \
 [--profiles default,netshare] [--sample-lens 1] [--steps 20] [--warmup 3] [--device cpu|cuda] \
-[--no-torch] [--tensor-lstm] [--python PYTHON] [--json PATH] [--compare-kernels] [--dp]
+[--no-torch] [--tensor-lstm] [--full-lstm] [--weights PATH] [--python PYTHON] [--json PATH] [--compare-kernels] [--dp]
 
 Seconds per generator step (with its critic steps), burn next to PyTorch on the same tensors.
 Without ENCODED_DIR: random tensors of UGR16's encoded shape for each T in --t.";
@@ -352,6 +362,14 @@ fn main() -> Result<()> {
         "| set | N | A | T | F | profile | sample_len | burn s/step (mean / min) | PyTorch s/step (mean / min) | burn / PyTorch rate |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
+    let start = match &a.weights {
+        Some(p) => Some(
+            netshare_model::weights::read(p)
+                .with_context(|| format!("reading {}", p.display()))?
+                .0,
+        ),
+        None => None,
+    };
     for (label, dir) in &sets {
         let mut enc =
             Encoded::from_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
@@ -365,6 +383,9 @@ fn main() -> Result<()> {
                 enc.layout.sample_len = s;
                 let cfg = ModelConfig::profile(p);
                 let mut forms = vec![(LstmForm::Fused, "")];
+                if a.device == "cpu" && a.full_lstm {
+                    forms.push((LstmForm::FusedFull, ", LSTM over every step"));
+                }
                 if a.device == "cpu" && a.tensor_lstm {
                     forms.push((LstmForm::TensorOps, ", tensor LSTM"));
                 }
@@ -375,6 +396,7 @@ fn main() -> Result<()> {
                         &enc,
                         device.clone(),
                         form,
+                        start.as_ref(),
                         a.warmup,
                         a.steps,
                     )?;
@@ -401,6 +423,7 @@ fn main() -> Result<()> {
                         &enc,
                         device.clone(),
                         LstmForm::Fused,
+                        start.as_ref(),
                         a.warmup,
                         a.steps,
                     )?;

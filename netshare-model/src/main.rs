@@ -175,7 +175,7 @@ fn main() -> Result<()> {
                 device: device(dev)?,
                 progress: true,
                 checkpoint_dir: checkpoints,
-                stop_after: None,
+                ..TrainOptions::default()
             };
             let trained = netshare_model::train_from(
                 &cfg,

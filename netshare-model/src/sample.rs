@@ -298,6 +298,7 @@ impl TrainedModel {
                 ctx.tensor(a, [b, d.attr]),
                 (zf, h0, c0),
                 fused,
+                false,
             )?;
             let recs = if continued { g.continued } else { g.records };
             let rec = read_vec(&ctx, recs.reshape([b, d.max_len * d.rec()]));

@@ -101,7 +101,7 @@ fn records_for(
     attrs: &Tensor<2>,
     n: &Noise,
     rows: std::ops::Range<usize>,
-    fused: bool,
+    lstm: LstmForm,
 ) -> Result<Tensor<2>> {
     let m = rows.len();
     let [_, a] = attrs.dims();
@@ -115,7 +115,8 @@ fn records_for(
             n.h0.clone().slice([rows.clone(), 0..d.lstm]),
             n.c0.clone().slice([rows, 0..d.lstm]),
         ),
-        fused,
+        lstm != LstmForm::TensorOps,
+        lstm == LstmForm::Fused,
     )?;
     Ok(g.records.reshape([m, d.max_len * d.rec()]))
 }
@@ -127,11 +128,11 @@ fn generate(
     d: &Dims,
     n: Noise,
     groups: usize,
-    fused: bool,
+    lstm: LstmForm,
 ) -> Result<(Tensor<2>, Tensor<2>)> {
     let attrs = nets::gen_attributes_grouped(params, d, n.za.clone(), groups);
     let [b, _] = attrs.dims();
-    let records = records_for(params, d, &attrs, &n, 0..b, fused)?;
+    let records = records_for(params, d, &attrs, &n, 0..b, lstm)?;
     Ok((attrs, records))
 }
 
@@ -142,16 +143,16 @@ fn generate_plain(
     d: &Dims,
     n: Noise,
     groups: usize,
-    fused: bool,
+    lstm: LstmForm,
 ) -> Result<(Tensor<2>, Tensor<2>)> {
-    if fused {
-        return generate(params, d, n, groups, true);
+    if lstm != LstmForm::TensorOps {
+        return generate(params, d, n, groups, lstm);
     }
     let attrs = nets::gen_attributes_grouped(params, d, n.za.clone(), groups);
     let [b, _] = attrs.dims();
     let (top, bottom) = rayon::join(
-        || records_for(params, d, &attrs, &n, 0..b / 2, false),
-        || records_for(params, d, &attrs, &n, b / 2..b, false),
+        || records_for(params, d, &attrs, &n, 0..b / 2, lstm),
+        || records_for(params, d, &attrs, &n, b / 2..b, lstm),
     );
     Ok((attrs, Tensor::cat(vec![top?, bottom?], 0)))
 }
@@ -194,11 +195,11 @@ fn generator_grads(
     d: &Dims,
     cfg: &ModelConfig,
     n: Noise,
-    fused: bool,
+    lstm: LstmForm,
 ) -> Result<(Tensor<1>, Vec<(String, Tensor<2>)>)> {
-    if !fused {
+    if lstm == LstmForm::TensorOps {
         let tp = track(params, generator);
-        let (fake_attr, fake_rec) = generate(&tp, d, n, 1, false)?;
+        let (fake_attr, fake_rec) = generate(&tp, d, n, 1, lstm)?;
         let (loss, grads) = critic_surrogate(params, d, cfg, fake_attr, fake_rec);
         return Ok((loss, grads_of(&tp, generator, &grads)?));
     }
@@ -211,8 +212,12 @@ fn generator_grads(
     let fake_attr = nets::gen_attributes(&tp, d, n.za);
     let [b, _] = fake_attr.dims();
     let cond = heads::harden(fake_attr.clone(), &d.attr_runs);
-    let ((loss, mut grads), lstm_grads) =
-        lstm::with_grads(params, d, (cond, n.zf, n.h0, n.c0), |hs| {
+    let ((loss, mut grads), lstm_grads) = lstm::with_grads(
+        params,
+        d,
+        (cond, n.zf, n.h0, n.c0),
+        lstm == LstmForm::Fused,
+        |hs| {
             let hs = hs.autodiff().require_grad();
             let fake_rec = features::features_from_states(&tp, d, hs.clone())
                 .records
@@ -222,7 +227,8 @@ fn generator_grads(
                 .grad(&grads)
                 .ok_or_else(|| Error::Backend("no gradient for the LSTM states".into()))?;
             Ok(((loss, grads_of(&tp, &graph, &grads)?), dhs))
-        })?;
+        },
+    )?;
     grads.extend(lstm_grads.params);
     let mut by_name: BTreeMap<String, Tensor<2>> = grads.into_iter().collect();
     let ordered = generator
@@ -303,9 +309,14 @@ pub(crate) fn privatise(
 /// devices always use tensor ops).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LstmForm {
-    /// Host loops and large matmuls, gradients derived by hand (the default).
+    /// Host loops and large matmuls, gradients derived by hand, each block's steps only until
+    /// every one of its generated flows has ended (the default). The later records are masked
+    /// out of training, so this trains exactly the bytes [`LstmForm::FusedFull`] trains.
     #[default]
     Fused,
+    /// [`LstmForm::Fused`] over every step (for benchmarks and the test that both train the
+    /// same bytes).
+    FusedFull,
     /// Tensor ops differentiated by autodiff (the reference form; for benchmarks).
     TensorOps,
 }
@@ -321,8 +332,8 @@ pub(crate) struct ChunkRun<'a> {
     critics: Vec<String>,
     adam_gen: Adam,
     adam_critic: Adam,
-    /// The LSTM in host loops (only where tensors live in host memory).
-    fused_lstm: bool,
+    /// How the LSTM runs: in host loops only where tensors live in host memory.
+    lstm: LstmForm,
     /// DP-SGD's Poisson sampling rate for this chunk, set from its released count (`None`:
     /// batch size / flows, for benchmarks).
     pub dp_rate: Option<f64>,
@@ -362,7 +373,7 @@ impl<'a> ChunkRun<'a> {
             params,
             generator,
             critics,
-            fused_lstm: fused && lstm == LstmForm::Fused,
+            lstm: if fused { lstm } else { LstmForm::TensorOps },
             dp_rate: None,
             ema,
         }
@@ -406,7 +417,7 @@ impl<'a> ChunkRun<'a> {
             }
             None => &self.params,
         };
-        let (a, r) = generate_plain(params, self.d, n, groups, self.fused_lstm)?;
+        let (a, r) = generate_plain(params, self.d, n, groups, self.lstm)?;
         Ok((
             floats(a, "generated attributes")?,
             floats(r, "generated records")?,
@@ -460,13 +471,8 @@ impl<'a> ChunkRun<'a> {
             noises.push(noise(&self.ctx, d, rng, group));
             alphas.push(self.ctx.uniform(rng, [s.len().max(1), 1]));
         }
-        let (fake_attr_all, fake_rec_all) = generate_plain(
-            &self.params,
-            d,
-            Noise::stack(noises),
-            steps,
-            self.fused_lstm,
-        )?;
+        let (fake_attr_all, fake_rec_all) =
+            generate_plain(&self.params, d, Noise::stack(noises), steps, self.lstm)?;
         for (k, (rows, alpha)) in samples.into_iter().zip(alphas).enumerate() {
             let m = rows.len();
             let mut g = Vec::new();
@@ -546,13 +552,8 @@ impl<'a> ChunkRun<'a> {
             noises.push(noise(&self.ctx, d, &mut rng, b));
             draws.push((batch, self.ctx.uniform(&mut rng, [b, 1])));
         }
-        let (fake_attr_all, fake_rec_all) = generate_plain(
-            &self.params,
-            d,
-            Noise::stack(noises),
-            steps,
-            self.fused_lstm,
-        )?;
+        let (fake_attr_all, fake_rec_all) =
+            generate_plain(&self.params, d, Noise::stack(noises), steps, self.lstm)?;
         for (k, ((real_rec, real_attr), alpha)) in draws.into_iter().enumerate() {
             let rows = k * b..(k + 1) * b;
             let fake_attr = fake_attr_all.clone().slice([rows.clone(), 0..d.attr]);
@@ -600,8 +601,7 @@ impl<'a> ChunkRun<'a> {
     ) -> Result<Option<Losses>> {
         let (cfg, d) = (self.cfg, self.d);
         let n = noise(&self.ctx, d, rng, cfg.batch_size);
-        let (g_loss, g) =
-            generator_grads(&self.params, &self.generator, d, cfg, n, self.fused_lstm)?;
+        let (g_loss, g) = generator_grads(&self.params, &self.generator, d, cfg, n, self.lstm)?;
         self.adam_gen.step(cfg, &self.ctx, &mut self.params, g)?;
         if let Some(e) = &mut self.ema {
             e.update(&self.params, self.adam_gen.t - 1)?;
@@ -739,24 +739,22 @@ mod tests {
         };
         let (mut a_sep, mut r_sep) = (Vec::new(), Vec::new());
         for n in draws() {
-            let (a, r) = generate(&params, &d, n, 1, false).expect("generate");
+            let (a, r) = generate(&params, &d, n, 1, LstmForm::TensorOps).expect("generate");
             a_sep.extend(f64s(a));
             r_sep.extend(f64s(r));
         }
         let close = |x: &[f64], y: &[f64]| {
             x.len() == y.len() && x.iter().zip(y).all(|(a, b)| (a - b).abs() <= 1e-12)
         };
-        for fused in [false, true] {
+        for lstm in [LstmForm::TensorOps, LstmForm::FusedFull, LstmForm::Fused] {
             let (attrs, recs) =
-                generate_plain(&params, &d, Noise::stack(draws()), 3, fused).expect("generate");
-            assert!(
-                close(&f64s(attrs), &a_sep),
-                "attributes differ (fused {fused})"
-            );
-            assert!(close(&f64s(recs), &r_sep), "records differ (fused {fused})");
+                generate_plain(&params, &d, Noise::stack(draws()), 3, lstm).expect("generate");
+            assert!(close(&f64s(attrs), &a_sep), "attributes differ ({lstm:?})");
+            assert!(close(&f64s(recs), &r_sep), "records differ ({lstm:?})");
         }
         // Statistics over all rows at once would differ: the grouping is doing something.
-        let (pooled, _) = generate(&params, &d, Noise::stack(draws()), 1, false).expect("generate");
+        let (pooled, _) =
+            generate(&params, &d, Noise::stack(draws()), 1, LstmForm::TensorOps).expect("generate");
         assert!(!close(&f64s(pooled), &a_sep));
     }
 
@@ -765,19 +763,20 @@ mod tests {
     /// LSTM as tensor ops and fused (its gradients by hand).
     #[test]
     fn generator_gradients_through_the_surrogate_equal_direct_autodiff_in_f64() {
-        for fused in [false, true] {
-            surrogate_gradients_equal_direct_autodiff(fused);
+        for lstm in [LstmForm::TensorOps, LstmForm::FusedFull, LstmForm::Fused] {
+            surrogate_gradients_equal_direct_autodiff(lstm);
         }
     }
 
-    fn surrogate_gradients_equal_direct_autodiff(fused: bool) {
+    fn surrogate_gradients_equal_direct_autodiff(lstm: LstmForm) {
         let (cfg, d, ctx, params, generator) = f64_setup();
         let b = 6;
         let draw = || noise(&ctx, &d, &mut ChaCha8Rng::seed_from_u64(21), b);
         let (loss, fast) =
-            generator_grads(&params, &generator, &d, &cfg, draw(), fused).expect("grads");
+            generator_grads(&params, &generator, &d, &cfg, draw(), lstm).expect("grads");
         let tp = track(&params, &generator);
-        let (fake_attr, fake_rec) = generate(&tp, &d, draw(), 1, false).expect("generate");
+        let (fake_attr, fake_rec) =
+            generate(&tp, &d, draw(), 1, LstmForm::TensorOps).expect("generate");
         let x_fake = Tensor::cat(vec![fake_rec, fake_attr.clone()], 1);
         let l = d.critic_layers;
         let direct = nets::critic(&tp, "critic", l, x_fake).mean().neg()
@@ -802,7 +801,7 @@ mod tests {
         }
         assert!(
             worst <= 1e-9,
-            "worst relative difference {worst:e} (fused {fused})"
+            "worst relative difference {worst:e} ({lstm:?})"
         );
         assert!(nonzero > 100, "only {nonzero} non-zero entries");
     }

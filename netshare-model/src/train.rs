@@ -51,6 +51,9 @@ pub struct TrainOptions {
     pub checkpoint_dir: Option<PathBuf>,
     /// Stop after this many generator iterations of chunk 0 as if killed (crash tests).
     pub stop_after: Option<u64>,
+    /// How the LSTM runs where tensors live in host memory (benchmarks and tests; the default
+    /// stops each block once its flows have ended, which trains the same bytes as running on).
+    pub lstm: LstmForm,
 }
 
 impl Default for TrainOptions {
@@ -60,6 +63,7 @@ impl Default for TrainOptions {
             progress: false,
             checkpoint_dir: None,
             stop_after: None,
+            lstm: LstmForm::Fused,
         }
     }
 }
@@ -130,7 +134,7 @@ fn train_chunk(
         device: opts.device.clone(),
         dtype: DType::F32,
     };
-    let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start, LstmForm::Fused);
+    let mut run = ChunkRun::new(cfg, d, specs, ctx.clone(), chunk, start, opts.lstm);
     run.dp_rate = dp_rate;
     let mut log = Vec::new();
     let mut best_weights: Option<HostTensors> = None;
@@ -612,12 +616,14 @@ pub struct StepTiming {
 }
 
 /// Runs `warmup` untimed then `iterations` timed generator iterations on chunk 0 (a benchmark
-/// of the training step; no checkpoints, no log), with the LSTM in the form `lstm`.
+/// of the training step; no checkpoints, no log), with the LSTM in the form `lstm`, from
+/// `start` (a trained model's weights, every parameter) or else fresh weights.
 pub fn measure_steps(
     cfg: &ModelConfig,
     encoded: &Encoded,
     device: Device,
     lstm: LstmForm,
+    start: Option<&HostTensors>,
     warmup: u64,
     iterations: u64,
 ) -> Result<StepTiming> {
@@ -628,7 +634,15 @@ pub fn measure_steps(
     let cfg = &plan.cfg;
     let d = Dims::new(cfg, &encoded.layout, encoded.max_len()).map_err(Error::Input)?;
     let specs = nets::specs(&d);
-    let host = initial_weights(cfg, &specs);
+    let host = match start {
+        Some(w) => {
+            if let Some(s) = specs.iter().find(|s| w.get(&s.name).is_none()) {
+                return Err(Error::Input(format!("the start weights lack {}", s.name)));
+            }
+            w.clone()
+        }
+        None => initial_weights(cfg, &specs),
+    };
     let ctx = Ctx {
         device: device.clone(),
         dtype: DType::F32,

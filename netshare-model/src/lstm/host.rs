@@ -162,6 +162,75 @@ pub(crate) struct Inputs<'a, T> {
     pub c0: &'a [T],
 }
 
+/// Relative margin by which a record's 'end' logit must beat its 'continue' logit, computed
+/// here in f64, before the LSTM counts the flow as ended: the output layer computes the same
+/// logits in f32 with a different summation order, whose error is below `H · 2^-24` (about
+/// 4e-6 for H = 64) of the sum of the products' magnitudes.
+const END_MARGIN: f64 = 1e-4;
+/// Absolute floor of that margin: logits this far apart also stay apart through the softmax.
+const END_FLOOR: f64 = 1e-5;
+
+/// The output layer's gen_flag columns, with which the forward pass stops once every row's
+/// flow has ended. In training, the records after a flow's first 'end' are masked to zero
+/// (the mask carries no gradient), so the states of the steps after every flow of a block has
+/// ended reach neither the critics nor any gradient; their steps are skipped and their states
+/// left zero. A capture whose longest flow has 200 packets trains on batches whose longest
+/// generated flow is usually far shorter.
+pub(crate) struct EndFlags {
+    /// Per record of a step: the weights of 'continue' and 'end' `[H]` and their biases.
+    records: Vec<(Vec<f64>, Vec<f64>, f64, f64)>,
+}
+
+impl EndFlags {
+    /// From the output layer `w` `[H, sample_len · rec]` and `b` `[sample_len · rec]`, whose
+    /// record columns end with the two gen_flag columns ('continue', 'end').
+    pub(crate) fn new(w: &[f64], b: &[f64], hidden: usize, sample_len: usize, rec: usize) -> Self {
+        let out = sample_len * rec;
+        let column = |c: usize| (0..hidden).map(|k| w[k * out + c]).collect::<Vec<f64>>();
+        EndFlags {
+            records: (0..sample_len)
+                .map(|j| {
+                    let (c, e) = (j * rec + rec - 2, j * rec + rec - 1);
+                    (column(c), column(e), b[c], b[e])
+                })
+                .collect(),
+        }
+    }
+
+    /// Whether some record of the step with hidden state `h` says 'end' by more than the
+    /// output layer's rounding could undo.
+    fn ends<T: Float>(&self, h: &[T]) -> bool {
+        self.records.iter().any(|(wc, we, bc, be)| {
+            let (mut c, mut e, mut size) = (*bc, *be, bc.abs() + be.abs());
+            for ((x, a), b) in h.iter().zip(wc).zip(we) {
+                let x = x.to_f64();
+                c += x * a;
+                e += x * b;
+                size += x.abs() * (a.abs() + b.abs());
+            }
+            e - c > (END_MARGIN * size).max(END_FLOOR)
+        })
+    }
+}
+
+/// Marks the rows of a block whose step `t` ends their flow; true when every row has ended.
+fn all_ended<T: Float>(
+    flags: &EndFlags,
+    hs: &[T],
+    ended: &mut [bool],
+    t: usize,
+    s: usize,
+    h: usize,
+) -> bool {
+    for (row, done) in ended.iter_mut().enumerate() {
+        if !*done {
+            let at = row * s + t;
+            *done = flags.ends(&hs[at * h..(at + 1) * h]);
+        }
+    }
+    ended.iter().all(|d| *d)
+}
+
 /// What the forward pass keeps for the backward one.
 pub(crate) struct Tape<T> {
     /// Activated gates `[R, S, 4H]`.
@@ -172,6 +241,8 @@ pub(crate) struct Tape<T> {
     tcs: Vec<T>,
     /// Hidden states `[R, S, H]` (the output).
     pub hs: Vec<T>,
+    /// Steps run: the first `run` steps of every row (the rest stopped early, left zero).
+    run: usize,
 }
 
 /// `h_{t-1}` of every row as a matrix: `h0` at the first step, else step t − 1 of the states
@@ -207,8 +278,12 @@ fn fixed_gates<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T> {
 }
 
 /// Runs the LSTM over all steps: `gates = cond·wa + b + z_t·wz + h·wh`, `c = f ⊙ c + i ⊙ g`,
-/// `h = o ⊙ tanh c`.
-pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
+/// `h = o ⊙ tanh c`; with `flags`, only until every row's flow has ended.
+pub(crate) fn forward<T: Float>(
+    w: &Weights<T>,
+    x: &Inputs<'_, T>,
+    flags: Option<&EndFlags>,
+) -> Tape<T> {
     let (r, s, h) = (x.rows, x.steps, w.hidden);
     let g4 = 4 * h;
     let fixed = fixed_gates(w, x);
@@ -230,6 +305,8 @@ pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
     let mut cs = vec![T::default(); r * s * h];
     let mut tcs = vec![T::default(); r * s * h];
     let mut hs = vec![T::default(); r * s * h];
+    let mut ended = vec![false; r];
+    let mut run = s;
     for t in 0..s {
         // This step's gates (rows S·4H apart) += h_{t-1} · wh.
         let prev = previous_states(x.h0, &hs, t, s, h);
@@ -257,8 +334,20 @@ pub(crate) fn forward<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Tape<T> {
                 &mut hs[at * h..(at + 1) * h],
             );
         }
+        if let Some(f) = flags
+            && all_ended(f, &hs, &mut ended, t, s, h)
+        {
+            run = t + 1;
+            break;
+        }
     }
-    Tape { acts, cs, tcs, hs }
+    Tape {
+        acts,
+        cs,
+        tcs,
+        hs,
+        run,
+    }
 }
 
 /// One cell update for one row: activates the gates `[4H]` in place, turns `c` (the previous
@@ -285,8 +374,13 @@ fn cell<T: Float>(gate: &mut [T], c: &mut [T], tc: &mut [T], hn: &mut [T]) {
 /// The hidden states `[R, S, H]` alone, for sampling and for the critics' fake batches, which
 /// need no backward pass. The same operations in the same order as [`forward`], so the same
 /// bits, but one step's gates at a time: `[R, 4H]` stays in cache instead of `[R, S, 4H]`
-/// going through memory, and no tape is kept.
-pub(crate) fn hidden_only<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T> {
+/// going through memory, and no tape is kept. With `flags`, only until every row's flow has
+/// ended (the later states stay zero).
+pub(crate) fn hidden_only<T: Float>(
+    w: &Weights<T>,
+    x: &Inputs<'_, T>,
+    flags: Option<&EndFlags>,
+) -> Vec<T> {
     let (r, s, h) = (x.rows, x.steps, w.hidden);
     let (g4, zd) = (4 * h, w.noise);
     let fixed = fixed_gates(w, x);
@@ -294,6 +388,7 @@ pub(crate) fn hidden_only<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T>
     let mut c = x.c0.to_vec();
     let mut tc = vec![T::default(); h];
     let mut hs = vec![T::default(); r * s * h];
+    let mut ended = vec![false; r];
     for t in 0..s {
         let z_t = Mat {
             data: &x.z[t * zd..],
@@ -315,6 +410,11 @@ pub(crate) fn hidden_only<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T>
                 &mut hs[at * h..(at + 1) * h],
             );
         }
+        if let Some(f) = flags
+            && all_ended(f, &hs, &mut ended, t, s, h)
+        {
+            break;
+        }
     }
     hs
 }
@@ -333,7 +433,9 @@ pub(crate) struct Grads<T> {
 
 /// Backpropagates `dhs` (`[R, S, H]`, the loss's gradient for every hidden state) through time.
 /// The gates' gradients of all steps are kept, so each weight's gradient is one matmul over all
-/// `R·S` rows at the end; only `dh_{t-1} = dgates_t · whᵀ` runs per step.
+/// `R·S` rows at the end; only `dh_{t-1} = dgates_t · whᵀ` runs per step. Steps the forward
+/// pass skipped keep zero gradients: their states were masked out of the loss, so the
+/// gradient reaching them is zero and the full pass would add only zeros.
 pub(crate) fn backward<T: Float>(
     w: &Weights<T>,
     x: &Inputs<'_, T>,
@@ -347,7 +449,7 @@ pub(crate) fn backward<T: Float>(
     // The gradients reaching h_t and c_t from step t + 1.
     let mut dh_next = vec![T::default(); r * h];
     let mut dc = vec![T::default(); r * h];
-    for t in (0..s).rev() {
+    for t in (0..tape.run).rev() {
         for row in 0..r {
             let at = row * s + t;
             let gate = &tape.acts[at * g4..(at + 1) * g4];

@@ -17,7 +17,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::nets::{Ctx, Dims, Params};
-use host::{Float, Inputs, Tape, Weights};
+use host::{EndFlags, Float, Inputs, Tape, Weights};
 
 /// Which of gemm's kernels the CPU matmuls (burn's Flex backend and the fused LSTM) use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -196,13 +196,33 @@ fn halves(rows: usize) -> [std::ops::Range<usize>; 2] {
     [0..mid, mid..rows]
 }
 
-fn forward_halves<T: Float>(w: &Weights<T>, x: &HostInputs<T>, d: &Dims) -> [Tape<T>; 2] {
+fn forward_halves<T: Float>(
+    w: &Weights<T>,
+    x: &HostInputs<T>,
+    d: &Dims,
+    flags: Option<&EndFlags>,
+) -> [Tape<T>; 2] {
     let [top, bottom] = halves(x.rows);
     let (a, b) = rayon::join(
-        || host::forward(w, &x.block(d, top)),
-        || host::forward(w, &x.block(d, bottom)),
+        || host::forward(w, &x.block(d, top), flags),
+        || host::forward(w, &x.block(d, bottom), flags),
     );
     [a, b]
+}
+
+/// The output layer's gen_flag columns ([`EndFlags`]), when `stop` asks for them.
+fn end_flags(params: &Params, d: &Dims, stop: bool) -> Result<Option<EndFlags>> {
+    if !stop {
+        return Ok(None);
+    }
+    let get = |name: &str| -> Result<Vec<f64>> {
+        let t = params
+            .get(name)
+            .ok_or_else(|| Error::Backend(format!("parameter {name} is missing")))?;
+        read(t.clone(), name)
+    };
+    let (w, b) = (get("gen_feat.out.w")?, get("gen_feat.out.b")?);
+    Ok(Some(EndFlags::new(&w, &b, d.lstm, d.sample_len, d.rec())))
 }
 
 fn hidden_tensor<T: Float>(ctx: &Ctx, d: &Dims, rows: usize, tapes: &[Tape<T>; 2]) -> Tensor<2> {
@@ -214,27 +234,29 @@ fn unsupported(dtype: DType) -> Error {
     Error::Backend(format!("the fused LSTM runs in f32 or f64, not {dtype:?}"))
 }
 
-/// The hidden states `[B · S, H]` (row b's steps adjacent), as the tensor form computes them.
+/// The hidden states `[B · S, H]` (row b's steps adjacent), as the tensor form computes them;
+/// with `stop`, only until each half's flows have all ended, the later states zero (see
+/// [`EndFlags`]: for training, where records after a flow's end are masked).
 pub(crate) fn hidden(
     params: &Params,
     d: &Dims,
-    cond: Tensor<2>,
-    z: Tensor<3>,
-    h0: Tensor<2>,
-    c0: Tensor<2>,
+    (cond, z, h0, c0): (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+    stop: bool,
 ) -> Result<Tensor<2>> {
     fn run<T: Float>(
         params: &Params,
         d: &Dims,
         ctx: &Ctx,
         x: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+        stop: bool,
     ) -> Result<Tensor<2>> {
         let w = weights::<T>(params, d)?;
+        let flags = end_flags(params, d, stop)?;
         let x = HostInputs::new(x.0, x.1, x.2, x.3)?;
         let [top, bottom] = halves(x.rows);
         let (a, b) = rayon::join(
-            || host::hidden_only(&w, &x.block(d, top)),
-            || host::hidden_only(&w, &x.block(d, bottom)),
+            || host::hidden_only(&w, &x.block(d, top), flags.as_ref()),
+            || host::hidden_only(&w, &x.block(d, bottom), flags.as_ref()),
         );
         let hs: Vec<T> = a.into_iter().chain(b).collect();
         Ok(ctx.tensor(hs, [x.rows * d.steps, d.lstm]))
@@ -245,8 +267,8 @@ pub(crate) fn hidden(
     };
     let x = (cond, z, h0, c0);
     match ctx.dtype {
-        DType::F32 => run::<f32>(params, d, &ctx, x),
-        DType::F64 => run::<f64>(params, d, &ctx, x),
+        DType::F32 => run::<f32>(params, d, &ctx, x, stop),
+        DType::F64 => run::<f64>(params, d, &ctx, x, stop),
         other => Err(unsupported(other)),
     }
 }
@@ -268,13 +290,14 @@ pub(crate) struct LstmGrads {
     pub c0: Tensor<2>,
 }
 
-/// Runs the LSTM forward, hands the hidden states `[B · S, H]` to `rest`, which returns its
-/// own result and the loss's gradient for those states, and backpropagates that through the
-/// LSTM.
+/// Runs the LSTM forward (with `stop`, only until each half's flows have all ended, see
+/// [`EndFlags`]), hands the hidden states `[B · S, H]` to `rest`, which returns its own result
+/// and the loss's gradient for those states, and backpropagates that through the LSTM.
 pub(crate) fn with_grads<R>(
     params: &Params,
     d: &Dims,
     inputs: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+    stop: bool,
     rest: impl FnOnce(Tensor<2>) -> Result<(R, Tensor<2>)>,
 ) -> Result<(R, LstmGrads)> {
     fn run<T: Float, R>(
@@ -282,11 +305,13 @@ pub(crate) fn with_grads<R>(
         d: &Dims,
         ctx: &Ctx,
         x: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
+        stop: bool,
         rest: impl FnOnce(Tensor<2>) -> Result<(R, Tensor<2>)>,
     ) -> Result<(R, LstmGrads)> {
         let w = weights::<T>(params, d)?;
+        let flags = end_flags(params, d, stop)?;
         let x = HostInputs::new(x.0, x.1, x.2, x.3)?;
-        let tapes = forward_halves(&w, &x, d);
+        let tapes = forward_halves(&w, &x, d, flags.as_ref());
         let (out, dhs) = rest(hidden_tensor(ctx, d, x.rows, &tapes))?;
         let dhs = read::<T, 2>(dhs, "the hidden states' gradient")?;
         let [top, bottom] = halves(x.rows);
@@ -323,8 +348,8 @@ pub(crate) fn with_grads<R>(
         dtype: inputs.0.dtype(),
     };
     match ctx.dtype {
-        DType::F32 => run::<f32, R>(params, d, &ctx, inputs, rest),
-        DType::F64 => run::<f64, R>(params, d, &ctx, inputs, rest),
+        DType::F32 => run::<f32, R>(params, d, &ctx, inputs, stop, rest),
+        DType::F64 => run::<f64, R>(params, d, &ctx, inputs, stop, rest),
         other => Err(unsupported(other)),
     }
 }

@@ -130,14 +130,14 @@ fn fused_states_and_all_gradients_equal_autodiff_of_the_tensor_form_in_f64() {
     let auto = (hs_ref.clone() * seed.clone()).sum().backward();
 
     let plain = params_of(&c, &ctx, false);
-    let (hs, g) = with_grads(&plain, &d, inputs_of(&c, &ctx, false), |hs| {
+    let (hs, g) = with_grads(&plain, &d, inputs_of(&c, &ctx, false), false, |hs| {
         Ok((hs, seed.clone()))
     })
     .expect("fused");
     let w = worst(&f64s(hs.clone()), &f64s(hs_ref), 1e-12);
     assert!(w <= 1e-12, "hidden states differ by {w:e}");
     let (cond2, z2, h02, c02) = inputs_of(&c, &ctx, false);
-    let also = hidden(&plain, &d, cond2, z2, h02, c02).expect("fused forward");
+    let also = hidden(&plain, &d, (cond2, z2, h02, c02), false).expect("fused forward");
     assert_eq!(f64s(also), f64s(hs), "forward alone gives the same states");
 
     let mut checked = Vec::new();
@@ -170,7 +170,7 @@ fn the_f32_fused_states_stay_close_to_the_tensor_form() {
     let (cond, z, h0, c0) = inputs_of(&c, &ctx, false);
     let reference =
         features::lstm_states(&params, &d, cond.clone(), z.clone(), h0.clone(), c0.clone());
-    let fused = hidden(&params, &d, cond, z, h0, c0).expect("fused");
+    let fused = hidden(&params, &d, (cond, z, h0, c0), false).expect("fused");
     assert_eq!(fused.dtype(), DType::F32);
     let (a, b): (Vec<f32>, Vec<f32>) = (
         fused.try_into_vec_as().expect("f32"),
@@ -197,9 +197,9 @@ fn the_tape_free_forward_gives_the_training_forwards_bits() {
         let ctx = ctx(dtype);
         let params = params_of(&c, &ctx, false);
         let (cond, z, h0, c0) = inputs_of(&c, &ctx, false);
-        let tape_free = hidden(&params, &d, cond.clone(), z.clone(), h0.clone(), c0.clone())
-            .expect("tape-free forward");
-        let ((), _) = with_grads(&params, &d, (cond, z, h0, c0), |states| {
+        let x = (cond.clone(), z.clone(), h0.clone(), c0.clone());
+        let tape_free = hidden(&params, &d, x, false).expect("tape-free forward");
+        let ((), _) = with_grads(&params, &d, (cond, z, h0, c0), false, |states| {
             assert_eq!(
                 f64s(states.clone()),
                 f64s(tape_free.clone()),
@@ -209,4 +209,74 @@ fn the_tape_free_forward_gives_the_training_forwards_bits() {
         })
         .expect("training forward");
     }
+}
+
+/// Stopping once every flow of a half has ended: the records the rest of the step sees and
+/// every LSTM gradient are those of the pass over all steps, while the skipped states are
+/// left zero. The output layer is drawn so that flows end at different steps, and at least
+/// one half stops early (the test checks it did).
+#[test]
+fn stopping_once_every_flow_has_ended_changes_no_record_and_no_gradient() {
+    let mut d = dims();
+    d.max_len = d.steps * d.sample_len;
+    let rows = 5;
+    let c = case(&d, rows);
+    let ctx = ctx(DType::F64);
+    let mut params = params_of(&c, &ctx, false);
+    let out = d.sample_len * d.rec();
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let w: Vec<f64> = (0..d.lstm * out)
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    // With the 'end' column 0.3 behind, the flows last 2, 2 (the first half), 7, 1 and 3 steps:
+    // the first half stops after two steps, the second runs to the end.
+    let b: Vec<f64> = (0..out)
+        .map(|k| {
+            if k % d.rec() == d.rec() - 1 {
+                -0.3
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    params.insert("gen_feat.out.w".into(), ctx.tensor(w, [d.lstm, out]));
+    params.insert("gen_feat.out.b".into(), ctx.tensor(b, [1, out]));
+    let seed: Vec<f64> = (0..rows * d.max_len * d.rec())
+        .map(|_| rng.random_range(-1.0..1.0))
+        .collect();
+    let seed: Tensor<2> = ctx.tensor(seed, [rows, d.max_len * d.rec()]);
+    let pass = |stop: bool| {
+        with_grads(&params, &d, inputs_of(&c, &ctx, false), stop, |hs| {
+            let hs = hs.autodiff().require_grad();
+            let g = features::features_from_states(&params, &d, hs.clone());
+            let records = g.records.reshape([rows, d.max_len * d.rec()]);
+            let grads = (records.clone() * seed.clone()).sum().backward();
+            let dhs = hs.grad(&grads).expect("states' gradient");
+            Ok(((f64s(hs), f64s(records), f64s(g.mask)), dhs))
+        })
+        .expect("fused")
+    };
+    let ((hs_full, rec_full, mask_full), g_full) = pass(false);
+    let ((hs_stop, rec_stop, mask_stop), g_stop) = pass(true);
+    assert_eq!(rec_stop, rec_full, "records");
+    assert_eq!(mask_stop, mask_full, "mask");
+    let ended = mask_full.iter().filter(|m| **m == 0.0).count();
+    assert!(ended > 0 && ended < mask_full.len(), "{mask_full:?}");
+    for ((name, a), (_, b)) in g_stop.params.into_iter().zip(g_full.params) {
+        assert_eq!(f64s(a), f64s(b), "{name}");
+    }
+    assert_eq!(f64s(g_stop.cond), f64s(g_full.cond), "cond");
+    assert_eq!(f64s(g_stop.h0), f64s(g_full.h0), "h0");
+    assert_eq!(f64s(g_stop.c0), f64s(g_full.c0), "c0");
+    assert_eq!(f64s(g_stop.z), f64s(g_full.z), "z");
+    // Steps were skipped: some states are zero that the full pass computed.
+    let skipped = hs_stop
+        .iter()
+        .zip(&hs_full)
+        .filter(|(s, f)| **s == 0.0 && **f != 0.0)
+        .count();
+    assert!(skipped > 0, "no step was skipped");
+    // And the tape-free forward stops the same way.
+    let alone = hidden(&params, &d, inputs_of(&c, &ctx, false), true).expect("fused forward");
+    assert_eq!(f64s(alone), hs_stop, "tape-free forward");
 }

@@ -1,8 +1,8 @@
 //! Determinism and resume: same inputs, config and seed give the same bytes; a run stopped
 //! after a checkpoint resumes to the same final weights as an uninterrupted run.
 
-use netshare_model::TrainOptions;
 use netshare_model::testing::two_flow_types;
+use netshare_model::{LstmForm, TrainOptions};
 
 use crate::{dir_bytes, tiny};
 
@@ -36,6 +36,18 @@ fn two_trainings_with_one_seed_write_identical_bytes_and_another_seed_differs() 
     assert!(a == b, "same seed, different bytes");
     let c = run(&tiny(30, 6), &TrainOptions::default());
     assert_ne!(a["weights-000.safetensors"], c["weights-000.safetensors"]);
+}
+
+#[test]
+fn stopping_the_lstm_once_every_flow_has_ended_trains_the_same_bytes() {
+    let full = TrainOptions {
+        lstm: LstmForm::FusedFull,
+        ..TrainOptions::default()
+    };
+    let a = run(&tiny(300, 5), &TrainOptions::default());
+    let b = run(&tiny(300, 5), &full);
+    assert_eq!(a.len(), 5);
+    assert!(a == b, "stopping early changed the bytes");
 }
 
 #[test]
