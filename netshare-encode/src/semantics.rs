@@ -105,23 +105,6 @@ pub struct PortValues {
     pub dstport: Vec<u16>,
 }
 
-/// The member of `set` (ascending) nearest to `x`, the lower one on a tie; `x` when empty.
-fn nearest_port(set: &[u16], x: u16) -> u16 {
-    let i = set.partition_point(|&s| s < x);
-    match (i.checked_sub(1).map(|j| set[j]), set.get(i)) {
-        (Some(lo), Some(&hi)) => {
-            if x - lo <= hi - x {
-                lo
-            } else {
-                hi
-            }
-        }
-        (Some(lo), None) => lo,
-        (None, Some(&hi)) => hi,
-        (None, None) => x,
-    }
-}
-
 /// For each port-less protocol among `keys`, the values each port field takes (ascending);
 /// a field with more than [`MAX_VALUE_SET`] values gets none.
 fn port_values(keys: &[crate::table::FiveTuple]) -> BTreeMap<u8, PortValues> {
@@ -157,11 +140,9 @@ fn is_multiple(x: f64, q: f64) -> bool {
     (r - r.round()).abs() <= 1e-6 * r.abs().max(1.0)
 }
 
-/// The member of `set` (ascending, not empty) nearest to `x`, the lower one on a tie.
-fn nearest(set: &[f64], x: f64) -> f64 {
-    if x.is_nan() {
-        return set[0];
-    }
+/// The member of `set` (ascending) nearest to `x`, the lower one on a tie; the first for a
+/// NaN (no member is below it); `x` when `set` is empty.
+fn nearest<T: Copy + PartialOrd + std::ops::Sub<Output = T>>(set: &[T], x: T) -> T {
     let i = set.partition_point(|&s| s < x);
     match (i.checked_sub(1).map(|j| set[j]), set.get(i)) {
         (Some(lo), Some(&hi)) => {
@@ -379,8 +360,8 @@ impl Semantics {
     /// tell no training removes).
     pub fn apply_ports(&self, key: &mut crate::table::FiveTuple) {
         if let Some(v) = self.port_values.get(&key.proto) {
-            key.srcport = nearest_port(&v.srcport, key.srcport);
-            key.dstport = nearest_port(&v.dstport, key.dstport);
+            key.srcport = nearest(&v.srcport, key.srcport);
+            key.dstport = nearest(&v.dstport, key.dstport);
         }
     }
 
