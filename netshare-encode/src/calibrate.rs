@@ -325,12 +325,17 @@ pub fn flow_sizes(records: &[(u8, u64, f64, u64)], probs: &[f64]) -> Option<Flow
 /// For each flow, given the deepest kept flow-length stratum on its class path (`nodes`), the
 /// index in `by_class` of the deepest class stratum on that path; `None` where there is none.
 pub fn class_groups(by_class: &[ClassQuantiles], nodes: &[Vec<usize>]) -> Vec<Option<usize>> {
+    let index: BTreeMap<&[usize], usize> = by_class
+        .iter()
+        .enumerate()
+        .map(|(k, c)| (c.classes.as_slice(), k))
+        .collect();
     nodes
         .iter()
         .map(|node| {
             (0..=node.len())
                 .rev()
-                .find_map(|m| by_class.iter().position(|c| c.classes == node[..m]))
+                .find_map(|m| index.get(&node[..m]).copied())
         })
         .collect()
 }

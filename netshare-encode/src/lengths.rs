@@ -236,11 +236,26 @@ pub fn length_targets(
     margins: &[f32],
     max_len: usize,
 ) -> Vec<usize> {
+    match strata_of(fl, layout, attrs, a) {
+        Some(nodes) => length_targets_in(fl, &nodes, lengths, margins, max_len),
+        None => lengths.to_vec(),
+    }
+}
+
+/// [`length_targets`] for flows whose deepest kept strata are already known (`nodes`, from
+/// [`strata_of`]; synth derives them once per chunk and also maps sizes by them). Returns
+/// `lengths` unchanged when the shapes disagree.
+pub fn length_targets_in(
+    fl: &FlowLengths,
+    nodes: &[Vec<usize>],
+    lengths: &[usize],
+    margins: &[f32],
+    max_len: usize,
+) -> Vec<usize> {
     let n = lengths.len();
-    let nodes = strata_of(fl, layout, attrs, a).filter(|v| v.len() == n && margins.len() == n);
-    let Some(nodes) = nodes else {
+    if nodes.len() != n || margins.len() != n {
         return lengths.to_vec();
-    };
+    }
     let mut members: BTreeMap<&[usize], Vec<usize>> = BTreeMap::new();
     for (i, node) in nodes.iter().enumerate() {
         members.entry(node).or_default().push(i);

@@ -425,13 +425,17 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
             let nodes = info.flow_lengths.as_ref().and_then(|fl| {
                 crate::lengths::strata_of(fl, &layout, &tensors.attributes, tensors.attr_dim)
             });
-            if let (Some(pkt_len), Some(nodes)) = (packet_lengths, &nodes) {
+            // A size field's training values within those strata (each record takes its flow's).
+            let by_class = |nodes: &[Vec<usize>], value: &dyn Fn(usize) -> f64| {
                 let recs: Vec<(&[usize], f64)> = flows
                     .iter()
                     .zip(nodes)
-                    .flat_map(|(f, node)| f.rows.iter().map(|&r| (node.as_slice(), pkt_len[r])))
+                    .flat_map(|(f, node)| f.rows.iter().map(|&r| (node.as_slice(), value(r))))
                     .collect();
-                info.pkt_len_by_class = crate::calibrate::class_strata(&recs, &probs);
+                crate::calibrate::class_strata(&recs, &probs)
+            };
+            if let (Some(pkt_len), Some(nodes)) = (packet_lengths, &nodes) {
+                info.pkt_len_by_class = by_class(nodes, &|r| pkt_len[r]);
             }
             if let Some(record_sizes) = &record_sizes {
                 info.flow_sizes = crate::calibrate::flow_sizes(
@@ -443,16 +447,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 );
                 // The packet counts within the class strata the flow lengths nest by.
                 if let (Some(sizes), Some(nodes)) = (&mut info.flow_sizes, &nodes) {
-                    let recs: Vec<(&[usize], f64)> = flows
-                        .iter()
-                        .zip(nodes)
-                        .flat_map(|(f, node)| {
-                            f.rows
-                                .iter()
-                                .map(|&r| (node.as_slice(), record_sizes(r).1 as f64))
-                        })
-                        .collect();
-                    sizes.pkt_by_class = crate::calibrate::class_strata(&recs, &probs);
+                    sizes.pkt_by_class = by_class(nodes, &|r| record_sizes(r).1 as f64);
                 }
             }
             if !info.code_quantiles.is_empty()

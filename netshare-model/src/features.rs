@@ -5,6 +5,7 @@
 use burn::tensor::{Tensor, activation};
 
 use crate::nets::{Dims, Params, linear, p};
+use crate::step::LstmForm;
 
 /// What the feature generator returns.
 pub(crate) struct Generated {
@@ -19,23 +20,24 @@ pub(crate) struct Generated {
 
 /// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
 /// `z` is `[B, steps, feat_noise]`, `h0` and `c0` are the random initial state `[B, lstm]`.
-/// `fused` runs the LSTM in host loops ([`crate::lstm`]) instead of tensor ops; `stop` lets
-/// it stop once every flow has ended, which leaves `records` and `mask` as they are but not
-/// `continued` (so training sets it and sampling does not).
+/// `lstm` says how the LSTM runs: in host loops ([`crate::lstm`]) or as tensor ops.
+/// [`LstmForm::Fused`] stops once every flow has ended, which leaves `records` and `mask` as
+/// they are but not `continued`, so training uses it and sampling runs every step
+/// ([`LstmForm::FusedFull`]).
 pub(crate) fn gen_features(
     params: &Params,
     d: &Dims,
     attributes: Tensor<2>,
     noise: (Tensor<3>, Tensor<2>, Tensor<2>),
-    fused: bool,
-    stop: bool,
+    lstm: LstmForm,
 ) -> crate::error::Result<Generated> {
     let cond = crate::heads::harden(attributes, &d.attr_runs);
     let (z, h0, c0) = noise;
-    let hs = if fused {
-        crate::lstm::hidden(params, d, (cond, z, h0, c0), stop)?
-    } else {
-        lstm_states(params, d, cond, z, h0, c0)
+    let hs = match lstm {
+        LstmForm::Fused | LstmForm::FusedFull => {
+            crate::lstm::hidden(params, d, (cond, z, h0, c0), lstm == LstmForm::Fused)?
+        }
+        LstmForm::TensorOps => lstm_states(params, d, cond, z, h0, c0),
     };
     Ok(features_from_states(params, d, hs))
 }

@@ -15,6 +15,7 @@ use crate::host::to_device;
 use crate::model_file::{MODEL_FORMAT, ModelFile};
 use crate::nets::{self, Ctx, Dims};
 use crate::seed::derive_seed;
+use crate::step::LstmForm;
 use crate::step::feat_noise;
 use crate::weights::{self, HostTensors};
 
@@ -297,8 +298,11 @@ impl TrainedModel {
                 d,
                 ctx.tensor(a, [b, d.attr]),
                 (zf, h0, c0),
-                fused,
-                false,
+                if fused {
+                    LstmForm::FusedFull
+                } else {
+                    LstmForm::TensorOps
+                },
             )?;
             let recs = if continued { g.continued } else { g.records };
             let rec = read_vec(&ctx, recs.reshape([b, d.max_len * d.rec()]));

@@ -115,8 +115,7 @@ fn records_for(
             n.h0.clone().slice([rows.clone(), 0..d.lstm]),
             n.c0.clone().slice([rows, 0..d.lstm]),
         ),
-        lstm != LstmForm::TensorOps,
-        lstm == LstmForm::Fused,
+        lstm,
     )?;
     Ok(g.records.reshape([m, d.max_len * d.rec()]))
 }

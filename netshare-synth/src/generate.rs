@@ -11,7 +11,7 @@ use netshare_encode::addr::AddrCodec;
 use netshare_encode::calibrate::{
     Calibration, calibrate_flow_sizes, calibrate_packet_lengths, class_groups, warp_times,
 };
-use netshare_encode::lengths::{length_targets, strata_of};
+use netshare_encode::lengths::{length_targets_in, strata_of};
 use netshare_encode::{ChunkInfo, ChunksFile, FittedEncoder};
 use netshare_model::TrainedModel;
 use serde::{Deserialize, Serialize};
@@ -329,6 +329,10 @@ pub fn synthesize(
         // Fitted on the chunk's first batch, applied to every batch of the chunk.
         let mut feature_map = None;
         let lengths_map = info.flow_lengths.as_ref().filter(|_| cfg.calibrate);
+        // Each planned flow's deepest kept class stratum: its length and its sizes are mapped
+        // within it. `None` when the recorded heads are not the layout's.
+        let nodes =
+            lengths_map.and_then(|fl| strata_of(fl, inputs.model.layout(), &plan.attributes, a));
         for (b, start) in (0..plan.len()).step_by(cfg.batch_size).enumerate() {
             let rows = cfg.batch_size.min(plan.len() - start);
             let attrs = &plan.attributes[start * a..(start + rows) * a];
@@ -338,15 +342,16 @@ pub fn synthesize(
             let (mut features, lengths) = match lengths_map {
                 Some(fl) => {
                     let s = inputs.model.try_sample_continued(c, attrs, seed)?;
-                    let lengths = length_targets(
-                        fl,
-                        inputs.model.layout(),
-                        attrs,
-                        a,
-                        &s.lengths,
-                        &s.margins,
-                        t,
-                    );
+                    let lengths = match &nodes {
+                        Some(nodes) => length_targets_in(
+                            fl,
+                            &nodes[start..start + rows],
+                            &s.lengths,
+                            &s.margins,
+                            t,
+                        ),
+                        None => s.lengths.clone(),
+                    };
                     let mut features = s.features;
                     for (i, &l) in lengths.iter().enumerate() {
                         features[(i * t + l) * f..(i + 1) * t * f].fill(0.0);
@@ -381,15 +386,15 @@ pub fn synthesize(
             _ => &[],
         };
         // Each record's class stratum for its size, from its flow's classes.
-        let groups: Option<Vec<Option<usize>>> = match lengths_map {
-            Some(fl) if !by_class.is_empty() => {
-                strata_of(fl, inputs.model.layout(), &plan.attributes, a).map(|nodes| {
-                    let per_flow = class_groups(by_class, &nodes);
+        let groups: Option<Vec<Option<usize>>> = match &nodes {
+            Some(nodes) if !by_class.is_empty() => {
+                let per_flow = class_groups(by_class, nodes);
+                Some(
                     flow_of
                         .iter()
                         .map(|&i| per_flow.get(i).copied().flatten())
-                        .collect()
-                })
+                        .collect(),
+                )
             }
             _ => None,
         };
