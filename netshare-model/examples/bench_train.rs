@@ -359,6 +359,14 @@ fn main() -> Result<()> {
         report.matmul_kernels, a.steps, a.warmup
     );
     println!(
+        "LSTM weight gradients: {}",
+        if netshare_model::live_row_gradients() {
+            "over the steps each flow ran (checked bit-equal to the full matmul)"
+        } else {
+            "over every step (the blocking check did not pass on this CPU)"
+        }
+    );
+    println!(
         "| set | N | A | T | F | profile | sample_len | burn s/step (mean / min) | PyTorch s/step (mean / min) | burn / PyTorch rate |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");

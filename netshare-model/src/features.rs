@@ -2,7 +2,7 @@
 //! output layer and heads, and the end-of-flow mask. On the CPU the LSTM itself runs fused
 //! ([`crate::lstm`]); this form is its reference and the path on other devices.
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::{Int, Tensor, TensorData, activation};
 
 use crate::nets::{Dims, Params, linear, p};
 use crate::step::LstmForm;
@@ -21,9 +21,9 @@ pub(crate) struct Generated {
 /// Feature generator: LSTM over `steps` steps conditioned on hard one-hot attributes.
 /// `z` is `[B, steps, feat_noise]`, `h0` and `c0` are the random initial state `[B, lstm]`.
 /// `lstm` says how the LSTM runs: in host loops ([`crate::lstm`]) or as tensor ops.
-/// [`LstmForm::Fused`] stops once every flow has ended, which leaves `records` and `mask` as
-/// they are but not `continued`, so training uses it and sampling runs every step
-/// ([`LstmForm::FusedFull`]).
+/// [`LstmForm::Fused`] stops each flow at its end (the LSTM, the output layer and the heads),
+/// which leaves `records` and `mask` as they are but not `continued`, and carries no gradient,
+/// so training's fake batches use it and sampling runs every step ([`LstmForm::FusedFull`]).
 pub(crate) fn gen_features(
     params: &Params,
     d: &Dims,
@@ -33,13 +33,20 @@ pub(crate) fn gen_features(
 ) -> crate::error::Result<Generated> {
     let cond = crate::heads::harden(attributes, &d.attr_runs);
     let (z, h0, c0) = noise;
-    let hs = match lstm {
+    match lstm {
         LstmForm::Fused | LstmForm::FusedFull => {
-            crate::lstm::hidden(params, d, (cond, z, h0, c0), lstm == LstmForm::Fused)?
+            let stop = lstm == LstmForm::Fused;
+            match crate::lstm::hidden(params, d, (cond, z, h0, c0), stop)? {
+                (hs, Some(ran)) => features_of_steps_run(params, d, hs, &ran),
+                (hs, None) => Ok(features_from_states(params, d, hs)),
+            }
         }
-        LstmForm::TensorOps => lstm_states(params, d, cond, z, h0, c0),
-    };
-    Ok(features_from_states(params, d, hs))
+        LstmForm::TensorOps => Ok(features_from_states(
+            params,
+            d,
+            lstm_states(params, d, cond, z, h0, c0),
+        )),
+    }
 }
 
 /// The LSTM as tensor ops: hidden states `[B · steps, lstm]` (row b's steps adjacent) for
@@ -88,7 +95,53 @@ pub(crate) fn features_from_states(params: &Params, d: &Dims, hs: Tensor<2>) -> 
     let [rows, _] = hs.dims();
     let b = rows / d.steps;
     let raw = linear(params, "gen_feat.out", hs).reshape([b * d.max_len, d.rec()]);
-    let act = crate::heads::activate(raw, &d.feat_runs);
+    masked(d, b, crate::heads::activate(raw, &d.feat_runs))
+}
+
+/// [`features_from_states`] for states of which row b ran only its first `ran[b]` steps (the
+/// rest zero, after its flow's end): the output layer and heads run on the steps that ran
+/// alone, the others' records are zero, and the records and mask are the bits
+/// [`features_from_states`] gives, since everything after a flow's end is masked. Carries no
+/// gradient, and its `continued` records are zero after each flow's end: for the critics' fake
+/// batches.
+fn features_of_steps_run(
+    params: &Params,
+    d: &Dims,
+    hs: Tensor<2>,
+    ran: &[usize],
+) -> crate::error::Result<Generated> {
+    let [rows, _] = hs.dims();
+    let b = rows / d.steps;
+    let out = d.sample_len * d.rec();
+    let mut picked: Vec<i64> = ran
+        .iter()
+        .enumerate()
+        .flat_map(|(row, &n)| (row * d.steps..row * d.steps + n).map(|i| i as i64))
+        .collect();
+    let live = picked.len();
+    // Padding rows (repeats of a live one, dropped below) keep gemm on the full matmul's path.
+    let padded = live.max(crate::lstm::min_rows(rows, out, d.lstm));
+    picked.resize(padded, picked.first().copied().unwrap_or(0));
+    let device = hs.device();
+    let idx = Tensor::<1, Int>::from_data(TensorData::new(picked.clone(), [padded]), &device);
+    let some = hs.without_autodiff().select(0, idx);
+    let raw = linear(params, "gen_feat.out", some).reshape([padded * d.sample_len, d.rec()]);
+    let act = crate::heads::activate(raw, &d.feat_runs).without_autodiff();
+    let dtype = act.dtype();
+    let values = act.try_into_vec_as::<f64>().map_err(|e| {
+        crate::error::Error::Backend(format!("reading the generated records: {e:?}"))
+    })?;
+    let mut all = vec![0.0; rows * out];
+    for (k, &i) in picked[..live].iter().enumerate() {
+        let i = i as usize;
+        all[i * out..(i + 1) * out].copy_from_slice(&values[k * out..(k + 1) * out]);
+    }
+    let ctx = crate::nets::Ctx { device, dtype };
+    Ok(masked(d, b, ctx.tensor(all, [b * d.max_len, d.rec()])))
+}
+
+/// The flags, mask and masked records from activated records `[B · T, F + 2]`.
+fn masked(d: &Dims, b: usize, act: Tensor<2>) -> Generated {
     // Continue while the flag's arg-max is 'continue'; a record is real when no earlier
     // record said 'end' (the 'end' record itself is the flow's last record).
     let flags = act

@@ -78,7 +78,9 @@ pub use alloc::tune_allocator;
 pub use config::{DpConfig, Keep, ModelConfig, Profile};
 pub use data::Encoded;
 pub use error::{Error, Result};
-pub use lstm::{MatmulKernels, choose_matmul_kernels, kernels_for, matmul_kernels};
+pub use lstm::{
+    MatmulKernels, choose_matmul_kernels, kernels_for, live_row_gradients, matmul_kernels,
+};
 pub use sample::{Continued, TrainedModel};
 pub use step::LstmForm;
 pub use train::{ModelFile, StepTiming, TrainOptions, Trained, measure_steps, train, train_from};

@@ -308,9 +308,9 @@ pub(crate) fn privatise(
 /// devices always use tensor ops).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LstmForm {
-    /// Host loops and large matmuls, gradients derived by hand, each block's steps only until
-    /// every one of its generated flows has ended (the default). The later records are masked
-    /// out of training, so this trains exactly the bytes [`LstmForm::FusedFull`] trains.
+    /// Host loops and large matmuls, gradients derived by hand, each row's steps only until its
+    /// generated flow has ended (the default). The later records are masked out of training,
+    /// so this trains exactly the bytes [`LstmForm::FusedFull`] trains.
     #[default]
     Fused,
     /// [`LstmForm::Fused`] over every step (for benchmarks and the test that both train the
@@ -696,6 +696,10 @@ mod tests {
     use burn::tensor::{DType, Device};
 
     fn f64_setup() -> (ModelConfig, Dims, Ctx, Params, Vec<String>) {
+        setup(DType::F64)
+    }
+
+    fn setup(dtype: DType) -> (ModelConfig, Dims, Ctx, Params, Vec<String>) {
         let cfg = ModelConfig::profile(Profile::Tiny);
         let enc = crate::testing::two_flow_types(8, 1, 3);
         let d = Dims::new(&cfg, &enc.layout, enc.max_len()).expect("dims");
@@ -704,7 +708,7 @@ mod tests {
         let host = nets::init_host(&specs, &mut rng);
         let ctx = Ctx {
             device: Device::flex(),
-            dtype: DType::F64,
+            dtype,
         };
         let params: Params = specs
             .iter()
@@ -755,6 +759,37 @@ mod tests {
         let (pooled, _) =
             generate(&params, &d, Noise::stack(draws()), 1, LstmForm::TensorOps).expect("generate");
         assert!(!close(&f64s(pooled), &a_sep));
+    }
+
+    /// The critics' fake batches with each flow's LSTM, output layer and heads run only until
+    /// the flow has ended are the bits of the pass over every step, in f32 (training) and f64.
+    #[test]
+    fn fake_batches_from_the_steps_each_flow_ran_have_the_full_passes_bits() {
+        for dtype in [DType::F32, DType::F64] {
+            let (_, d, ctx, params, _) = setup(dtype);
+            let draws = || {
+                let mut rng = ChaCha8Rng::seed_from_u64(5);
+                Noise::stack((0..3).map(|_| noise(&ctx, &d, &mut rng, 40)).collect())
+            };
+            let (a_full, r_full) =
+                generate_plain(&params, &d, draws(), 3, LstmForm::FusedFull).expect("full");
+            let (a_run, r_run) =
+                generate_plain(&params, &d, draws(), 3, LstmForm::Fused).expect("stopping");
+            assert_eq!(f64s(a_run), f64s(a_full), "{dtype:?}: attributes");
+            let (full, run) = (f64s(r_full), f64s(r_run));
+            assert_eq!(
+                run.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                full.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{dtype:?}: records"
+            );
+            // Some flows ended before the last step, so some records were not computed.
+            let rec = d.rec();
+            let ended = full
+                .chunks(rec)
+                .filter(|r| r.iter().all(|x| *x == 0.0))
+                .count();
+            assert!(ended > 0, "{dtype:?}: no flow ended early");
+        }
     }
 
     /// The surrogate's gradient for every generator parameter against plain autodiff through

@@ -52,7 +52,7 @@ pub struct TrainOptions {
     /// Stop after this many generator iterations of chunk 0 as if killed (crash tests).
     pub stop_after: Option<u64>,
     /// How the LSTM runs where tensors live in host memory (benchmarks and tests; the default
-    /// stops each block once its flows have ended, which trains the same bytes as running on).
+    /// stops each row once its flow has ended, which trains the same bytes as running on).
     pub lstm: LstmForm,
 }
 

@@ -5,7 +5,8 @@
 //! Layouts are row-major with a row's steps adjacent: `z` is `[R, S, Z]`, the gates `[R, S, 4H]`
 //! (quarters i, f, g, o), the states `[R, S, H]`.
 
-use std::ops::{Add, AddAssign, Mul, Sub};
+use std::ops::{Add, AddAssign, Mul, Range, Sub};
+use std::sync::OnceLock;
 
 use super::act;
 
@@ -170,12 +171,12 @@ const END_MARGIN: f64 = 1e-4;
 /// Absolute floor of that margin: logits this far apart also stay apart through the softmax.
 const END_FLOOR: f64 = 1e-5;
 
-/// The output layer's gen_flag columns, with which the forward pass stops once every row's
+/// The output layer's gen_flag columns, with which the forward pass stops each row once its
 /// flow has ended. In training, the records after a flow's first 'end' are masked to zero
-/// (the mask carries no gradient), so the states of the steps after every flow of a block has
-/// ended reach neither the critics nor any gradient; their steps are skipped and their states
-/// left zero. A capture whose longest flow has 200 packets trains on batches whose longest
-/// generated flow is usually far shorter.
+/// (the mask carries no gradient), so the states of a row's steps after its flow's end reach
+/// neither the critics nor any gradient; those steps are skipped and their states left zero,
+/// and each step runs over the rows still running. On a capture whose longest flow has 200
+/// packets, a trained generator's rows ran 5-6% of a block's row-steps.
 pub(crate) struct EndFlags {
     /// Per record of a step: the weights of 'continue' and 'end' `[H]` and their biases.
     records: Vec<(Vec<f64>, Vec<f64>, f64, f64)>,
@@ -213,22 +214,237 @@ impl EndFlags {
     }
 }
 
-/// Marks the rows of a block whose step `t` ends their flow; true when every row has ended.
-fn all_ended<T: Float>(
-    flags: &EndFlags,
-    hs: &[T],
-    ended: &mut [bool],
-    t: usize,
-    s: usize,
-    h: usize,
-) -> bool {
-    for (row, done) in ended.iter_mut().enumerate() {
-        if !*done {
-            let at = row * s + t;
-            *done = flags.ends(&hs[at * h..(at + 1) * h]);
+/// The fewest rows a matmul over some of a block's `full` rows may have, so that gemm computes
+/// each of their outputs exactly as it does in the matmul over all of them. gemm picks its path
+/// from the shape: a matrix-vector loop for one row, dot-product kernels when rows × columns
+/// ≤ 256 (and the operands' strides allow), and, when both sides are ≤ 64, depth blocks of 512
+/// instead of an even split of the depth. Within one path, every output is the same chain of
+/// fused multiply-adds over the same depth blocks, whatever the other rows are. Zero rows pad
+/// a subset up to this count; their outputs are discarded.
+pub(crate) fn min_rows(full: usize, cols: usize, depth: usize) -> usize {
+    let mut least = if full >= 2 { 2 } else { 1 };
+    if full * cols > 256 {
+        least = least.max(256 / cols + 1);
+    }
+    if cols <= 64 && depth > 512 && full > 64 {
+        least = least.max(65);
+    }
+    least.min(full)
+}
+
+/// `dst[i] (+)= lhs[i] · rhs` for the rows of a block that `rows` picks, computed over those
+/// rows alone (padded to [`min_rows`] of `full`), with the bits of the matmul over all rows.
+/// `lhs_row(i)` gives the picked row `i`'s lhs `[k]`; the products come back in `out`
+/// `[padded, n]`, row `i` for the picked row `i`, after `init(i, out_row)` set it (when
+/// accumulating). Returns the padded row count.
+#[allow(clippy::too_many_arguments)]
+fn picked_matmul<'a, T: Float>(
+    (picked, full): (usize, usize),
+    (n, k): (usize, usize),
+    lhs_row: impl Fn(usize) -> &'a [T],
+    rhs: Mat<'_, T>,
+    accumulate: bool,
+    init: impl Fn(usize, &mut [T]),
+    lhs_buf: &mut Vec<T>,
+    out: &mut Vec<T>,
+) -> usize {
+    let m = picked.max(min_rows(full, n, k));
+    lhs_buf.clear();
+    lhs_buf.resize(m * k, T::default());
+    out.clear();
+    out.resize(m * n, T::default());
+    for i in 0..picked {
+        lhs_buf[i * k..(i + 1) * k].copy_from_slice(&lhs_row(i)[..k]);
+        if accumulate {
+            init(i, &mut out[i * n..(i + 1) * n]);
         }
     }
-    ended.iter().all(|d| *d)
+    matmul((m, n, k), out, n, accumulate, rows(lhs_buf, k), rhs);
+    m
+}
+
+/// `lhsᵀ · rhs` for row-major `lhs` `[k, m]` and `rhs` `[k, n]`: a weight's gradient summed
+/// over `k` rows.
+fn summed_over_rows<T: Float>(
+    k: usize,
+    (lhs, m): (&[T], usize),
+    (rhs, n): (&[T], usize),
+) -> Vec<T> {
+    let mut out = vec![T::default(); m * n];
+    matmul(
+        (m, n, k),
+        &mut out,
+        n,
+        false,
+        transposed(lhs, m),
+        rows(rhs, n),
+    );
+    out
+}
+
+/// The depth (inner-dimension) block gemm uses for `dst[m, n] = lhs[m, k] · rhs[k, n]` with a
+/// row-major `dst`, when it takes its general path: it works on the transpose (`n` × `m`), and
+/// cuts the depth into blocks of this size (the last one shorter). Each output is a chain of
+/// fused multiply-adds over one block, added to the output block by block. `None` off that
+/// path, or for a kernel whose tile is not known here.
+fn depth_block<T: Float>(m: usize, n: usize, k: usize) -> Option<usize> {
+    if k <= 2 || m <= 1 || n <= 1 || m * n <= 256 {
+        return None;
+    }
+    if m <= 64 && n <= 64 {
+        return Some(k.min(512));
+    }
+    let (mr, nr) = kernel_tile::<T>()?;
+    Some(gemm_common::cache::kernel_params(n, m, k, mr, nr, std::mem::size_of::<T>()).kc)
+}
+
+/// The tile (rows, columns) of the kernel gemm runs for `T` on this CPU (vendored gemm 0.19:
+/// two or four vectors by six with FMA or AVX-512F, two scalars by four without).
+fn kernel_tile<T: Float>() -> Option<(usize, usize)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let size = std::mem::size_of::<T>();
+        if super::matmul_kernels() == super::MatmulKernels::Avx512 {
+            return Some((4 * 64 / size, 6));
+        }
+        if std::arch::is_x86_feature_detected!("fma") {
+            return Some((2 * 32 / size, 6));
+        }
+        Some((2, 4))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// `dst[m, n] = Σᵢ lhsᵢᵀ rhsᵢ` over the depth rows `i` in `live` (sorted, disjoint ranges of
+/// `0..k`), where `lhs_row(i)` is `[m]` and `rhs_row(i)` `[n]`, with the bits of the matmul over
+/// all `k` rows when `rhs` is zero outside `live`. It runs gemm once per depth block of that
+/// full matmul ([`depth_block`]), over the block's live rows alone (padded with zero rows to
+/// three, above gemm's two-row path): a zero row changes no partial sum, so each output's
+/// chain of fused multiply-adds, and its block-by-block sum, is the full one's. Returns false,
+/// having written nothing, when the blocking is not known. Callers use it only where the check
+/// that this gives the full matmul's bits on this CPU ([`live_depth_verified`]) passed.
+fn live_depth_matmul<'a, T: Float>(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [T],
+    live: &[Range<usize>],
+    lhs_row: impl Fn(usize) -> &'a [T],
+    rhs_row: impl Fn(usize) -> &'a [T],
+) -> bool {
+    let Some(kc) = depth_block::<T>(m, n, k) else {
+        return false;
+    };
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let mut next = 0;
+    let mut start = 0;
+    while start < k {
+        let end = (start + kc).min(k);
+        a.clear();
+        b.clear();
+        while next < live.len() && live[next].end <= start {
+            next += 1;
+        }
+        for range in live[next..].iter().take_while(|l| l.start < end) {
+            for i in range.start.max(start)..range.end.min(end) {
+                a.extend_from_slice(&lhs_row(i)[..m]);
+                b.extend_from_slice(&rhs_row(i)[..n]);
+            }
+        }
+        let rows_here = a.len() / m.max(1);
+        if start == 0 || rows_here > 0 {
+            let depth = if rows_here == 0 { 0 } else { rows_here.max(3) };
+            a.resize(depth * m, T::default());
+            b.resize(depth * n, T::default());
+            matmul(
+                (m, n, depth),
+                dst,
+                n,
+                start > 0,
+                transposed(&a, m),
+                rows(&b, n),
+            );
+        }
+        start = end;
+    }
+    true
+}
+
+/// Whether [`live_depth_matmul`] gives the full matmul's bits for `T` on this CPU, checked once
+/// per process on products spanning several depth blocks, through both of gemm's blockings.
+pub(crate) fn live_depth_verified<T: Float>() -> bool {
+    static F32: OnceLock<bool> = OnceLock::new();
+    static F64: OnceLock<bool> = OnceLock::new();
+    let cell = if std::mem::size_of::<T>() == 4 {
+        &F32
+    } else {
+        &F64
+    };
+    *cell.get_or_init(|| live_depth_agrees::<T>())
+}
+
+fn live_depth_agrees<T: Float>() -> bool {
+    let live = [0..37, 50..400, 401..402, 700..1310, 1400..1500];
+    [(64, 96), (100, 400), (5, 256), (16, 48)]
+        .into_iter()
+        .all(|(m, n)| {
+            let c = LiveCase::<T>::new((m, n, 1500), &live, 0x9e37_79b9_7f4a_7c15);
+            c.part.is_some_and(|p| bits(&p) == bits(&c.full))
+        })
+}
+
+/// Deterministic values in [-1, 1) with full mantissas, from `seed`.
+fn check_values<T: Float>(n: usize, seed: u64) -> Vec<T> {
+    let mut state = seed;
+    (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            T::from_elem((state >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0)
+        })
+        .collect()
+}
+
+fn bits<T: Float>(v: &[T]) -> Vec<u64> {
+    v.iter().map(|x| x.to_f64().to_bits()).collect()
+}
+
+/// A product `lhsᵀ · rhs` over `k` depth rows whose `rhs` is zero outside `live`: the full
+/// matmul, and the sum over the live rows alone (`None` where the blocking is not known).
+struct LiveCase<T> {
+    #[cfg_attr(not(test), allow(dead_code))]
+    lhs: Vec<T>,
+    #[cfg_attr(not(test), allow(dead_code))]
+    rhs: Vec<T>,
+    full: Vec<T>,
+    part: Option<Vec<T>>,
+}
+
+impl<T: Float> LiveCase<T> {
+    fn new((m, n, k): (usize, usize, usize), live: &[Range<usize>], seed: u64) -> Self {
+        let lhs = check_values(k * m, seed);
+        let mut rhs = check_values(k * n, seed.wrapping_add(1));
+        for i in 0..k {
+            if !live.iter().any(|l| l.contains(&i)) {
+                rhs[i * n..(i + 1) * n].fill(T::default());
+            }
+        }
+        let full = summed_over_rows(k, (&lhs, m), (&rhs, n));
+        let mut part = vec![T::default(); m * n];
+        let known = live_depth_matmul(
+            (m, n, k),
+            &mut part,
+            live,
+            |i| &lhs[i * m..(i + 1) * m],
+            |i| &rhs[i * n..(i + 1) * n],
+        );
+        LiveCase {
+            full,
+            part: known.then_some(part),
+            lhs,
+            rhs,
+        }
+    }
 }
 
 /// What the forward pass keeps for the backward one.
@@ -241,22 +457,8 @@ pub(crate) struct Tape<T> {
     tcs: Vec<T>,
     /// Hidden states `[R, S, H]` (the output).
     pub hs: Vec<T>,
-    /// Steps run: the first `run` steps of every row (the rest stopped early, left zero).
-    run: usize,
-}
-
-/// `h_{t-1}` of every row as a matrix: `h0` at the first step, else step t − 1 of the states
-/// `[R, S, H]` (rows S·H apart).
-fn previous_states<'a, T>(h0: &'a [T], hs: &'a [T], t: usize, s: usize, h: usize) -> Mat<'a, T> {
-    if t == 0 {
-        rows(h0, h)
-    } else {
-        Mat {
-            data: &hs[(t - 1) * h..],
-            rs: s * h,
-            cs: 1,
-        }
-    }
+    /// Steps run per row: row `r`'s first `ran[r]` steps (the rest stopped early, left zero).
+    ran: Vec<usize>,
 }
 
 /// The gates' part that is the same at every step: `b + cond · wa`, `[R, 4H]`.
@@ -277,8 +479,101 @@ fn fixed_gates<T: Float>(w: &Weights<T>, x: &Inputs<'_, T>) -> Vec<T> {
     fixed
 }
 
+/// Steps the rows of a block that are still running, each step over those rows alone.
+struct Stepper<'w, 'x, T> {
+    w: &'w Weights<T>,
+    x: &'x Inputs<'x, T>,
+    flags: Option<&'w EndFlags>,
+    fixed: Vec<T>,
+    /// The rows still running, in order.
+    running: Vec<usize>,
+    /// Scratch: the picked rows' noise or previous states, and their gates `[m, 4H]`.
+    lhs: Vec<T>,
+    gates: Vec<T>,
+    acc: Vec<T>,
+}
+
+impl<'w, 'x, T: Float> Stepper<'w, 'x, T> {
+    fn new(w: &'w Weights<T>, x: &'x Inputs<'x, T>, flags: Option<&'w EndFlags>) -> Self {
+        Stepper {
+            w,
+            x,
+            flags,
+            fixed: fixed_gates(w, x),
+            running: (0..x.rows).collect(),
+            lhs: Vec::new(),
+            gates: Vec::new(),
+            acc: Vec::new(),
+        }
+    }
+
+    /// Step `t`'s pre-activation gates of the running rows, `gates` row `i` for
+    /// `running[i]`: `z_t · wz + (b + cond · wa) + h_{t-1} · wh`, in that order, with the
+    /// bits of the same matmuls over the whole block (`[R·S, Z] × wz` and `[R, H] × wh`).
+    /// `prev(row)` is the row's `h_{t-1}`.
+    fn gates<'h>(&mut self, t: usize, prev: impl Fn(usize) -> &'h [T]) {
+        let (w, x) = (self.w, self.x);
+        let (h, zd, s) = (w.hidden, w.noise, x.steps);
+        let g4 = 4 * h;
+        let running = &self.running;
+        picked_matmul(
+            (running.len(), x.rows * s),
+            (g4, zd),
+            |i| &x.z[(running[i] * s + t) * zd..],
+            rows(&w.wz, g4),
+            false,
+            |_, _| {},
+            &mut self.lhs,
+            &mut self.gates,
+        );
+        for (i, &row) in running.iter().enumerate() {
+            let f = &self.fixed[row * g4..(row + 1) * g4];
+            for (a, &b) in self.gates[i * g4..(i + 1) * g4].iter_mut().zip(f) {
+                *a += b;
+            }
+        }
+        let gates = &self.gates;
+        let m = picked_matmul(
+            (running.len(), x.rows),
+            (g4, h),
+            |i| prev(running[i]),
+            rows(&w.wh, g4),
+            true,
+            |i, out| out.copy_from_slice(&gates[i * g4..(i + 1) * g4]),
+            &mut self.lhs,
+            &mut self.acc,
+        );
+        debug_assert!(m >= running.len());
+        std::mem::swap(&mut self.gates, &mut self.acc);
+    }
+
+    /// Drops the rows whose step `t` (states in `hs` `[R, S, H]`) ended their flow; true
+    /// when none is left running.
+    fn drop_ended(&mut self, hs: &[T], t: usize) -> bool {
+        let (s, h) = (self.x.steps, self.w.hidden);
+        if let Some(f) = self.flags {
+            self.running.retain(|&row| {
+                let at = row * s + t;
+                !f.ends(&hs[at * h..(at + 1) * h])
+            });
+        }
+        self.running.is_empty()
+    }
+}
+
+/// `h_{t-1}` of `row`: `h0` at the first step, else step t − 1 of the states `[R, S, H]`.
+fn previous<'a, T>(h0: &'a [T], hs: &'a [T], row: usize, t: usize, s: usize, h: usize) -> &'a [T] {
+    if t == 0 {
+        &h0[row * h..(row + 1) * h]
+    } else {
+        let at = row * s + t - 1;
+        &hs[at * h..(at + 1) * h]
+    }
+}
+
 /// Runs the LSTM over all steps: `gates = cond·wa + b + z_t·wz + h·wh`, `c = f ⊙ c + i ⊙ g`,
-/// `h = o ⊙ tanh c`; with `flags`, only until every row's flow has ended.
+/// `h = o ⊙ tanh c`; with `flags`, each row only until its flow has ended (its later states
+/// stay zero), each step computed over the rows still running.
 pub(crate) fn forward<T: Float>(
     w: &Weights<T>,
     x: &Inputs<'_, T>,
@@ -286,39 +581,15 @@ pub(crate) fn forward<T: Float>(
 ) -> Tape<T> {
     let (r, s, h) = (x.rows, x.steps, w.hidden);
     let g4 = 4 * h;
-    let fixed = fixed_gates(w, x);
     let mut acts = vec![T::default(); r * s * g4];
-    matmul(
-        (r * s, g4, w.noise),
-        &mut acts,
-        g4,
-        false,
-        rows(x.z, w.noise),
-        rows(&w.wz, g4),
-    );
-    for (i, row) in acts.chunks_exact_mut(g4).enumerate() {
-        let f = &fixed[(i / s) * g4..(i / s + 1) * g4];
-        for (a, &b) in row.iter_mut().zip(f) {
-            *a += b;
-        }
-    }
     let mut cs = vec![T::default(); r * s * h];
     let mut tcs = vec![T::default(); r * s * h];
     let mut hs = vec![T::default(); r * s * h];
-    let mut ended = vec![false; r];
-    let mut run = s;
+    let mut ran = vec![0; r];
+    let mut step = Stepper::new(w, x, flags);
     for t in 0..s {
-        // This step's gates (rows S·4H apart) += h_{t-1} · wh.
-        let prev = previous_states(x.h0, &hs, t, s, h);
-        matmul(
-            (r, g4, h),
-            &mut acts[t * g4..],
-            s * g4,
-            true,
-            prev,
-            rows(&w.wh, g4),
-        );
-        for row in 0..r {
+        step.gates(t, |row| previous(x.h0, &hs, row, t, s, h));
+        for (i, &row) in step.running.iter().enumerate() {
             let at = row * s + t;
             let (before, after) = cs.split_at_mut(at * h);
             let c = &mut after[..h];
@@ -327,17 +598,17 @@ pub(crate) fn forward<T: Float>(
             } else {
                 &before[(at - 1) * h..at * h]
             });
+            let gate = &mut acts[at * g4..(at + 1) * g4];
+            gate.copy_from_slice(&step.gates[i * g4..(i + 1) * g4]);
             cell(
-                &mut acts[at * g4..(at + 1) * g4],
+                gate,
                 c,
                 &mut tcs[at * h..(at + 1) * h],
                 &mut hs[at * h..(at + 1) * h],
             );
+            ran[row] = t + 1;
         }
-        if let Some(f) = flags
-            && all_ended(f, &hs, &mut ended, t, s, h)
-        {
-            run = t + 1;
+        if step.drop_ended(&hs, t) {
             break;
         }
     }
@@ -346,7 +617,7 @@ pub(crate) fn forward<T: Float>(
         cs,
         tcs,
         hs,
-        run,
+        ran,
     }
 }
 
@@ -372,51 +643,38 @@ fn cell<T: Float>(gate: &mut [T], c: &mut [T], tc: &mut [T], hn: &mut [T]) {
 }
 
 /// The hidden states `[R, S, H]` alone, for sampling and for the critics' fake batches, which
-/// need no backward pass. The same operations in the same order as [`forward`], so the same
-/// bits, but one step's gates at a time: `[R, 4H]` stays in cache instead of `[R, S, 4H]`
-/// going through memory, and no tape is kept. With `flags`, only until every row's flow has
-/// ended (the later states stay zero).
+/// need no backward pass: the same operations in the same order as [`forward`], so the same
+/// bits, without the tape. With `flags`, each row only until its flow has ended (its later
+/// states stay zero). Also returns the steps each row ran.
 pub(crate) fn hidden_only<T: Float>(
     w: &Weights<T>,
     x: &Inputs<'_, T>,
     flags: Option<&EndFlags>,
-) -> Vec<T> {
+) -> (Vec<T>, Vec<usize>) {
     let (r, s, h) = (x.rows, x.steps, w.hidden);
-    let (g4, zd) = (4 * h, w.noise);
-    let fixed = fixed_gates(w, x);
-    let mut gates = vec![T::default(); r * g4];
+    let g4 = 4 * h;
     let mut c = x.c0.to_vec();
     let mut tc = vec![T::default(); h];
     let mut hs = vec![T::default(); r * s * h];
-    let mut ended = vec![false; r];
+    let mut ran = vec![0; r];
+    let mut step = Stepper::new(w, x, flags);
     for t in 0..s {
-        let z_t = Mat {
-            data: &x.z[t * zd..],
-            rs: s * zd,
-            cs: 1,
-        };
-        matmul((r, g4, zd), &mut gates, g4, false, z_t, rows(&w.wz, g4));
-        for (a, &b) in gates.iter_mut().zip(&fixed) {
-            *a += b;
-        }
-        let prev = previous_states(x.h0, &hs, t, s, h);
-        matmul((r, g4, h), &mut gates, g4, true, prev, rows(&w.wh, g4));
-        for row in 0..r {
+        step.gates(t, |row| previous(x.h0, &hs, row, t, s, h));
+        for (i, &row) in step.running.iter().enumerate() {
             let at = row * s + t;
             cell(
-                &mut gates[row * g4..(row + 1) * g4],
+                &mut step.gates[i * g4..(i + 1) * g4],
                 &mut c[row * h..(row + 1) * h],
                 &mut tc,
                 &mut hs[at * h..(at + 1) * h],
             );
+            ran[row] = t + 1;
         }
-        if let Some(f) = flags
-            && all_ended(f, &hs, &mut ended, t, s, h)
-        {
+        if step.drop_ended(&hs, t) {
             break;
         }
     }
-    hs
+    (hs, ran)
 }
 
 /// Gradients of a block: the weights' and the inputs' (same layouts as they).
@@ -433,9 +691,10 @@ pub(crate) struct Grads<T> {
 
 /// Backpropagates `dhs` (`[R, S, H]`, the loss's gradient for every hidden state) through time.
 /// The gates' gradients of all steps are kept, so each weight's gradient is one matmul over all
-/// `R·S` rows at the end; only `dh_{t-1} = dgates_t · whᵀ` runs per step. Steps the forward
-/// pass skipped keep zero gradients: their states were masked out of the loss, so the
-/// gradient reaching them is zero and the full pass would add only zeros.
+/// `R·S` rows at the end; only `dh_{t-1} = dgates_t · whᵀ` runs per step, over the rows that
+/// ran that step. Steps the forward pass skipped keep zero gradients: their states were
+/// masked out of the loss, so the gradient reaching them is zero and the full pass would add
+/// only zeros.
 pub(crate) fn backward<T: Float>(
     w: &Weights<T>,
     x: &Inputs<'_, T>,
@@ -449,8 +708,13 @@ pub(crate) fn backward<T: Float>(
     // The gradients reaching h_t and c_t from step t + 1.
     let mut dh_next = vec![T::default(); r * h];
     let mut dc = vec![T::default(); r * h];
-    for t in (0..tape.run).rev() {
-        for row in 0..r {
+    let run = tape.ran.iter().copied().max().unwrap_or(0);
+    let (mut lhs, mut out) = (Vec::new(), Vec::new());
+    let mut running = Vec::with_capacity(r);
+    for t in (0..run).rev() {
+        running.clear();
+        running.extend((0..r).filter(|&row| tape.ran[row] > t));
+        for &row in &running {
             let at = row * s + t;
             let gate = &tape.acts[at * g4..(at + 1) * g4];
             let (i, rest) = gate.split_at(h);
@@ -476,60 +740,67 @@ pub(crate) fn backward<T: Float>(
                 dcr[j] = dct * f[j];
             }
         }
-        let step = Mat {
-            data: &dg[t * g4..],
-            rs: s * g4,
-            cs: 1,
-        };
-        matmul(
-            (r, h, g4),
-            &mut dh_next,
-            h,
-            false,
-            step,
+        // dh_{t-1} = dgates_t · whᵀ for the rows running at t; the others' stays zero, as
+        // their gates' gradients are.
+        picked_matmul(
+            (running.len(), r),
+            (h, g4),
+            |i| &dg[(running[i] * s + t) * g4..],
             transposed(&w.wh, g4),
+            false,
+            |_, _| {},
+            &mut lhs,
+            &mut out,
         );
+        for (i, &row) in running.iter().enumerate() {
+            dh_next[row * h..(row + 1) * h].copy_from_slice(&out[i * h..(i + 1) * h]);
+        }
     }
-    // h_{t-1} for every (row, t): h0 first, then the states shifted by one step.
-    let mut prev = vec![T::default(); r * s * h];
-    for row in 0..r {
-        let base = row * s * h;
-        prev[base..base + h].copy_from_slice(&x.h0[row * h..(row + 1) * h]);
-        prev[base + h..base + s * h].copy_from_slice(&tape.hs[base..base + (s - 1) * h]);
-    }
+    // Only the steps each row ran have nonzero gates' gradients: the weights' gradients are
+    // sums over those depth rows alone (see `live_depth_matmul`).
     let n = r * s;
+    let live: Vec<Range<usize>> = (0..r).map(|row| row * s..row * s + tape.ran[row]).collect();
+    let prev_of = |i: usize| previous(x.h0, &tape.hs, i / s, i % s, s, h);
+    let dg_of = |i: usize| &dg[i * g4..(i + 1) * g4];
+    let z_of = |i: usize| &x.z[i * w.noise..(i + 1) * w.noise];
     let mut wh = vec![T::default(); h * g4];
-    matmul(
-        (h, g4, n),
-        &mut wh,
-        g4,
-        false,
-        transposed(&prev, h),
-        rows(&dg, g4),
-    );
+    let live_sums = live_depth_verified::<T>();
+    if !(live_sums && live_depth_matmul((h, g4, n), &mut wh, &live, prev_of, dg_of)) {
+        // h_{t-1} for every (row, t): h0 first, then the states shifted by one step.
+        let mut prev = vec![T::default(); r * s * h];
+        for row in 0..r {
+            let base = row * s * h;
+            prev[base..base + h].copy_from_slice(&x.h0[row * h..(row + 1) * h]);
+            prev[base + h..base + s * h].copy_from_slice(&tape.hs[base..base + (s - 1) * h]);
+        }
+        wh = summed_over_rows(n, (&prev, h), (&dg, g4));
+    }
     let mut wz = vec![T::default(); w.noise * g4];
-    matmul(
-        (w.noise, g4, n),
-        &mut wz,
-        g4,
-        false,
-        transposed(x.z, w.noise),
-        rows(&dg, g4),
-    );
+    if !(live_sums && live_depth_matmul((w.noise, g4, n), &mut wz, &live, z_of, dg_of)) {
+        wz = summed_over_rows(n, (x.z, w.noise), (&dg, g4));
+    }
+    // The noise's gradient, row by row: zero where the gates' gradients are.
     let mut z = vec![T::default(); n * w.noise];
-    matmul(
-        (n, w.noise, g4),
-        &mut z,
-        w.noise,
-        false,
-        rows(&dg, g4),
+    let ran: Vec<usize> = live.iter().flat_map(|l| l.clone()).collect();
+    let (mut lhs, mut out) = (Vec::new(), Vec::new());
+    picked_matmul(
+        (ran.len(), n),
+        (w.noise, g4),
+        |i| dg_of(ran[i]),
         transposed(&w.wz, g4),
+        false,
+        |_, _| {},
+        &mut lhs,
+        &mut out,
     );
+    for (i, &at) in ran.iter().enumerate() {
+        z[at * w.noise..(at + 1) * w.noise].copy_from_slice(&out[i * w.noise..(i + 1) * w.noise]);
+    }
     // The conditioning and the bias enter every step alike.
     let mut dfixed = vec![T::default(); r * g4];
-    for (i, row) in dg.chunks_exact(g4).enumerate() {
+    for &i in &ran {
         let acc = &mut dfixed[(i / s) * g4..(i / s + 1) * g4];
-        for (a, &v) in acc.iter_mut().zip(row) {
+        for (a, &v) in acc.iter_mut().zip(dg_of(i)) {
             *a += v;
         }
     }
@@ -539,15 +810,7 @@ pub(crate) fn backward<T: Float>(
             *a += v;
         }
     }
-    let mut wa = vec![T::default(); w.attr * g4];
-    matmul(
-        (w.attr, g4, r),
-        &mut wa,
-        g4,
-        false,
-        transposed(x.cond, w.attr),
-        rows(&dfixed, g4),
-    );
+    let wa = summed_over_rows(r, (x.cond, w.attr), (&dfixed, g4));
     let mut cond = vec![T::default(); r * w.attr];
     matmul(
         (r, w.attr, g4),
@@ -566,5 +829,119 @@ pub(crate) fn backward<T: Float>(
         z,
         h0: dh_next,
         c0: dc,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The LSTM's per-step shapes (`[rows, 4H] += [rows, Z or H] · w`, `[rows, H] = [rows, 4H] ·
+    /// whᵀ`, the noise's gradient `[rows, Z] = [rows, 4H] · wzᵀ`) at the tiny, default and paper
+    /// widths: every subset of rows, padded by `min_rows`, gives each row the bits the matmul
+    /// over all rows gives it.
+    fn picked_rows_match<T: Float>() {
+        for h in [24, 64, 100] {
+            let g4 = 4 * h;
+            let shapes = [
+                (g4, 5, false, false),
+                (g4, h, true, false),
+                (h, g4, false, true),
+                (5, g4, false, true),
+            ];
+            for (n, k, accumulate, transpose_rhs) in shapes {
+                for full in [1, 2, 3, 5, 16, 32, 96, 700] {
+                    let lhs: Vec<T> = check_values(full * k, 1 + full as u64);
+                    let w: Vec<T> = check_values(k * n, 2);
+                    let init: Vec<T> = check_values(full * n, 3);
+                    let rhs = if transpose_rhs {
+                        transposed(&w, k)
+                    } else {
+                        rows(&w, n)
+                    };
+                    let mut all = init.clone();
+                    if !accumulate {
+                        all.fill(T::default());
+                    }
+                    matmul((full, n, k), &mut all, n, accumulate, rows(&lhs, k), rhs);
+                    for picked in [1, 2, 3, 4, 7, 17, 64, 65, full] {
+                        if picked > full {
+                            continue;
+                        }
+                        // Every third row from an offset, wrapping: not a prefix.
+                        let which: Vec<usize> = (0..picked).map(|i| (i * 3 + 1) % full).collect();
+                        let mut which = which;
+                        which.sort_unstable();
+                        which.dedup();
+                        let (mut buf, mut out) = (Vec::new(), Vec::new());
+                        picked_matmul(
+                            (which.len(), full),
+                            (n, k),
+                            |i| &lhs[which[i] * k..],
+                            rhs,
+                            accumulate,
+                            |i, o| o.copy_from_slice(&init[which[i] * n..(which[i] + 1) * n]),
+                            &mut buf,
+                            &mut out,
+                        );
+                        for (i, &row) in which.iter().enumerate() {
+                            assert_eq!(
+                                bits(&out[i * n..(i + 1) * n]),
+                                bits(&all[row * n..(row + 1) * n]),
+                                "h {h}, n {n}, k {k}, row {row} of {full}, {} picked",
+                                which.len()
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_matmul_over_some_rows_gives_each_the_bits_of_the_matmul_over_all() {
+        picked_rows_match::<f32>();
+        picked_rows_match::<f64>();
+    }
+
+    /// The weight-gradient shapes, with the zero rows of flows that stopped early: summing over
+    /// the live depth rows alone gives the full matmul's bits, on this CPU's kernel (the one
+    /// training uses for the type, checked at start too). Dropping the block structure (one
+    /// gemm call over the live rows) does not, which shows the blocking is what matters.
+    fn live_rows_match<T: Float>() {
+        assert!(live_depth_verified::<T>(), "the start-up check failed");
+        let (r, s) = (32, 200);
+        let k = r * s;
+        let ran: Vec<usize> = (0..r).map(|row| [1, 2, 200, 3, 57][row % 5]).collect();
+        let live: Vec<Range<usize>> = (0..r).map(|row| row * s..row * s + ran[row]).collect();
+        for (m, n) in [(64, 256), (5, 256), (24, 96), (100, 400)] {
+            let c = LiveCase::<T>::new((m, n, k), &live, 5);
+            let (lhs, rhs, full) = (&c.lhs, &c.rhs, &c.full);
+            let part = c.part.as_ref().expect("the blocking is known");
+            assert_eq!(bits(part), bits(full), "{m} x {n}");
+            // One gemm over the live rows, ignoring the blocks: other bits.
+            let ids: Vec<usize> = live.iter().flat_map(|l| l.clone()).collect();
+            let a: Vec<T> = ids
+                .iter()
+                .flat_map(|&i| lhs[i * m..(i + 1) * m].to_vec())
+                .collect();
+            let b: Vec<T> = ids
+                .iter()
+                .flat_map(|&i| rhs[i * n..(i + 1) * n].to_vec())
+                .collect();
+            let flat = summed_over_rows(ids.len(), (&a, m), (&b, n));
+            assert_ne!(
+                bits(&flat),
+                bits(full),
+                "{m} x {n}: blocking made no difference"
+            );
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn summing_over_the_live_depth_rows_gives_the_full_matmuls_bits() {
+        live_rows_match::<f32>();
+        live_rows_match::<f64>();
     }
 }

@@ -17,6 +17,7 @@ use burn::tensor::{DType, Tensor};
 
 use crate::error::{Error, Result};
 use crate::nets::{Ctx, Dims, Params};
+pub(crate) use host::min_rows;
 use host::{EndFlags, Float, Inputs, Tape, Weights};
 
 /// Which of gemm's kernels the CPU matmuls (burn's Flex backend and the fused LSTM) use.
@@ -81,6 +82,13 @@ pub fn choose_matmul_kernels() -> MatmulKernels {
     }
     #[cfg(not(target_arch = "x86_64"))]
     MatmulKernels::Avx2
+}
+
+/// Whether the LSTM's weight gradients are summed over the steps each flow ran alone, with the
+/// full matmul's bits (the start-up check passed for f32 on this CPU and kernel), rather than
+/// over every step. Either way the bytes are the same; this is speed only.
+pub fn live_row_gradients() -> bool {
+    host::live_depth_verified::<f32>()
 }
 
 /// The kernels this process's matmuls use (what [`choose_matmul_kernels`] set, or AVX2+FMA).
@@ -235,31 +243,34 @@ fn unsupported(dtype: DType) -> Error {
 }
 
 /// The hidden states `[B · S, H]` (row b's steps adjacent), as the tensor form computes them;
-/// with `stop`, only until each half's flows have all ended, the later states zero (see
-/// [`EndFlags`]: for training, where records after a flow's end are masked).
+/// with `stop`, each row only until its flow has ended, the later states zero (see
+/// [`EndFlags`]: for training, where records after a flow's end are masked), and then also the
+/// steps each row ran.
 pub(crate) fn hidden(
     params: &Params,
     d: &Dims,
     (cond, z, h0, c0): (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
     stop: bool,
-) -> Result<Tensor<2>> {
+) -> Result<(Tensor<2>, Option<Vec<usize>>)> {
     fn run<T: Float>(
         params: &Params,
         d: &Dims,
         ctx: &Ctx,
         x: (Tensor<2>, Tensor<3>, Tensor<2>, Tensor<2>),
         stop: bool,
-    ) -> Result<Tensor<2>> {
+    ) -> Result<(Tensor<2>, Option<Vec<usize>>)> {
         let w = weights::<T>(params, d)?;
         let flags = end_flags(params, d, stop)?;
         let x = HostInputs::new(x.0, x.1, x.2, x.3)?;
         let [top, bottom] = halves(x.rows);
-        let (a, b) = rayon::join(
+        let ((mut hs, mut ran), (hs_b, ran_b)) = rayon::join(
             || host::hidden_only(&w, &x.block(d, top), flags.as_ref()),
             || host::hidden_only(&w, &x.block(d, bottom), flags.as_ref()),
         );
-        let hs: Vec<T> = a.into_iter().chain(b).collect();
-        Ok(ctx.tensor(hs, [x.rows * d.steps, d.lstm]))
+        hs.extend(hs_b);
+        ran.extend(ran_b);
+        let states = ctx.tensor(hs, [x.rows * d.steps, d.lstm]);
+        Ok((states, stop.then_some(ran)))
     }
     let ctx = Ctx {
         device: cond.device(),
@@ -290,7 +301,7 @@ pub(crate) struct LstmGrads {
     pub c0: Tensor<2>,
 }
 
-/// Runs the LSTM forward (with `stop`, only until each half's flows have all ended, see
+/// Runs the LSTM forward (with `stop`, each row only until its flow has ended, see
 /// [`EndFlags`]), hands the hidden states `[B · S, H]` to `rest`, which returns its own result
 /// and the loss's gradient for those states, and backpropagates that through the LSTM.
 pub(crate) fn with_grads<R>(

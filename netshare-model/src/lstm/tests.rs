@@ -137,7 +137,9 @@ fn fused_states_and_all_gradients_equal_autodiff_of_the_tensor_form_in_f64() {
     let w = worst(&f64s(hs.clone()), &f64s(hs_ref), 1e-12);
     assert!(w <= 1e-12, "hidden states differ by {w:e}");
     let (cond2, z2, h02, c02) = inputs_of(&c, &ctx, false);
-    let also = hidden(&plain, &d, (cond2, z2, h02, c02), false).expect("fused forward");
+    let also = hidden(&plain, &d, (cond2, z2, h02, c02), false)
+        .expect("fused forward")
+        .0;
     assert_eq!(f64s(also), f64s(hs), "forward alone gives the same states");
 
     let mut checked = Vec::new();
@@ -170,7 +172,9 @@ fn the_f32_fused_states_stay_close_to_the_tensor_form() {
     let (cond, z, h0, c0) = inputs_of(&c, &ctx, false);
     let reference =
         features::lstm_states(&params, &d, cond.clone(), z.clone(), h0.clone(), c0.clone());
-    let fused = hidden(&params, &d, (cond, z, h0, c0), false).expect("fused");
+    let fused = hidden(&params, &d, (cond, z, h0, c0), false)
+        .expect("fused")
+        .0;
     assert_eq!(fused.dtype(), DType::F32);
     let (a, b): (Vec<f32>, Vec<f32>) = (
         fused.try_into_vec_as().expect("f32"),
@@ -198,7 +202,7 @@ fn the_tape_free_forward_gives_the_training_forwards_bits() {
         let params = params_of(&c, &ctx, false);
         let (cond, z, h0, c0) = inputs_of(&c, &ctx, false);
         let x = (cond.clone(), z.clone(), h0.clone(), c0.clone());
-        let tape_free = hidden(&params, &d, x, false).expect("tape-free forward");
+        let tape_free = hidden(&params, &d, x, false).expect("tape-free forward").0;
         let ((), _) = with_grads(&params, &d, (cond, z, h0, c0), false, |states| {
             assert_eq!(
                 f64s(states.clone()),
@@ -211,7 +215,7 @@ fn the_tape_free_forward_gives_the_training_forwards_bits() {
     }
 }
 
-/// Stopping once every flow of a half has ended: the records the rest of the step sees and
+/// Stopping each row once its flow has ended: the records the rest of the step sees and
 /// every LSTM gradient are those of the pass over all steps, while the skipped states are
 /// left zero. The output layer is drawn so that flows end at different steps, and at least
 /// one half stops early (the test checks it did).
@@ -277,6 +281,8 @@ fn stopping_once_every_flow_has_ended_changes_no_record_and_no_gradient() {
         .count();
     assert!(skipped > 0, "no step was skipped");
     // And the tape-free forward stops the same way.
-    let alone = hidden(&params, &d, inputs_of(&c, &ctx, false), true).expect("fused forward");
+    let alone = hidden(&params, &d, inputs_of(&c, &ctx, false), true)
+        .expect("fused forward")
+        .0;
     assert_eq!(f64s(alone), hs_stop, "tape-free forward");
 }
