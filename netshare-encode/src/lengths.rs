@@ -218,33 +218,14 @@ fn length_at(hist: &[(usize, u64)], total: u64, p: f64) -> usize {
     hist.last().map_or(0, |h| h.0)
 }
 
-/// New lengths for generated flows: `attrs` rows `[n, a]` (class heads as the decoder reads
-/// them), `lengths` as generated and `margins` (how far each flow's gen_flag was from going
-/// on at its last record: the generator's 'continue' output minus its 'end' output). Each
-/// flow joins the deepest kept stratum on its class path; a stratum's flows are ranked by
-/// generated length, then margin, then row, and the flow at rank `r` of `m` takes the
-/// stratum's training length at probability `(r + 0.5) / m`. A stratum that keeps no lengths
-/// of its own (all its training flows went deeper) lends those of its whole subtree. Lengths
-/// stay within `1..=max_len`. Returns `lengths` unchanged when the recorded heads are not the
-/// layout's or the shapes disagree.
-pub fn length_targets(
-    fl: &FlowLengths,
-    layout: &Layout,
-    attrs: &[f32],
-    a: usize,
-    lengths: &[usize],
-    margins: &[f32],
-    max_len: usize,
-) -> Vec<usize> {
-    match strata_of(fl, layout, attrs, a) {
-        Some(nodes) => length_targets_in(fl, &nodes, lengths, margins, max_len),
-        None => lengths.to_vec(),
-    }
-}
-
-/// [`length_targets`] for flows whose deepest kept strata are already known (`nodes`, from
-/// [`strata_of`]; synth derives them once per chunk and also maps sizes by them). Returns
-/// `lengths` unchanged when the shapes disagree.
+/// New lengths for generated flows whose deepest kept strata on their class paths are `nodes`
+/// (from [`strata_of`]; synth derives them once per chunk and also maps sizes by them),
+/// `lengths` as generated and `margins` (how far each flow's gen_flag was from going on at its
+/// last record: the generator's 'continue' output minus its 'end' output). A stratum's flows
+/// are ranked by generated length, then margin, then row, and the flow at rank `r` of `m`
+/// takes the stratum's training length at probability `(r + 0.5) / m`. A stratum that keeps no
+/// lengths of its own (all its training flows went deeper) lends those of its whole subtree.
+/// Lengths stay within `1..=max_len`. Returns `lengths` unchanged when the shapes disagree.
 pub fn length_targets_in(
     fl: &FlowLengths,
     nodes: &[Vec<usize>],
@@ -301,6 +282,23 @@ pub fn length_targets_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`length_targets_in`] for class heads `attrs` `[n, a]` as the decoder reads them;
+    /// `lengths` unchanged when the recorded heads are not the layout's.
+    fn length_targets(
+        fl: &FlowLengths,
+        layout: &Layout,
+        attrs: &[f32],
+        a: usize,
+        lengths: &[usize],
+        margins: &[f32],
+        max_len: usize,
+    ) -> Vec<usize> {
+        match strata_of(fl, layout, attrs, a) {
+            Some(nodes) => length_targets_in(fl, &nodes, lengths, margins, max_len),
+            None => lengths.to_vec(),
+        }
+    }
     use netshare_core::layout::{Activation, Segment};
 
     /// Attributes `srcip/top` (3 classes) then `proto/top` (2): proto nests first.

@@ -175,8 +175,9 @@ const END_FLOOR: f64 = 1e-5;
 /// flow has ended. In training, the records after a flow's first 'end' are masked to zero
 /// (the mask carries no gradient), so the states of a row's steps after its flow's end reach
 /// neither the critics nor any gradient; those steps are skipped and their states left zero,
-/// and each step runs over the rows still running. On a capture whose longest flow has 200
-/// packets, a trained generator's rows ran 5-6% of a block's row-steps.
+/// and each step runs over the rows still running. On the capture (flows of up to 200
+/// packets), with trained weights, the rows still running were 5.5% of the row-steps that
+/// stopping whole half-batches ran.
 pub(crate) struct EndFlags {
     /// Per record of a step: the weights of 'continue' and 'end' `[H]` and their biases.
     records: Vec<(Vec<f64>, Vec<f64>, f64, f64)>,
@@ -232,35 +233,30 @@ pub(crate) fn min_rows(full: usize, cols: usize, depth: usize) -> usize {
     least.min(full)
 }
 
-/// `dst[i] (+)= lhs[i] · rhs` for the rows of a block that `rows` picks, computed over those
-/// rows alone (padded to [`min_rows`] of `full`), with the bits of the matmul over all rows.
-/// `lhs_row(i)` gives the picked row `i`'s lhs `[k]`; the products come back in `out`
-/// `[padded, n]`, row `i` for the picked row `i`, after `init(i, out_row)` set it (when
-/// accumulating). Returns the padded row count.
-#[allow(clippy::too_many_arguments)]
+/// `out[i] = lhs[i] · rhs`, or `out[i] += lhs[i] · rhs` when `accumulate` (rows `0..picked`
+/// of `out` then hold what is added to), for `picked` of a block's `full` rows, computed over
+/// those rows alone (padded to [`min_rows`] of `full`) with the bits of the matmul over all
+/// rows. `lhs_row(i)` gives the picked row `i`'s lhs `[k]`; `out` ends `[padded, n]`, and the
+/// padding rows' outputs mean nothing.
 fn picked_matmul<'a, T: Float>(
     (picked, full): (usize, usize),
     (n, k): (usize, usize),
     lhs_row: impl Fn(usize) -> &'a [T],
     rhs: Mat<'_, T>,
     accumulate: bool,
-    init: impl Fn(usize, &mut [T]),
-    lhs_buf: &mut Vec<T>,
-    out: &mut Vec<T>,
-) -> usize {
+    (lhs_buf, out): (&mut Vec<T>, &mut Vec<T>),
+) {
     let m = picked.max(min_rows(full, n, k));
     lhs_buf.clear();
     lhs_buf.resize(m * k, T::default());
-    out.clear();
-    out.resize(m * n, T::default());
     for i in 0..picked {
         lhs_buf[i * k..(i + 1) * k].copy_from_slice(&lhs_row(i)[..k]);
-        if accumulate {
-            init(i, &mut out[i * n..(i + 1) * n]);
-        }
     }
+    if !accumulate {
+        out.clear();
+    }
+    out.resize(m * n, T::default());
     matmul((m, n, k), out, n, accumulate, rows(lhs_buf, k), rhs);
-    m
 }
 
 /// `lhsᵀ · rhs` for row-major `lhs` `[k, m]` and `rhs` `[k, n]`: a weight's gradient summed
@@ -487,10 +483,11 @@ struct Stepper<'w, 'x, T> {
     fixed: Vec<T>,
     /// The rows still running, in order.
     running: Vec<usize>,
+    /// Steps run per row so far.
+    ran: Vec<usize>,
     /// Scratch: the picked rows' noise or previous states, and their gates `[m, 4H]`.
     lhs: Vec<T>,
     gates: Vec<T>,
-    acc: Vec<T>,
 }
 
 impl<'w, 'x, T: Float> Stepper<'w, 'x, T> {
@@ -501,16 +498,16 @@ impl<'w, 'x, T: Float> Stepper<'w, 'x, T> {
             flags,
             fixed: fixed_gates(w, x),
             running: (0..x.rows).collect(),
+            ran: vec![0; x.rows],
             lhs: Vec::new(),
             gates: Vec::new(),
-            acc: Vec::new(),
         }
     }
 
     /// Step `t`'s pre-activation gates of the running rows, `gates` row `i` for
     /// `running[i]`: `z_t · wz + (b + cond · wa) + h_{t-1} · wh`, in that order, with the
     /// bits of the same matmuls over the whole block (`[R·S, Z] × wz` and `[R, H] × wh`).
-    /// `prev(row)` is the row's `h_{t-1}`.
+    /// `prev(row)` is the row's `h_{t-1}`. Counts step `t` as run for those rows.
     fn gates<'h>(&mut self, t: usize, prev: impl Fn(usize) -> &'h [T]) {
         let (w, x) = (self.w, self.x);
         let (h, zd, s) = (w.hidden, w.noise, x.steps);
@@ -522,29 +519,23 @@ impl<'w, 'x, T: Float> Stepper<'w, 'x, T> {
             |i| &x.z[(running[i] * s + t) * zd..],
             rows(&w.wz, g4),
             false,
-            |_, _| {},
-            &mut self.lhs,
-            &mut self.gates,
+            (&mut self.lhs, &mut self.gates),
         );
         for (i, &row) in running.iter().enumerate() {
             let f = &self.fixed[row * g4..(row + 1) * g4];
             for (a, &b) in self.gates[i * g4..(i + 1) * g4].iter_mut().zip(f) {
                 *a += b;
             }
+            self.ran[row] = t + 1;
         }
-        let gates = &self.gates;
-        let m = picked_matmul(
+        picked_matmul(
             (running.len(), x.rows),
             (g4, h),
             |i| prev(running[i]),
             rows(&w.wh, g4),
             true,
-            |i, out| out.copy_from_slice(&gates[i * g4..(i + 1) * g4]),
-            &mut self.lhs,
-            &mut self.acc,
+            (&mut self.lhs, &mut self.gates),
         );
-        debug_assert!(m >= running.len());
-        std::mem::swap(&mut self.gates, &mut self.acc);
     }
 
     /// Drops the rows whose step `t` (states in `hs` `[R, S, H]`) ended their flow; true
@@ -585,7 +576,6 @@ pub(crate) fn forward<T: Float>(
     let mut cs = vec![T::default(); r * s * h];
     let mut tcs = vec![T::default(); r * s * h];
     let mut hs = vec![T::default(); r * s * h];
-    let mut ran = vec![0; r];
     let mut step = Stepper::new(w, x, flags);
     for t in 0..s {
         step.gates(t, |row| previous(x.h0, &hs, row, t, s, h));
@@ -606,7 +596,6 @@ pub(crate) fn forward<T: Float>(
                 &mut tcs[at * h..(at + 1) * h],
                 &mut hs[at * h..(at + 1) * h],
             );
-            ran[row] = t + 1;
         }
         if step.drop_ended(&hs, t) {
             break;
@@ -617,7 +606,7 @@ pub(crate) fn forward<T: Float>(
         cs,
         tcs,
         hs,
-        ran,
+        ran: step.ran,
     }
 }
 
@@ -656,7 +645,6 @@ pub(crate) fn hidden_only<T: Float>(
     let mut c = x.c0.to_vec();
     let mut tc = vec![T::default(); h];
     let mut hs = vec![T::default(); r * s * h];
-    let mut ran = vec![0; r];
     let mut step = Stepper::new(w, x, flags);
     for t in 0..s {
         step.gates(t, |row| previous(x.h0, &hs, row, t, s, h));
@@ -668,13 +656,12 @@ pub(crate) fn hidden_only<T: Float>(
                 &mut tc,
                 &mut hs[at * h..(at + 1) * h],
             );
-            ran[row] = t + 1;
         }
         if step.drop_ended(&hs, t) {
             break;
         }
     }
-    (hs, ran)
+    (hs, step.ran)
 }
 
 /// Gradients of a block: the weights' and the inputs' (same layouts as they).
@@ -748,9 +735,7 @@ pub(crate) fn backward<T: Float>(
             |i| &dg[(running[i] * s + t) * g4..],
             transposed(&w.wh, g4),
             false,
-            |_, _| {},
-            &mut lhs,
-            &mut out,
+            (&mut lhs, &mut out),
         );
         for (i, &row) in running.iter().enumerate() {
             dh_next[row * h..(row + 1) * h].copy_from_slice(&out[i * h..(i + 1) * h]);
@@ -781,24 +766,22 @@ pub(crate) fn backward<T: Float>(
     }
     // The noise's gradient, row by row: zero where the gates' gradients are.
     let mut z = vec![T::default(); n * w.noise];
-    let ran: Vec<usize> = live.iter().flat_map(|l| l.clone()).collect();
+    let live_rows: Vec<usize> = live.iter().flat_map(|l| l.clone()).collect();
     let (mut lhs, mut out) = (Vec::new(), Vec::new());
     picked_matmul(
-        (ran.len(), n),
+        (live_rows.len(), n),
         (w.noise, g4),
-        |i| dg_of(ran[i]),
+        |i| dg_of(live_rows[i]),
         transposed(&w.wz, g4),
         false,
-        |_, _| {},
-        &mut lhs,
-        &mut out,
+        (&mut lhs, &mut out),
     );
-    for (i, &at) in ran.iter().enumerate() {
+    for (i, &at) in live_rows.iter().enumerate() {
         z[at * w.noise..(at + 1) * w.noise].copy_from_slice(&out[i * w.noise..(i + 1) * w.noise]);
     }
     // The conditioning and the bias enter every step alike.
     let mut dfixed = vec![T::default(); r * g4];
-    for &i in &ran {
+    for &i in &live_rows {
         let acc = &mut dfixed[(i / s) * g4..(i / s + 1) * g4];
         for (a, &v) in acc.iter_mut().zip(dg_of(i)) {
             *a += v;
@@ -873,16 +856,18 @@ mod tests {
                         let mut which = which;
                         which.sort_unstable();
                         which.dedup();
-                        let (mut buf, mut out) = (Vec::new(), Vec::new());
+                        // When accumulating, the picked rows' addends come first.
+                        let mut out: Vec<T> = which
+                            .iter()
+                            .flat_map(|&r| init[r * n..(r + 1) * n].to_vec())
+                            .collect();
                         picked_matmul(
                             (which.len(), full),
                             (n, k),
                             |i| &lhs[which[i] * k..],
                             rhs,
                             accumulate,
-                            |i, o| o.copy_from_slice(&init[which[i] * n..(which[i] + 1) * n]),
-                            &mut buf,
-                            &mut out,
+                            (&mut Vec::new(), &mut out),
                         );
                         for (i, &row) in which.iter().enumerate() {
                             assert_eq!(
