@@ -10,7 +10,10 @@ use netshare_core::addr::{self, IpAddr};
 use netshare_core::layout::{Activation, Segment};
 use serde::{Deserialize, Serialize};
 
-use crate::fields::{DiscreteCodec, DiscreteDecoder, argmax, bit_segments};
+use crate::fields::{
+    DiscreteCodec, DiscreteDecoder, RunnerUp, argmax, bit_segments, cheapest_flip,
+    top_bits_runner_up,
+};
 
 /// Head name of the address family attribute.
 pub const IP_VERSION: &str = "ip_version";
@@ -117,6 +120,30 @@ impl WideCodec {
         }
         addr::from_u128(version, decode_bits128(&inp[o..], WIDE_BITS))
     }
+
+    /// What [`WideCodec::decode_one`] gives, and the likeliest other address of the family
+    /// ([`top_bits_runner_up`]; an IPv4 address flips only its own 32 bits).
+    fn decode_one_runner_up(&self, version: u8, inp: &[f32]) -> RunnerUp<IpAddr> {
+        let (top, o) = match self.top() {
+            Some(top) => (top, top.len() + 1),
+            None => (&[][..], 0),
+        };
+        let raw = decode_bits128(&inp[o..], WIDE_BITS);
+        let n = WIDE_BITS as usize;
+        let from = if version == 4 { n - 32 } else { 0 };
+        let bits = addr::from_u128(version, raw);
+        let flipped = cheapest_flip(&inp[o..], from, n)
+            .map(|(b, c)| (addr::from_u128(version, raw ^ (1u128 << (n - 1 - b))), c));
+        if o == 0 {
+            return (bits, flipped);
+        }
+        top_bits_runner_up(
+            &inp[..o],
+            |j| top.get(j).copied().filter(|&a| addr::version(a) == version),
+            bits,
+            flipped,
+        )
+    }
 }
 
 impl AddrCodec {
@@ -215,6 +242,42 @@ pub enum AddrDecoder<'a> {
 }
 
 impl AddrDecoder<'_> {
+    /// The two addresses of a row's address heads, kept apart: when both decode to the same
+    /// address, the one whose runner-up costs less (the destination on ties) takes its
+    /// runner-up ([`DiscreteDecoder::decode_runner_up`]). A host does not send itself packets
+    /// over the wire, so a trace whose flows never do gets no synthetic flow that does
+    /// ([`Semantics::distinct_addresses`](crate::semantics::Semantics::distinct_addresses)).
+    pub fn decode_distinct(&self, inp: &[f32]) -> (IpAddr, IpAddr) {
+        let (src, dst) = self.decode(inp);
+        if src != dst {
+            return (src, dst);
+        }
+        let (src_alt, dst_alt) = match self {
+            AddrDecoder::Narrow(d) => {
+                let h = inp.len() / 2;
+                let v4 = |(_, alt): RunnerUp<u32>| alt.map(|(a, c)| (addr::v4(a), c));
+                (
+                    v4(d.decode_runner_up(&inp[..h])),
+                    v4(d.decode_runner_up(&inp[h..])),
+                )
+            }
+            AddrDecoder::Wide(w) => {
+                let version = if inp[1] > inp[0] { 6 } else { 4 };
+                let d = w.one_dim();
+                (
+                    w.decode_one_runner_up(version, &inp[2..2 + d]).1,
+                    w.decode_one_runner_up(version, &inp[2 + d..2 + 2 * d]).1,
+                )
+            }
+        };
+        match (src_alt, dst_alt) {
+            (Some((s, cs)), Some((_, cd))) if cs < cd => (s, dst),
+            (_, Some((d, _))) => (src, d),
+            (Some((s, _)), None) => (s, dst),
+            (None, None) => (src, dst),
+        }
+    }
+
     /// The two addresses of a row's address heads (`inp` is `[..AddrCodec::dim()]`).
     pub fn decode(&self, inp: &[f32]) -> (IpAddr, IpAddr) {
         match self {
@@ -328,5 +391,235 @@ mod tests {
             let back: AddrCodec = serde_json::from_str(&text).expect("reads back");
             assert_eq!(back, codec, "{text}");
         }
+    }
+
+    /// Log-probability of every value a narrow codec's activations can decode to, relative to
+    /// the likeliest, under decoding's own order: the one-hot slot first, then (for the
+    /// "other" slot) each bit. Counted by brute force over all `2^bits` values.
+    fn value_costs(codec: &DiscreteCodec, inp: &[f32]) -> Vec<(u32, f64)> {
+        let ln = |p: f32| f64::from(p.max(f32::MIN_POSITIVE)).ln();
+        let bits_lp = |inp: &[f32], bits: u32, v: u32| -> f64 {
+            (0..bits as usize)
+                .map(|b| {
+                    let (p0, p1) = (inp[2 * b], inp[2 * b + 1]);
+                    let set = (v >> (bits as usize - 1 - b)) & 1 == 1;
+                    ln(if set { p1 } else { p0 }) - ln(p0.max(p1))
+                })
+                .sum()
+        };
+        let lp: Vec<(u32, f64)> = match codec {
+            DiscreteCodec::OneHot { values } => {
+                values.iter().zip(inp).map(|(&v, &p)| (v, ln(p))).collect()
+            }
+            DiscreteCodec::Bits { bits } => (0..1u32 << bits)
+                .map(|v| (v, bits_lp(inp, *bits, v)))
+                .collect(),
+            DiscreteCodec::TopBits { top, bits } => {
+                let k = top.len();
+                (0..1u32 << bits)
+                    .map(|v| {
+                        let other = ln(inp[k]) + bits_lp(&inp[k + 1..], *bits, v);
+                        let slot = top.iter().position(|&t| t == v).map(|j| ln(inp[j]));
+                        (v, slot.map_or(other, |s| s.max(other)))
+                    })
+                    .collect()
+            }
+            DiscreteCodec::Embedding { .. } => unreachable!("not a softmax codec"),
+        };
+        let best = lp.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+        lp.into_iter().map(|(v, l)| (v, best - l)).collect()
+    }
+
+    /// Softmax-like groups from raw weights: each group of `dims` sums to 1.
+    fn activations(raw: &[f32], dims: &[usize]) -> Vec<f32> {
+        let mut out = Vec::new();
+        let mut o = 0;
+        for &d in dims {
+            let g = &raw[o..o + d];
+            let sum: f32 = g.iter().sum();
+            out.extend(g.iter().map(|x| x / sum));
+            o += d;
+        }
+        out
+    }
+
+    proptest::proptest! {
+        /// Against brute force: the runner-up of each codec is the likeliest other value,
+        /// at its cost, and kept-apart addresses are the likeliest pair that differs.
+        #[test]
+        fn kept_apart_addresses_are_the_likeliest_pair_that_differs(
+            raw in proptest::collection::vec(0.001f32..1.0, 2 * (3 + 8)),
+            which in 0usize..3,
+            same in proptest::bool::ANY,
+        ) {
+            let codec = match which {
+                0 => DiscreteCodec::TopBits { top: vec![3, 9], bits: 4 },
+                1 => DiscreteCodec::Bits { bits: 4 },
+                _ => DiscreteCodec::OneHot { values: vec![1, 5, 7, 9, 12, 14, 15, 20, 21, 30, 31] },
+            };
+            let dims: Vec<usize> = codec.segments("x").iter().map(|s| s.dim).collect();
+            let n: usize = dims.iter().sum();
+            let src = activations(&raw[..n], &dims);
+            // Half the cases give the destination the source's winner, so the two collide.
+            let mut dst = activations(&raw[raw.len() - n..], &dims);
+            if same {
+                dst.clone_from(&src);
+                dst.iter_mut().zip(&raw[raw.len() - n..]).for_each(|(x, r)| *x = (*x + 0.01 * r).min(1.0));
+            }
+            let dec = codec.decoder();
+            for inp in [&src, &dst] {
+                let costs = value_costs(&codec, inp);
+                let (best, alt) = dec.decode_runner_up(inp);
+                proptest::prop_assert_eq!(best, dec.decode(inp));
+                let (_, c0) = costs.iter().find(|x| x.0 == best).expect("best listed");
+                proptest::prop_assert!(c0.abs() < 1e-5, "best costs {c0}");
+                let (alt, cost) = alt.expect("every codec here has another value");
+                let want = costs.iter().filter(|x| x.0 != best).map(|x| x.1).fold(f64::INFINITY, f64::min);
+                let (_, got) = costs.iter().find(|x| x.0 == alt).expect("alt listed");
+                proptest::prop_assert!((got - want).abs() < 1e-4, "alt {alt} costs {got}, the best other {want}");
+                proptest::prop_assert!((f64::from(cost) - want).abs() < 1e-4, "reported {cost}, brute force {want}");
+            }
+            let mut inp = src.clone();
+            inp.extend(&dst);
+            let narrow = AddrCodec::Narrow(codec.clone());
+            let addr = narrow.decoder();
+            let (s, t) = addr.decode_distinct(&inp);
+            proptest::prop_assert_ne!(s, t);
+            let plain = addr.decode(&inp);
+            if plain.0 != plain.1 {
+                proptest::prop_assert_eq!((s, t), plain);
+            } else {
+                let (cs, ct) = (value_costs(&codec, &src), value_costs(&codec, &dst));
+                let cost = |c: &[(u32, f64)], a: IpAddr| c.iter().find(|x| addr::v4(x.0) == a).expect("listed").1;
+                let mut best = f64::INFINITY;
+                for &(a, ca) in &cs {
+                    for &(b, cb) in &ct {
+                        if a != b {
+                            best = best.min(ca + cb);
+                        }
+                    }
+                }
+                let got = cost(&cs, s) + cost(&ct, t);
+                proptest::prop_assert!((got - best).abs() < 1e-4, "pair costs {got}, the best differing pair {best}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The wide codec's runner-up starts from what decoding gives, is another address of
+        /// the flow's family, and kept-apart addresses differ, with one side as decoded.
+        #[test]
+        fn wide_kept_apart_addresses_differ_and_keep_the_family(
+            raw in proptest::collection::vec(0.001f32..1.0, 2 + 2 * (4 + 256)),
+            same in proptest::bool::ANY,
+        ) {
+            let top: Vec<IpAddr> = ["10.0.0.1", "192.168.1.34", "2001:db8::1"]
+                .iter()
+                .map(|a| a.parse().expect("address"))
+                .collect();
+            let w = WideCodec::FamilyTopBits { top };
+            let codec = AddrCodec::Wide(w.clone());
+            let mut dims = vec![2];
+            dims.extend(w.one_segments("srcip").iter().map(|s| s.dim));
+            dims.extend(w.one_segments("dstip").iter().map(|s| s.dim));
+            let mut inp = activations(&raw, &dims);
+            let d = w.one_dim();
+            if same {
+                let src = inp[2..2 + d].to_vec();
+                inp[2 + d..].copy_from_slice(&src);
+            }
+            let version = if inp[1] > inp[0] { 6 } else { 4 };
+            for half in [&inp[2..2 + d], &inp[2 + d..]] {
+                let (best, alt) = w.decode_one_runner_up(version, half);
+                proptest::prop_assert_eq!(best, w.decode_one(version, half));
+                let (alt, _) = alt.expect("the bits always offer another address");
+                proptest::prop_assert_ne!(alt, best);
+                proptest::prop_assert_eq!(addr::version(alt), version);
+            }
+            let plain = codec.decoder().decode(&inp);
+            let (s, t) = codec.decoder().decode_distinct(&inp);
+            proptest::prop_assert_ne!(s, t);
+            proptest::prop_assert!(s == plain.0 || t == plain.1);
+            proptest::prop_assert_eq!(addr::version(s), addr::version(t));
+        }
+    }
+
+    #[test]
+    fn kept_apart_addresses_move_the_less_certain_side() {
+        // top [10, 20] plus "other"; the bits (32) spell 99 with certainty.
+        let codec = AddrCodec::Narrow(DiscreteCodec::TopBits {
+            top: vec![10, 20],
+            bits: 32,
+        });
+        let half = |q: [f32; 3]| {
+            let mut v = q.to_vec();
+            let mut bits = vec![0.0; 64];
+            DiscreteCodec::Bits { bits: 32 }.encode(99, &mut bits);
+            v.extend(bits);
+            v
+        };
+        let row = |s: [f32; 3], d: [f32; 3]| {
+            let mut v = half(s);
+            v.extend(half(d));
+            v
+        };
+        let dec = codec.decoder();
+        let (a10, a20, a99) = (addr::v4(10), addr::v4(20), addr::v4(99));
+        // Both 10. Source: 20 costs ln(0.7/0.2) = 1.25, the bits ln(0.7/0.1) = 1.95.
+        // Destination: 20 costs ln(0.6/0.1) = 1.79, the bits (99) ln(0.6/0.3) = 0.69: it moves.
+        let r = row([0.7, 0.2, 0.1], [0.6, 0.1, 0.3]);
+        assert_eq!(dec.decode(&r), (a10, a10));
+        assert_eq!(dec.decode_distinct(&r), (a10, a99));
+        // Destination 20 at ln(0.6/0.35) = 0.54 is cheaper than its bits at ln(0.6/0.05).
+        let r = row([0.7, 0.2, 0.1], [0.6, 0.35, 0.05]);
+        assert_eq!(dec.decode_distinct(&r), (a10, a20));
+        // Source 20 at ln(0.5/0.45) = 0.11 is cheaper than the destination's 0.54.
+        let r = row([0.5, 0.45, 0.05], [0.6, 0.35, 0.05]);
+        assert_eq!(dec.decode_distinct(&r), (a20, a10));
+        // Equal costs: the destination moves.
+        let r = row([0.6, 0.35, 0.05], [0.6, 0.35, 0.05]);
+        assert_eq!(dec.decode_distinct(&r), (a10, a20));
+        // Addresses that differ already are left as decoded.
+        let r = row([0.6, 0.35, 0.05], [0.3, 0.6, 0.1]);
+        assert_eq!(dec.decode_distinct(&r), (a10, a20));
+    }
+
+    #[test]
+    fn a_kept_apart_ipv4_address_flips_one_of_its_own_32_bits() {
+        // Wide codec without a top: 128 bits per address; both spell 10.0.0.1 (IPv4-mapped).
+        let codec = AddrCodec::Wide(WideCodec::FamilyBits);
+        let a: IpAddr = "10.0.0.1".parse().expect("v4");
+        let mut row = vec![0.0; codec.dim()];
+        codec.encode(a, a, &mut row);
+        let sharpen = |row: &mut [f32]| {
+            for x in row.iter_mut() {
+                *x = if *x > 0.5 { 0.99 } else { 0.01 };
+            }
+        };
+        sharpen(&mut row[2..]);
+        // The least certain bits of the source are its top bit (not an IPv4 bit) and its
+        // bit 120 (value 128 of the last octet); the destination is certain of everything.
+        let bit = |row: &mut [f32], base: usize, b: usize, p1: f32| {
+            row[base + 2 * b] = 1.0 - p1;
+            row[base + 2 * b + 1] = p1;
+        };
+        bit(&mut row, 2, 0, 0.45);
+        bit(&mut row, 2, 120, 0.4);
+        let dec = codec.decoder();
+        assert_eq!(dec.decode(&row), (a, a));
+        let b: IpAddr = "10.0.0.129".parse().expect("v4");
+        assert_eq!(dec.decode_distinct(&row), (b, a));
+        // An IPv6 flow flips any of its 128 bits: the top bit, here.
+        row[0] = 0.0;
+        row[1] = 1.0;
+        let (s, t) = dec.decode(&row);
+        assert_eq!(s, t);
+        let (s2, t2) = dec.decode_distinct(&row);
+        assert_eq!(t2, t);
+        assert_eq!(
+            addr::to_u128(s2) ^ addr::to_u128(s),
+            1u128 << 127,
+            "{s} -> {s2}"
+        );
     }
 }

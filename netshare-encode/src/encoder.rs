@@ -449,7 +449,9 @@ impl FittedEncoder {
 
     /// Decodes one generated attribute row (model output activations); a port-less
     /// protocol's port fields then take the nearest of the values they take in the trace
-    /// ([`Semantics::apply_ports`](crate::semantics::Semantics::apply_ports)).
+    /// ([`Semantics::apply_ports`](crate::semantics::Semantics::apply_ports)), and the two
+    /// addresses are kept apart where the trace's are
+    /// ([`Semantics::distinct_addresses`](crate::semantics::Semantics::distinct_addresses)).
     pub fn decode_attributes(&self, row: &[f32]) -> Result<FlowAttributes> {
         self.decode_attributes_with(
             row,
@@ -481,7 +483,10 @@ impl FittedEncoder {
         let dstport = ports.decode(&row[p0 + pd..p0 + 2 * pd]);
         let pr = proto.decode(&row[p0 + 2 * pd..p0 + 2 * pd + rd]);
         let fs = row[p0 + 2 * pd + rd];
-        let (srcip, dstip) = ips.decode(&row[0..id]);
+        let (srcip, dstip) = match &self.semantics {
+            Some(sem) if sem.distinct_addresses => ips.decode_distinct(&row[0..id]),
+            _ => ips.decode(&row[0..id]),
+        };
         let mut key = FiveTuple {
             srcip,
             dstip,

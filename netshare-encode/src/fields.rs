@@ -59,6 +59,85 @@ pub fn argmax(v: &[f32]) -> usize {
     best
 }
 
+/// How much less likely a losing choice of a softmax head is than its winner: the difference
+/// of their log-probabilities. Activations are floored at the smallest normal `f32`, so a
+/// choice the head gave 0 costs a large finite amount.
+pub(crate) fn choice_cost(win: f32, lose: f32) -> f32 {
+    let ln = |p: f32| p.max(f32::MIN_POSITIVE).ln();
+    (ln(win) - ln(lose)).max(0.0)
+}
+
+/// Among bits `from..nbits` of a bit encoding (most significant first), the one the
+/// activations are least sure of, and what flipping it costs ([`choice_cost`]); the first on
+/// ties, `None` when the range is empty.
+pub(crate) fn cheapest_flip(inp: &[f32], from: usize, nbits: usize) -> Option<(usize, f32)> {
+    let mut best: Option<(usize, f32)> = None;
+    for b in from..nbits {
+        let (p0, p1) = (inp[2 * b], inp[2 * b + 1]);
+        let cost = if p1 > p0 {
+            choice_cost(p1, p0)
+        } else {
+            choice_cost(p0, p1)
+        };
+        if best.is_none_or(|(_, c)| cost < c) {
+            best = Some((b, cost));
+        }
+    }
+    best
+}
+
+/// A decoded value and the likeliest other value the same activations decode to, with its
+/// cost (log-probability below the winner's for softmax heads, cosine below it for
+/// embeddings); `None` when the codec offers no other value.
+pub type RunnerUp<T> = (T, Option<(T, f32)>);
+
+/// The runner-up of a one-hot over frequent values plus a fallback to bits (the `top_bits`
+/// codecs). `q` is the one-hot's activations; slot `j` decodes to `slot(j)`, or to the bits
+/// when `None` (the "other" slot, or a frequent value decoding cannot take); `bits` is the
+/// bits' value and `flipped` that value with its [`cheapest_flip`] and the flip's cost.
+/// Candidates: every other slot with a value of its own, the bits (when a slot won), and the
+/// flipped bits (when the bits won, or when they give the winner again).
+pub(crate) fn top_bits_runner_up<T: Copy + PartialEq>(
+    q: &[f32],
+    slot: impl Fn(usize) -> Option<T>,
+    bits: T,
+    flipped: Option<(T, f32)>,
+) -> RunnerUp<T> {
+    let win = argmax(q);
+    let best = slot(win).unwrap_or(bits);
+    let mut alt: Option<(T, f32)> = None;
+    let mut offer = |v: T, cost: f32| {
+        if v != best && alt.is_none_or(|(_, c)| cost < c) {
+            alt = Some((v, cost));
+        }
+    };
+    let mut to_bits = None::<f32>;
+    for (j, &p) in q.iter().enumerate() {
+        match slot(j) {
+            Some(v) if j != win => offer(v, choice_cost(q[win], p)),
+            Some(_) => {}
+            None => to_bits = Some(to_bits.map_or(p, |m| m.max(p))),
+        }
+    }
+    match (slot(win), to_bits) {
+        (Some(_), Some(p)) => {
+            let cost = choice_cost(q[win], p);
+            if bits != best {
+                offer(bits, cost);
+            } else if let Some((v, c)) = flipped {
+                offer(v, cost + c);
+            }
+        }
+        (Some(_), None) => {}
+        (None, _) => {
+            if let Some((v, c)) = flipped {
+                offer(v, c);
+            }
+        }
+    }
+    (best, alt)
+}
+
 /// A fitted codec for a port or the protocol.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -212,6 +291,17 @@ pub struct DiscreteDecoder<'a> {
 }
 
 impl DiscreteDecoder<'_> {
+    /// Dot products of the first `dim` values of `inp` with each of the `n` embedding vectors.
+    fn dots(&self, n: usize, dim: usize, inp: &[f32]) -> Vec<f32> {
+        let mut dots = vec![0.0f32; n];
+        for (d, &x) in inp.iter().enumerate().take(dim) {
+            for (acc, &c) in dots.iter_mut().zip(&self.cols[d * n..(d + 1) * n]) {
+                *acc += x * c;
+            }
+        }
+        dots
+    }
+
     /// The value whose encoding is nearest `inp` (cosine for embeddings, argmax for one-hots,
     /// per-bit argmax for bits).
     pub fn decode(&self, inp: &[f32]) -> u32 {
@@ -219,13 +309,7 @@ impl DiscreteDecoder<'_> {
             DiscreteCodec::Embedding { values, dim, .. } => {
                 // Cosine to unit-norm vectors = dot / |inp|, and |inp| is common to all of
                 // them, so the largest dot product is the nearest by cosine (first on ties).
-                let n = values.len();
-                let mut dots = vec![0.0f32; n];
-                for (d, &x) in inp.iter().enumerate().take(*dim) {
-                    for (acc, &c) in dots.iter_mut().zip(&self.cols[d * n..(d + 1) * n]) {
-                        *acc += x * c;
-                    }
-                }
+                let dots = self.dots(values.len(), *dim, inp);
                 values.get(argmax(&dots)).copied().unwrap_or(0)
             }
             DiscreteCodec::OneHot { values } => values
@@ -239,6 +323,44 @@ impl DiscreteDecoder<'_> {
                     Some(&v) => v,
                     None => decode_bits(&inp[k + 1..], *bits),
                 }
+            }
+        }
+    }
+
+    /// What [`DiscreteDecoder::decode`] gives, and the likeliest other value: the second
+    /// nearest embedding or one-hot value, the bits with their least certain bit flipped, or
+    /// for `top_bits` the best of the other frequent values, the bits and the flipped bits
+    /// ([`top_bits_runner_up`]).
+    pub fn decode_runner_up(&self, inp: &[f32]) -> RunnerUp<u32> {
+        let second = |scores: &[f32], values: &[u32], cost: &dyn Fn(f32, f32) -> f32| {
+            let win = argmax(scores);
+            let mut alt: Option<(u32, f32)> = None;
+            for (j, &s) in scores.iter().enumerate() {
+                let c = cost(scores[win], s);
+                if j != win && alt.is_none_or(|(_, a)| c < a) {
+                    alt = Some((values[j], c));
+                }
+            }
+            (values.get(win).copied().unwrap_or(0), alt)
+        };
+        let flip = |inp: &[f32], bits: u32| {
+            let v = decode_bits(inp, bits);
+            let f = cheapest_flip(inp, 0, bits as usize)
+                .map(|(b, c)| (v ^ (1 << (bits as usize - 1 - b)), c));
+            (v, f)
+        };
+        match self.codec {
+            DiscreteCodec::Embedding { values, dim, .. } => {
+                let dots = self.dots(values.len(), *dim, inp);
+                let norm = inp.iter().take(*dim).map(|x| x * x).sum::<f32>().sqrt();
+                second(&dots, values, &|w, l| (w - l) / norm.max(f32::MIN_POSITIVE))
+            }
+            DiscreteCodec::OneHot { values } => second(&inp[..values.len()], values, &choice_cost),
+            DiscreteCodec::Bits { bits } => flip(inp, *bits),
+            DiscreteCodec::TopBits { top, bits } => {
+                let k = top.len();
+                let (v, f) = flip(&inp[k + 1..], *bits);
+                top_bits_runner_up(&inp[..=k], |j| top.get(j).copied(), v, f)
             }
         }
     }
@@ -548,6 +670,21 @@ mod tests {
         // Long vector pointing near value 2's direction.
         assert_eq!(c.decoder().decode(&[3.0, 5.0]), 2);
         assert_eq!(c.decoder().decode(&[0.2, -0.1]), 1);
+    }
+
+    #[test]
+    fn an_embedding_s_runner_up_is_the_second_nearest_by_cosine() {
+        let c = DiscreteCodec::Embedding {
+            values: vec![1, 2, 3],
+            dim: 2,
+            vectors: vec![vec![1.0, 0.0], vec![0.6, 0.8], vec![0.0, -1.0]],
+        };
+        // [3, 4] has cosine 0.6 to value 1, 1.0 to value 2 and -0.8 to value 3.
+        let (best, alt) = c.decoder().decode_runner_up(&[3.0, 4.0]);
+        assert_eq!(best, 2);
+        let (v, cost) = alt.expect("a runner-up");
+        assert_eq!(v, 1);
+        assert!((cost - 0.4).abs() < 1e-6, "{cost}");
     }
 
     #[test]

@@ -66,9 +66,12 @@ use netshare_core::stage::StageDef;
 /// (`pkt_len_by_class`), and flow traces' `pkt_by_class` strata name their quantiles
 /// `quantiles`; the semantics record the values the port fields of port-less protocols take
 /// (`port_values`), which decoding keeps them to. Tensors, layout and models are unchanged.
+/// Version 14: the semantics record whether a record's two addresses differ
+/// (`distinct_addresses`), which decoding then keeps them to. Tensors, layout and models are
+/// unchanged.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 13,
+    version: 14,
 };
 
 /// Reads a `layout.json` (as written by this stage).

@@ -1,8 +1,9 @@
 //! Field semantics learned from the trace and enforced when decoding: the value resolution of
 //! times and continuous fields, the few values an integer field takes (a host sends TTL 64 or
 //! 128, not 97), implications between fields (a one-packet flow lasts 0 s), per-protocol
-//! ranges (bytes per packet between the protocol's smallest header and the MTU), and the few
-//! values the port fields of port-less protocols take (ICMP's type and code).
+//! ranges (bytes per packet between the protocol's smallest header and the MTU), the few
+//! values the port fields of port-less protocols take (ICMP's type and code), and that a
+//! flow's two addresses differ.
 //!
 //! A generator's continuous outputs break such rules in ways a classifier spots at once (a
 //! NetFlow duration of 0.317 s with one packet, where real ones are whole milliseconds and 0 for
@@ -87,6 +88,13 @@ pub struct Semantics {
     /// protocol but [`PORT_PROTOCOLS`]), where each field takes at most [`MAX_VALUE_SET`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub port_values: BTreeMap<u8, PortValues>,
+    /// A record's source and destination addresses differ (they do in all but
+    /// [`RULE_SUPPORT`] of the records, of which there are at least [`MIN_RULE_RECORDS`]):
+    /// decoding keeps a generated flow's two addresses apart
+    /// ([`AddrDecoder::decode_distinct`](crate::addr::AddrDecoder::decode_distinct)). A
+    /// capture on the loopback interface, where they are the same, gets no such rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub distinct_addresses: bool,
 }
 
 /// Protocols whose records carry transport ports: TCP, UDP, DCCP, SCTP, UDP-Lite. The others
@@ -352,6 +360,8 @@ impl Semantics {
             implications,
             ranges,
             port_values: port_values(&t.keys),
+            distinct_addresses: t.keys.len() >= MIN_RULE_RECORDS
+                && holds_for_most(&t.keys, |k| k.srcip != k.dstip),
         }
     }
 
@@ -572,6 +582,43 @@ mod tests {
             sem.apply_ports(&mut k);
             assert_eq!(k, after);
         }
+    }
+
+    #[test]
+    fn the_addresses_are_kept_apart_where_the_trace_keeps_them_apart() {
+        let mut t = flows(&[(6, 0, 0.0, 1.0, 40.0); 400]);
+        let fit = |t: &Table| Semantics::fit(t, &["pkt", "byt"]).distinct_addresses;
+        assert!(fit(&t), "no record sends a host to itself");
+        // 2 of 400 (0.5%) may; 3 (0.75%) may not.
+        let to_itself = |t: &mut Table, n: usize| {
+            for k in &mut t.keys[..n] {
+                k.dstip = k.srcip;
+            }
+        };
+        to_itself(&mut t, 2);
+        assert!(fit(&t));
+        to_itself(&mut t, 3);
+        assert!(!fit(&t));
+        // A loopback capture: every record.
+        to_itself(&mut t, 400);
+        assert!(!fit(&t));
+        // Too few records for a rule.
+        assert!(!fit(&flows(
+            &[(6, 0, 0.0, 1.0, 40.0); MIN_RULE_RECORDS - 1]
+        )));
+        assert!(fit(&flows(&[(6, 0, 0.0, 1.0, 40.0); MIN_RULE_RECORDS])));
+        // Written only when it holds; an encoder file without it has no such rule.
+        let sem = Semantics::fit(&flows(&[(6, 0, 0.0, 1.0, 40.0); 400]), &["pkt", "byt"]);
+        let text = serde_json::to_string(&sem).expect("json");
+        assert!(text.contains("\"distinct_addresses\":true"), "{text}");
+        let without = Semantics {
+            distinct_addresses: false,
+            ..sem
+        };
+        let text = serde_json::to_string(&without).expect("json");
+        assert!(!text.contains("distinct_addresses"), "{text}");
+        let back: Semantics = serde_json::from_str(&text).expect("reads back");
+        assert!(!back.distinct_addresses);
     }
 
     /// 40 one-packet TCP flows (td 0, 40-60 bytes) and 40 longer ones, times in whole ms.

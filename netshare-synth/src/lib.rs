@@ -40,8 +40,10 @@ use netshare_core::stage::StageDef;
 /// class stratum, when chunks.json carries them (part of `calibrate`; the report lists
 /// `pkt|classes`). Version 7: a packet's length is mapped onto the training lengths of its
 /// flow's class stratum, when chunks.json carries them (part of `calibrate`; the report lists
-/// `pkt_len|classes`).
+/// `pkt_len|classes`). Version 8: a flow whose two addresses decode to the same one gets the
+/// runner-up of the less certain of them, when the encoder's semantics say the trace's
+/// addresses differ (`distinct_addresses`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 7,
+    version: 8,
 };

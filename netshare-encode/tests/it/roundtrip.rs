@@ -162,6 +162,49 @@ fn real_ugr16_flows_round_trip_with_default_config() {
     );
 }
 
+/// The 1k trace's flows never go from a host to itself, so its semantics keep a decoded
+/// flow's addresses apart. With each row's destination head overwritten by its source head,
+/// every record still gets two addresses: its own source, and (the two heads being equally
+/// sure) a destination moved to the runner-up. Without the rule each gets its source twice.
+#[test]
+fn a_flow_whose_address_heads_agree_still_decodes_to_two_addresses() {
+    let input = Records::Flows(ugr16_1k());
+    let mut e = encode_with(&input, &EncodeConfig::default());
+    let sem = e.encoder.semantics.clone().expect("semantics");
+    assert!(sem.distinct_addresses);
+    let keys = |e: &Encoded| -> Vec<netshare_encode::FiveTuple> {
+        decode_all(e)
+            .iter()
+            .flat_map(|r| netshare_encode::Table::from_records(r).keys)
+            .collect()
+    };
+    let before = keys(&e);
+    assert_eq!(before.len(), 1000);
+    let h = e.encoder.ips.dim() / 2;
+    let a = e.encoder.attribute_dim();
+    for t in &mut e.tensors {
+        for row in t.attributes.chunks_mut(a) {
+            // Blur the one-hots so that every runner-up has a finite cost.
+            let src: Vec<f32> = row[..h].iter().map(|&x| 0.9 * x + 0.05).collect();
+            row[..h].copy_from_slice(&src);
+            row[h..2 * h].copy_from_slice(&src);
+        }
+    }
+    let apart = keys(&e);
+    assert_eq!(apart.len(), before.len());
+    for (k, b) in apart.iter().zip(&before) {
+        assert_eq!(k.srcip, b.srcip);
+        assert_ne!(k.dstip, k.srcip);
+    }
+    e.encoder.semantics = Some(netshare_encode::semantics::Semantics {
+        distinct_addresses: false,
+        ..sem
+    });
+    for (k, b) in keys(&e).iter().zip(&before) {
+        assert_eq!((k.srcip, k.dstip), (b.srcip, b.srcip));
+    }
+}
+
 /// Where a chunk carries calibration summaries, each class head counts every training flow
 /// once, and the flow lengths count every flow once and sum to the chunk's records, with
 /// every kept stratum nested in a kept one and holding enough flows with its subtree (an
