@@ -247,6 +247,9 @@ impl AddrDecoder<'_> {
     /// runner-up ([`DiscreteDecoder::decode_runner_up`]). A host does not send itself packets
     /// over the wire, so a trace whose flows never do gets no synthetic flow that does
     /// ([`Semantics::distinct_addresses`](crate::semantics::Semantics::distinct_addresses)).
+    /// Calibrated top one-hots are hard, so their runner-ups all tie (the first slot wins);
+    /// class calibration therefore keeps those apart itself, by the generator's probabilities,
+    /// and this serves the rest: uncalibrated runs and addresses from the bits.
     pub fn decode_distinct(&self, inp: &[f32]) -> (IpAddr, IpAddr) {
         let (src, dst) = self.decode(inp);
         if src != dst {

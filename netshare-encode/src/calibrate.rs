@@ -582,6 +582,9 @@ pub struct Calibration {
     attrs: Vec<(usize, String, Vec<f32>)>,
     feats: Vec<(usize, String, Vec<f32>)>,
     classes: Vec<ClassHead>,
+    /// The address heads (`srcip/top`, `dstip/top`, indices into `classes`) whose classes a
+    /// row keeps apart ([`Calibration::keep_addresses_apart`]).
+    apart: Option<(usize, usize)>,
 }
 
 /// A fitted map of feature codes, built from one batch (see [`Calibration::fit_features`]).
@@ -623,7 +626,18 @@ impl Calibration {
             attrs: pick(&layout.attributes),
             feats: pick(&layout.features),
             classes,
+            apart: None,
         }
+    }
+
+    /// Keeps a flow's two addresses apart when their top classes are calibrated: the
+    /// destination takes the source's frequent address only when no other class has room
+    /// ([`calibrate_classes`]). For traces whose addresses always differ
+    /// ([`Semantics::distinct_addresses`](crate::semantics::Semantics::distinct_addresses)).
+    pub fn keep_addresses_apart(mut self) -> Self {
+        let at = |name: &str| self.classes.iter().position(|h| h.name == name);
+        self.apart = at("srcip/top").zip(at("dstip/top"));
+        self
     }
 
     /// Names of the calibrated heads: the continuous attributes, the class heads, the features.
@@ -643,7 +657,7 @@ impl Calibration {
         if a == 0 {
             return;
         }
-        calibrate_classes(&self.classes, attrs, a);
+        calibrate_classes(&self.classes, attrs, a, self.apart);
         let n = attrs.len() / a;
         for (col, _, knots) in &self.attrs {
             let values = (0..n).map(|i| attrs[i * a + col]);

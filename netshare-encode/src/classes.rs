@@ -154,18 +154,64 @@ pub struct ClassHead {
 /// training share of the rows ([`quotas`], [`assign`]) and the head is overwritten with the
 /// one-hot of the class given. A head whose training counts sum to zero, or that does not fit
 /// in a row, is left as generated.
-pub fn calibrate_classes(heads: &[ClassHead], attrs: &mut [f32], a: usize) {
+///
+/// `apart` names two heads `(first, second)` (indices into `heads`, first before second) over
+/// the same values whose last class is "another value": a row's second head never takes the
+/// first head's class (other than the last). It comes last among the row's pairs, and a row
+/// left only that class takes its most probable other one, over that class's share by one. A
+/// flow's two addresses, where the trace's always differ, thus part on the destination's
+/// next most probable class by the generator's own probabilities, before the one-hots hide
+/// them.
+pub fn calibrate_classes(
+    heads: &[ClassHead],
+    attrs: &mut [f32],
+    a: usize,
+    apart: Option<(usize, usize)>,
+) {
     if a == 0 {
         return;
     }
     let n = attrs.len() / a;
-    for h in heads {
+    for (index, h) in heads.iter().enumerate() {
         let (col, dim) = (h.col, h.counts.len());
         if dim == 0 || col + dim > a || h.counts.iter().all(|&c| c == 0) {
             continue;
         }
         let q = quotas(&h.counts, n);
-        let class = assign(n, dim, &q, |i, k| attrs[i * a + col + k]);
+        // The first head's class per row, when this head is to keep apart from it.
+        let avoid: Option<Vec<usize>> = apart
+            .filter(|&(first, second)| second == index && first < index)
+            .and_then(|(first, _)| heads.get(first))
+            .filter(|f| f.counts.len() == dim && f.col + dim <= a)
+            .map(|f| {
+                (0..n)
+                    .map(|i| argmax(&attrs[i * a + f.col..i * a + f.col + dim]))
+                    .map(|k| if k + 1 < dim { k } else { usize::MAX })
+                    .collect()
+            });
+        let prob = |i: usize, k: usize| attrs[i * a + col + k];
+        let mut class = assign(n, dim, &q, |i, k| match &avoid {
+            Some(avoid) if avoid[i] == k => f32::NEG_INFINITY,
+            _ => prob(i, k),
+        });
+        // A row left only the avoided class takes its most probable other one, one over that
+        // class's share.
+        if let Some(avoid) = &avoid {
+            for (i, c) in class.iter_mut().enumerate() {
+                if *c == avoid[i] {
+                    let others: Vec<f32> = (0..dim)
+                        .map(|k| {
+                            if k == *c {
+                                f32::NEG_INFINITY
+                            } else {
+                                prob(i, k)
+                            }
+                        })
+                        .collect();
+                    *c = argmax(&others);
+                }
+            }
+        }
         for (i, &c) in class.iter().enumerate() {
             let row = &mut attrs[i * a + col..i * a + col + dim];
             row.fill(0.0);
@@ -268,7 +314,7 @@ mod tests {
             col: 0,
             counts,
         };
-        calibrate_classes(&[head(vec![2, 1, 1])], &mut attrs, a);
+        calibrate_classes(&[head(vec![2, 1, 1])], &mut attrs, a, None);
         // Class 0 keeps rows 3 (.9) and 0 (.7); class 2 takes row 2 (.4), class 1 row 1 (.3).
         assert_eq!(
             attrs,
@@ -285,8 +331,58 @@ mod tests {
             col: 2,
             ..head(vec![1, 1, 1])
         };
-        calibrate_classes(&[wide, head(vec![0, 0, 0]), head(vec![])], &mut attrs, a);
+        calibrate_classes(
+            &[wide, head(vec![0, 0, 0]), head(vec![])],
+            &mut attrs,
+            a,
+            None,
+        );
         assert_eq!(attrs, before);
+    }
+
+    #[test]
+    fn a_row_s_second_head_keeps_apart_from_its_first_but_for_the_last_class() {
+        // Rows [srcip/top (2 values + other) | dstip/top (same)]. The generator gives every
+        // row's destination the source's class.
+        let a = 6;
+        let generated = vec![
+            0.8, 0.1, 0.1, 0.7, 0.2, 0.1, //
+            0.1, 0.8, 0.1, 0.3, 0.6, 0.1, //
+            0.2, 0.1, 0.7, 0.1, 0.1, 0.8, //
+            0.9, 0.05, 0.05, 0.5, 0.1, 0.4,
+        ];
+        let head = |name: &str, col: usize, counts: Vec<u64>| ClassHead {
+            name: name.into(),
+            col,
+            counts,
+        };
+        let heads = [
+            head("srcip/top", 0, vec![2, 1, 1]),
+            head("dstip/top", 3, vec![2, 1, 1]),
+        ];
+        let classes = |attrs: &[f32], col: usize| -> Vec<usize> {
+            attrs.chunks(a).map(|r| argmax(&r[col..col + 3])).collect()
+        };
+        // Without the pair: sources 0, 1, 2, 0; destinations 0 (.7), 1 (.6), 2 (.8), then
+        // row 3's .5 for class 0 is the highest left: every frequent value meets itself.
+        let mut together = generated.clone();
+        calibrate_classes(&heads, &mut together, a, None);
+        assert_eq!(classes(&together, 0), vec![0, 1, 2, 0]);
+        assert_eq!(classes(&together, 3), vec![0, 1, 2, 0]);
+        // Kept apart: rows 0 and 3 avoid class 0, row 1 class 1. Pairs from the top: (2,2) .8
+        // kept; (3,2) .4 full; (1,0) .3 kept; (0,1) .2 kept; (3,1) .1 full; then the avoided
+        // pairs, least probable: (3,0) would take class 0's last seat, so row 3 takes its most
+        // probable other class, 2 (.4), one over its share.
+        let mut apart = generated.clone();
+        calibrate_classes(&heads, &mut apart, a, Some((0, 1)));
+        assert_eq!(classes(&apart, 0), vec![0, 1, 2, 0]);
+        assert_eq!(classes(&apart, 3), vec![1, 0, 2, 2]);
+        // The last class ("another value") may repeat: row 2 keeps it on both sides.
+        let rows = apart.chunks(a);
+        assert!(
+            rows.filter(|r| argmax(&r[..3]) + 1 < 3)
+                .all(|r| argmax(&r[..3]) != argmax(&r[3..]))
+        );
     }
 
     #[test]

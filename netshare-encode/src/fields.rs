@@ -329,8 +329,7 @@ impl DiscreteDecoder<'_> {
 
     /// What [`DiscreteDecoder::decode`] gives, and the likeliest other value: the second
     /// nearest embedding or one-hot value, the bits with their least certain bit flipped, or
-    /// for `top_bits` the best of the other frequent values, the bits and the flipped bits
-    /// ([`top_bits_runner_up`]).
+    /// for `top_bits` the best of the other frequent values, the bits and the flipped bits.
     pub fn decode_runner_up(&self, inp: &[f32]) -> RunnerUp<u32> {
         let second = |scores: &[f32], values: &[u32], cost: &dyn Fn(f32, f32) -> f32| {
             let win = argmax(scores);

@@ -7,7 +7,7 @@
 //!
 //! So encode records, per chunk, the training flows' lengths within strata of their classes
 //! ([`flow_lengths`]), and synth maps each generated flow's length onto those of its stratum
-//! by rank ([`length_targets`]): a flow the generator made longer than the others of its
+//! by rank ([`length_targets_in`]): a flow the generator made longer than the others of its
 //! stratum stays longer. A flow made longer takes the records the generator went on to output
 //! after its end; one made shorter loses its last records.
 //!
@@ -282,6 +282,7 @@ pub fn length_targets_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use netshare_core::layout::{Activation, Segment};
 
     /// [`length_targets_in`] for class heads `attrs` `[n, a]` as the decoder reads them;
     /// `lengths` unchanged when the recorded heads are not the layout's.
@@ -299,7 +300,6 @@ mod tests {
             None => lengths.to_vec(),
         }
     }
-    use netshare_core::layout::{Activation, Segment};
 
     /// Attributes `srcip/top` (3 classes) then `proto/top` (2): proto nests first.
     fn layout() -> Layout {

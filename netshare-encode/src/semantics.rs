@@ -90,7 +90,9 @@ pub struct Semantics {
     pub port_values: BTreeMap<u8, PortValues>,
     /// A record's source and destination addresses differ (they do in all but
     /// [`RULE_SUPPORT`] of the records, of which there are at least [`MIN_RULE_RECORDS`]):
-    /// decoding keeps a generated flow's two addresses apart
+    /// class calibration keeps a generated flow's two frequent addresses apart
+    /// ([`Calibration::keep_addresses_apart`](crate::calibrate::Calibration::keep_addresses_apart)),
+    /// and decoding any two addresses that still meet
     /// ([`AddrDecoder::decode_distinct`](crate::addr::AddrDecoder::decode_distinct)). A
     /// capture on the loopback interface, where they are the same, gets no such rule.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

@@ -309,7 +309,11 @@ pub fn synthesize(
         };
         let n = (real_flows as f64 * cfg.scale).round() as usize;
         let calibration = if cfg.calibrate {
-            Calibration::for_chunk(inputs.model.layout(), info)
+            let c = Calibration::for_chunk(inputs.model.layout(), info);
+            match &enc.semantics {
+                Some(sem) if sem.distinct_addresses => c.keep_addresses_apart(),
+                _ => c,
+            }
         } else {
             Calibration::default()
         };

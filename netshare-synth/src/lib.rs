@@ -42,8 +42,11 @@ use netshare_core::stage::StageDef;
 /// flow's class stratum, when chunks.json carries them (part of `calibrate`; the report lists
 /// `pkt_len|classes`). Version 8: a flow whose two addresses decode to the same one gets the
 /// runner-up of the less certain of them, when the encoder's semantics say the trace's
-/// addresses differ (`distinct_addresses`).
+/// addresses differ (`distinct_addresses`). Version 9: there, class calibration also gives a
+/// flow's destination the source's frequent address only when no other class has room, so the
+/// destination takes its next most probable class before the one-hots hide the generator's
+/// probabilities.
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 8,
+    version: 9,
 };

@@ -852,8 +852,8 @@ mod tests {
                             continue;
                         }
                         // Every third row from an offset, wrapping: not a prefix.
-                        let which: Vec<usize> = (0..picked).map(|i| (i * 3 + 1) % full).collect();
-                        let mut which = which;
+                        let mut which: Vec<usize> =
+                            (0..picked).map(|i| (i * 3 + 1) % full).collect();
                         which.sort_unstable();
                         which.dedup();
                         // When accumulating, the picked rows' addends come first.

@@ -220,7 +220,7 @@ fn the_tape_free_forward_gives_the_training_forwards_bits() {
 /// left zero. The output layer is drawn so that flows end at different steps, and at least
 /// one half stops early (the test checks it did).
 #[test]
-fn stopping_once_every_flow_has_ended_changes_no_record_and_no_gradient() {
+fn stopping_each_row_at_its_flows_end_changes_no_record_and_no_gradient() {
     let mut d = dims();
     d.max_len = d.steps * d.sample_len;
     let rows = 5;
