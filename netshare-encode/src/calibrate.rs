@@ -29,7 +29,7 @@ use netshare_core::tensors::ChunkTensors;
 use serde::{Deserialize, Serialize};
 
 use crate::chunks::ChunkInfo;
-use crate::classes::{ClassHead, calibrate_classes, class_heads};
+use crate::classes::{ClassHead, ClassRules, PairRule, calibrate_classes, class_heads};
 use crate::semantics::Semantics;
 
 /// Uniform quantile bins per head by default (probabilities 0, 1/100, …, 1, with the outer
@@ -582,9 +582,9 @@ pub struct Calibration {
     attrs: Vec<(usize, String, Vec<f32>)>,
     feats: Vec<(usize, String, Vec<f32>)>,
     classes: Vec<ClassHead>,
-    /// The address heads (`srcip/top`, `dstip/top`, indices into `classes`) whose classes a
-    /// row keeps apart ([`Calibration::keep_addresses_apart`]).
-    apart: Option<(usize, usize)>,
+    /// What a row's classes keep to: the protocol and port pairs of the training flows, and
+    /// with [`Calibration::keep_addresses_apart`] its two addresses apart.
+    rules: ClassRules,
 }
 
 /// A fitted map of feature codes, built from one batch (see [`Calibration::fit_features`]).
@@ -595,7 +595,8 @@ pub struct FeatureMap<'a> {
 
 impl Calibration {
     /// The heads of `layout` for which `info` carries training quantiles (as many as its
-    /// probabilities, at least two).
+    /// probabilities, at least two), its class heads with training counts, and the protocol
+    /// and port pairs its training flows took ([`crate::classes::ClassPairs`]).
     pub fn for_chunk(layout: &Layout, info: &ChunkInfo) -> Calibration {
         let probs = &info.code_probabilities;
         let pick = |segs: &[Segment]| {
@@ -620,13 +621,18 @@ impl Calibration {
                     counts: counts.clone(),
                 })
             })
+            .collect::<Vec<_>>();
+        let pairs = info
+            .class_pairs
+            .iter()
+            .filter_map(|p| PairRule::of(&classes, p))
             .collect();
         Calibration {
             probs: probs.clone(),
             attrs: pick(&layout.attributes),
             feats: pick(&layout.features),
             classes,
-            apart: None,
+            rules: ClassRules { apart: None, pairs },
         }
     }
 
@@ -636,16 +642,25 @@ impl Calibration {
     /// ([`Semantics::distinct_addresses`](crate::semantics::Semantics::distinct_addresses)).
     pub fn keep_addresses_apart(mut self) -> Self {
         let at = |name: &str| self.classes.iter().position(|h| h.name == name);
-        self.apart = at("srcip/top").zip(at("dstip/top"));
+        self.rules.apart = at("srcip/top").zip(at("dstip/top"));
         self
     }
 
-    /// Names of the calibrated heads: the continuous attributes, the class heads, the features.
+    /// Names of the calibrated heads: the continuous attributes, the class heads, the class
+    /// heads kept to the pairs the training flows took (`dstport/top|proto/top`: a port's
+    /// class given the protocol's), the features.
     pub fn heads(&self) -> Vec<String> {
+        let pairs = self.rules.pairs.iter().map(|r| {
+            format!(
+                "{}|{}",
+                self.classes[r.head].name, self.classes[r.given].name
+            )
+        });
         self.attrs
             .iter()
             .map(|(_, n, _)| n.clone())
             .chain(self.classes.iter().map(|h| h.name.clone()))
+            .chain(pairs)
             .chain(self.feats.iter().map(|(_, n, _)| n.clone()))
             .collect()
     }
@@ -657,7 +672,7 @@ impl Calibration {
         if a == 0 {
             return;
         }
-        calibrate_classes(&self.classes, attrs, a, self.apart);
+        calibrate_classes(&self.classes, attrs, a, &self.rules);
         let n = attrs.len() / a;
         for (col, _, knots) in &self.attrs {
             let values = (0..n).map(|i| attrs[i * a + col]);
@@ -851,6 +866,7 @@ mod tests {
             time_quantiles_us: Vec::new(),
             flow_sizes: None,
             class_counts: BTreeMap::new(),
+            class_pairs: Vec::new(),
             flow_lengths: None,
             pkt_len_by_class: Vec::new(),
         }

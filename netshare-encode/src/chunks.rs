@@ -51,6 +51,12 @@ pub struct ChunkInfo {
     /// private mode.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub class_counts: BTreeMap<String, Vec<u64>>,
+    /// For the protocol's class head and each port's, how many of the chunk's training flows
+    /// took each pair of their classes. Synth gives a flow's frequent port only a protocol the
+    /// training flows used it with ([`crate::classes::ClassPairs`]). Recorded with
+    /// `class_counts`; absent in private mode.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub class_pairs: Vec<crate::classes::ClassPairs>,
     /// The training flows' lengths (records per flow) within nested strata of their classes
     /// ([`crate::lengths`]), onto which synth maps the generated flows' lengths. Recorded with
     /// `code_quantiles`, for flow and packet traces; absent in private mode.
@@ -453,6 +459,7 @@ mod tests {
             time_quantiles_us: Vec::new(),
             flow_sizes: None,
             class_counts: BTreeMap::new(),
+            class_pairs: Vec::new(),
             flow_lengths: None,
             pkt_len_by_class: Vec::new(),
         }

@@ -32,6 +32,8 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
 use netshare_core::layout::{Activation, Layout, Segment};
 use netshare_core::tensors::ChunkTensors;
 
@@ -150,66 +152,189 @@ pub struct ClassHead {
     pub counts: Vec<u64>,
 }
 
+/// The training flows of a chunk by the classes of two of its class heads: `given` (the
+/// protocol) and `head` (a port), as counts of each pair.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassPairs {
+    /// The head whose class is decided first, e.g. `proto/top`.
+    pub given: String,
+    /// The head whose classes are kept to the pairs seen, e.g. `dstport/top`.
+    pub head: String,
+    /// Training flows per pair, row-major: `counts[g * head_dim + k]` for class `g` of
+    /// `given` and class `k` of `head`.
+    pub counts: Vec<u64>,
+}
+
+/// Whether a class head is the protocol's.
+fn is_proto_head(name: &str) -> bool {
+    name.split('/').next() == Some("proto")
+}
+
+/// Whether a class head is a port's.
+fn is_port_head(name: &str) -> bool {
+    matches!(name.split('/').next(), Some("srcport" | "dstport"))
+}
+
+/// For the protocol's class head and each port's, how many of the chunk's training flows took
+/// each pair of their classes (one entry per port head; none without a protocol head).
+pub fn class_pairs(layout: &Layout, t: &ChunkTensors) -> Vec<ClassPairs> {
+    let heads = class_heads(&layout.attributes);
+    let Some(&(pcol, pdim, pname)) = heads.iter().find(|h| is_proto_head(h.2)) else {
+        return Vec::new();
+    };
+    let row = |i: usize, col: usize, dim: usize| {
+        argmax(&t.attributes[i * t.attr_dim + col..i * t.attr_dim + col + dim])
+    };
+    heads
+        .iter()
+        .filter(|h| is_port_head(h.2))
+        .map(|&(col, dim, name)| {
+            let mut counts = vec![0u64; pdim * dim];
+            for i in 0..t.n {
+                counts[row(i, pcol, pdim) * dim + row(i, col, dim)] += 1;
+            }
+            ClassPairs {
+                given: pname.to_string(),
+                head: name.to_string(),
+                counts,
+            }
+        })
+        .collect()
+}
+
+/// A class head whose class a row takes only in a pair with its class of another head that
+/// training flows took ([`ClassRules::pairs`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairRule {
+    /// The other head (an index into the heads), calibrated first.
+    pub given: usize,
+    /// The head kept to the pairs seen (an index into the heads).
+    pub head: usize,
+    /// Whether training flows took each pair, row-major as [`ClassPairs::counts`].
+    pub seen: Vec<bool>,
+}
+
+impl PairRule {
+    /// The rule for `pairs` among `heads`, when both heads are there and the counts fit them.
+    pub fn of(heads: &[ClassHead], pairs: &ClassPairs) -> Option<PairRule> {
+        let at = |name: &str| heads.iter().position(|h| h.name == name);
+        let (given, head) = (at(&pairs.given)?, at(&pairs.head)?);
+        let size = heads[given].counts.len() * heads[head].counts.len();
+        (given != head && pairs.counts.len() == size).then(|| PairRule {
+            given,
+            head,
+            seen: pairs.counts.iter().map(|&c| c > 0).collect(),
+        })
+    }
+}
+
+/// What a row's classes of different heads must respect when they are calibrated
+/// ([`calibrate_classes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClassRules {
+    /// Two heads `(first, second)` (indices into the heads) over the same values whose last
+    /// class is "another value": a row's second head never takes the first head's class
+    /// (other than the last).
+    pub apart: Option<(usize, usize)>,
+    /// Heads whose classes a row takes only in pairs with its class of another head that
+    /// training flows took. The last class of either head ("another value") pairs with any.
+    pub pairs: Vec<PairRule>,
+}
+
 /// Calibrates the class `heads` of attribute rows `[n, a]`: each head's classes get their
 /// training share of the rows ([`quotas`], [`assign`]) and the head is overwritten with the
 /// one-hot of the class given. A head whose training counts sum to zero, or that does not fit
 /// in a row, is left as generated.
 ///
-/// `apart` names two heads `(first, second)` (indices into `heads`, first before second) over
-/// the same values whose last class is "another value": a row's second head never takes the
-/// first head's class (other than the last). It comes last among the row's pairs, and a row
-/// left only that class takes its most probable other one, over that class's share by one. A
-/// flow's two addresses, where the trace's always differ, thus part on the destination's
-/// next most probable class by the generator's own probabilities, before the one-hots hide
-/// them.
-pub fn calibrate_classes(
-    heads: &[ClassHead],
-    attrs: &mut [f32],
-    a: usize,
-    apart: Option<(usize, usize)>,
-) {
+/// `rules` keeps some classes of a row apart ([`ClassRules`]). A class a rule rules out for a
+/// row comes last among the row's pairs, and a row left only such a class takes its most
+/// probable allowed one, over that class's share by one. A flow's two addresses, where the
+/// trace's always differ, thus part on the destination's next most probable class by the
+/// generator's own probabilities, before the one-hots hide them; and a flow's frequent port
+/// goes with a protocol the training flows used it with. The heads a pair rule is given are
+/// calibrated first; without rules the order does not matter (each head is calibrated on its
+/// own).
+pub fn calibrate_classes(heads: &[ClassHead], attrs: &mut [f32], a: usize, rules: &ClassRules) {
     if a == 0 {
         return;
     }
     let n = attrs.len() / a;
-    for (index, h) in heads.iter().enumerate() {
-        let (col, dim) = (h.col, h.counts.len());
-        if dim == 0 || col + dim > a || h.counts.iter().all(|&c| c == 0) {
+    let fits = |h: &ClassHead| {
+        let dim = h.counts.len();
+        dim > 0 && h.col + dim <= a && h.counts.iter().any(|&c| c > 0)
+    };
+    let class_of = |attrs: &[f32], h: &ClassHead| -> Vec<usize> {
+        let dim = h.counts.len();
+        (0..n)
+            .map(|i| argmax(&attrs[i * a + h.col..i * a + h.col + dim]))
+            .collect()
+    };
+    let is_given = |i: usize| rules.pairs.iter().any(|r| r.given == i);
+    let order: Vec<usize> = (0..heads.len())
+        .filter(|&i| is_given(i))
+        .chain((0..heads.len()).filter(|&i| !is_given(i)))
+        .collect();
+    let mut done = vec![false; heads.len()];
+    for index in order {
+        let h = &heads[index];
+        if !fits(h) {
             continue;
         }
+        let (col, dim) = (h.col, h.counts.len());
         let q = quotas(&h.counts, n);
         // The first head's class per row, when this head is to keep apart from it.
-        let avoid: Option<Vec<usize>> = apart
-            .filter(|&(first, second)| second == index && first < index)
-            .and_then(|(first, _)| heads.get(first))
+        let avoid: Option<Vec<usize>> = rules
+            .apart
+            .filter(|&(first, second)| second == index && done.get(first) == Some(&true))
+            .map(|(first, _)| &heads[first])
             .filter(|f| f.counts.len() == dim && f.col + dim <= a)
             .map(|f| {
-                (0..n)
-                    .map(|i| argmax(&attrs[i * a + f.col..i * a + f.col + dim]))
+                class_of(attrs, f)
+                    .into_iter()
                     .map(|k| if k + 1 < dim { k } else { usize::MAX })
                     .collect()
             });
+        // Per pair rule on this head: each row's class of the given head, and the pairs seen.
+        let given: Vec<(Vec<usize>, usize, &[bool])> = rules
+            .pairs
+            .iter()
+            .filter(|r| r.head == index && done.get(r.given) == Some(&true))
+            .map(|r| {
+                let g = &heads[r.given];
+                (class_of(attrs, g), g.counts.len(), r.seen.as_slice())
+            })
+            .collect();
+        let ruled_out = |i: usize, k: usize| {
+            avoid.as_ref().is_some_and(|v| v[i] == k)
+                || (k + 1 < dim
+                    && given
+                        .iter()
+                        .any(|(g, gdim, seen)| g[i] + 1 < *gdim && !seen[g[i] * dim + k]))
+        };
         let prob = |i: usize, k: usize| attrs[i * a + col + k];
-        let mut class = assign(n, dim, &q, |i, k| match &avoid {
-            Some(avoid) if avoid[i] == k => f32::NEG_INFINITY,
-            _ => prob(i, k),
+        let mut class = assign(n, dim, &q, |i, k| {
+            if ruled_out(i, k) {
+                f32::NEG_INFINITY
+            } else {
+                prob(i, k)
+            }
         });
-        // A row left only the avoided class takes its most probable other one, one over that
-        // class's share.
-        if let Some(avoid) = &avoid {
-            for (i, c) in class.iter_mut().enumerate() {
-                if *c == avoid[i] {
-                    let others: Vec<f32> = (0..dim)
-                        .map(|k| {
-                            if k == *c {
-                                f32::NEG_INFINITY
-                            } else {
-                                prob(i, k)
-                            }
-                        })
-                        .collect();
-                    *c = argmax(&others);
-                }
+        // A row left only a ruled-out class takes its most probable allowed one (the last
+        // class always is), one over that class's share.
+        for (i, c) in class.iter_mut().enumerate() {
+            if ruled_out(i, *c) {
+                let allowed: Vec<f32> = (0..dim)
+                    .map(|k| {
+                        if ruled_out(i, k) {
+                            f32::NEG_INFINITY
+                        } else {
+                            // NaN as the least probable allowed class, above the ruled-out.
+                            Some(prob(i, k)).filter(|p| !p.is_nan()).unwrap_or(f32::MIN)
+                        }
+                    })
+                    .collect();
+                *c = argmax(&allowed);
             }
         }
         for (i, &c) in class.iter().enumerate() {
@@ -217,6 +342,7 @@ pub fn calibrate_classes(
             row.fill(0.0);
             row[c] = 1.0;
         }
+        done[index] = true;
     }
 }
 
@@ -314,7 +440,12 @@ mod tests {
             col: 0,
             counts,
         };
-        calibrate_classes(&[head(vec![2, 1, 1])], &mut attrs, a, None);
+        calibrate_classes(
+            &[head(vec![2, 1, 1])],
+            &mut attrs,
+            a,
+            &ClassRules::default(),
+        );
         // Class 0 keeps rows 3 (.9) and 0 (.7); class 2 takes row 2 (.4), class 1 row 1 (.3).
         assert_eq!(
             attrs,
@@ -335,7 +466,7 @@ mod tests {
             &[wide, head(vec![0, 0, 0]), head(vec![])],
             &mut attrs,
             a,
-            None,
+            &ClassRules::default(),
         );
         assert_eq!(attrs, before);
     }
@@ -366,7 +497,7 @@ mod tests {
         // Without the pair: sources 0, 1, 2, 0; destinations 0 (.7), 1 (.6), 2 (.8), then
         // row 3's .5 for class 0 is the highest left: every frequent value meets itself.
         let mut together = generated.clone();
-        calibrate_classes(&heads, &mut together, a, None);
+        calibrate_classes(&heads, &mut together, a, &ClassRules::default());
         assert_eq!(classes(&together, 0), vec![0, 1, 2, 0]);
         assert_eq!(classes(&together, 3), vec![0, 1, 2, 0]);
         // Kept apart: rows 0 and 3 avoid class 0, row 1 class 1. Pairs from the top: (2,2) .8
@@ -374,7 +505,11 @@ mod tests {
         // pairs, least probable: (3,0) would take class 0's last seat, so row 3 takes its most
         // probable other class, 2 (.4), one over its share.
         let mut apart = generated.clone();
-        calibrate_classes(&heads, &mut apart, a, Some((0, 1)));
+        let rules = ClassRules {
+            apart: Some((0, 1)),
+            pairs: Vec::new(),
+        };
+        calibrate_classes(&heads, &mut apart, a, &rules);
         assert_eq!(classes(&apart, 0), vec![0, 1, 2, 0]);
         assert_eq!(classes(&apart, 3), vec![1, 0, 2, 2]);
         // The last class ("another value") may repeat: row 2 keeps it on both sides.
@@ -383,6 +518,162 @@ mod tests {
             rows.filter(|r| argmax(&r[..3]) + 1 < 3)
                 .all(|r| argmax(&r[..3]) != argmax(&r[3..]))
         );
+    }
+
+    #[test]
+    fn a_row_s_port_keeps_to_the_protocols_its_class_was_seen_with() {
+        // Rows [dstport/top (53, 443, other) | proto/top (6, 17, other)], the port first in
+        // the layout as in the encoders'. Training pairs: 53 with 17 only, 443 with 6 only;
+        // "other" on either side with anything.
+        let a = 6;
+        let generated = vec![
+            0.7, 0.2, 0.1, 0.8, 0.1, 0.1, // 53 over TCP
+            0.05, 0.8, 0.15, 0.2, 0.7, 0.1, // 443 over UDP
+            0.6, 0.3, 0.1, 0.1, 0.8, 0.1, // 53 over UDP
+            0.5, 0.4, 0.1, 0.1, 0.1, 0.8, // 53 over another protocol
+            0.2, 0.1, 0.7, 0.9, 0.05, 0.05, // another port over TCP
+        ];
+        let head = |name: &str, col: usize, counts: Vec<u64>| ClassHead {
+            name: name.into(),
+            col,
+            counts,
+        };
+        let heads = [
+            head("dstport/top", 0, vec![2, 2, 1]),
+            head("proto/top", 3, vec![2, 2, 1]),
+        ];
+        let pairs = ClassPairs {
+            given: "proto/top".into(),
+            head: "dstport/top".into(),
+            // Rows: proto 6, 17, other; columns: port 53, 443, other.
+            counts: vec![0, 2, 1, 2, 0, 0, 0, 0, 1],
+        };
+        let rule = PairRule::of(&heads, &pairs).expect("both heads are there");
+        assert_eq!((rule.given, rule.head), (1, 0));
+        let classes = |attrs: &[f32], col: usize| -> Vec<usize> {
+            attrs.chunks(a).map(|r| argmax(&r[col..col + 3])).collect()
+        };
+        // Without the rule, rows 0 and 2 take 53 (row 3's .5 finds it full), rows 1 and 3
+        // 443, row 4 "other": row 0 sends 53 over TCP, row 1 443 over UDP.
+        let mut free = generated.clone();
+        calibrate_classes(&heads, &mut free, a, &ClassRules::default());
+        assert_eq!(classes(&free, 3), vec![0, 1, 1, 2, 0]);
+        assert_eq!(classes(&free, 0), vec![0, 1, 0, 1, 2]);
+        // With the rule the protocols come first (as generated: the shares already hold),
+        // then the ports: rows 0 and 4 (TCP) may not take 53, rows 1 and 2 (UDP) not 443.
+        // Pairs from the top: (4,2) .7 kept; (2,0) .6 kept; (3,0) .5 kept (53 full); (0,1) .2
+        // kept; (1,2) .15 finds "other" full; the ruled-out pairs come last, and (1,1) takes
+        // 443's second seat, so row 1 takes its most probable allowed class, "other" (.15
+        // over 53's .05), one over that class's share.
+        let mut kept = generated.clone();
+        let rules = ClassRules {
+            apart: None,
+            pairs: vec![rule],
+        };
+        calibrate_classes(&heads, &mut kept, a, &rules);
+        assert_eq!(classes(&kept, 3), vec![0, 1, 1, 2, 0]);
+        assert_eq!(classes(&kept, 0), vec![1, 2, 0, 0, 2]);
+        // Every pair of frequent classes in the output is one the training flows took.
+        for r in kept.chunks(a) {
+            let (port, proto) = (argmax(&r[..3]), argmax(&r[3..]));
+            assert!(port == 2 || proto == 2 || pairs.counts[proto * 3 + port] > 0);
+        }
+        // A rule on heads that are not there, or counts that do not fit them, is no rule.
+        let mut wrong = pairs.clone();
+        wrong.counts.pop();
+        assert_eq!(PairRule::of(&heads, &wrong), None);
+        wrong = ClassPairs {
+            head: "srcport/top".into(),
+            ..pairs.clone()
+        };
+        assert_eq!(PairRule::of(&heads, &wrong), None);
+    }
+
+    #[test]
+    fn a_row_left_only_ruled_out_classes_takes_the_last_one_over_its_share() {
+        // Rows [srcport/top (22, other) | proto/top (6, 17, other)]; 22 was seen with TCP
+        // only, and its share is both rows, but both are UDP.
+        let a = 5;
+        let mut attrs = vec![
+            0.9, 0.1, 0.1, 0.8, 0.1, //
+            0.8, 0.2, 0.2, 0.7, 0.1,
+        ];
+        let heads = [
+            ClassHead {
+                name: "srcport/top".into(),
+                col: 0,
+                counts: vec![2, 0],
+            },
+            ClassHead {
+                name: "proto/top".into(),
+                col: 2,
+                counts: vec![0, 2, 0],
+            },
+        ];
+        let pairs = ClassPairs {
+            given: "proto/top".into(),
+            head: "srcport/top".into(),
+            counts: vec![2, 0, 0, 0, 0, 0],
+        };
+        let rules = ClassRules {
+            apart: None,
+            pairs: vec![PairRule::of(&heads, &pairs).expect("both heads are there")],
+        };
+        calibrate_classes(&heads, &mut attrs, a, &rules);
+        assert_eq!(
+            attrs,
+            vec![
+                0.0, 1.0, 0.0, 1.0, 0.0, //
+                0.0, 1.0, 0.0, 1.0, 0.0,
+            ]
+        );
+    }
+
+    #[test]
+    fn pair_counts_are_the_protocol_and_port_one_hot_positions() {
+        let layout = Layout {
+            attributes: vec![
+                Segment::new("srcport/top", 3, Activation::Softmax),
+                Segment::new("srcport/bit00", 2, Activation::Softmax),
+                Segment::new("dstport/top", 2, Activation::Softmax),
+                Segment::new("proto/top", 2, Activation::Softmax),
+            ],
+            features: vec![],
+            sample_len: 1,
+            private: false,
+        };
+        let mut t = ChunkTensors::zeros(3, 9, 1, 0);
+        // (srcport class, dstport class, proto class) per flow.
+        for (i, (s, d, p)) in [(0, 1, 1), (2, 1, 0), (0, 0, 1)].into_iter().enumerate() {
+            t.attributes[i * 9 + s] = 1.0;
+            t.attributes[i * 9 + 3] = 1.0;
+            t.attributes[i * 9 + 5 + d] = 1.0;
+            t.attributes[i * 9 + 7 + p] = 1.0;
+        }
+        let pairs = class_pairs(&layout, &t);
+        assert_eq!(
+            pairs,
+            vec![
+                ClassPairs {
+                    given: "proto/top".into(),
+                    head: "srcport/top".into(),
+                    counts: vec![0, 0, 1, 2, 0, 0],
+                },
+                ClassPairs {
+                    given: "proto/top".into(),
+                    head: "dstport/top".into(),
+                    counts: vec![0, 1, 1, 1],
+                },
+            ]
+        );
+        // Without a protocol head there are no pairs.
+        let no_proto = Layout {
+            attributes: layout.attributes[..3].to_vec(),
+            ..layout.clone()
+        };
+        let mut t2 = ChunkTensors::zeros(1, 7, 1, 0);
+        t2.attributes[0] = 1.0;
+        assert!(class_pairs(&no_proto, &t2).is_empty());
     }
 
     #[test]

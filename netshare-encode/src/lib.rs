@@ -68,10 +68,12 @@ use netshare_core::stage::StageDef;
 /// (`port_values`), which decoding keeps them to. Tensors, layout and models are unchanged.
 /// Version 14: the semantics record whether a record's two addresses differ
 /// (`distinct_addresses`), which decoding then keeps them to. Tensors, layout and models are
-/// unchanged.
+/// unchanged. Version 15: `chunks.json` also carries, per chunk, how many training flows took
+/// each pair of the protocol's and a port's classes (`class_pairs`, not in private mode), to
+/// which synth keeps a flow's frequent ports. Tensors, layout and models are unchanged.
 pub const STAGE: StageDef = StageDef {
     name: "encode",
-    version: 14,
+    version: 15,
 };
 
 /// Reads a `layout.json` (as written by this stage).

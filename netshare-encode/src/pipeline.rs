@@ -405,6 +405,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
                 time_quantiles_us: Vec::new(),
                 flow_sizes: None,
                 class_counts: BTreeMap::new(),
+                class_pairs: Vec::new(),
                 flow_lengths: None,
                 pkt_len_by_class: Vec::new(),
             };
@@ -412,6 +413,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
             info.code_quantiles = crate::calibrate::code_quantiles(&layout, &tensors, &probs);
             if !probs.is_empty() {
                 info.class_counts = crate::classes::class_counts(&layout, &tensors);
+                info.class_pairs = crate::classes::class_pairs(&layout, &tensors);
                 info.flow_lengths = crate::lengths::flow_lengths(&layout, &tensors);
             }
             info.time_quantiles_us = crate::calibrate::time_quantiles(
@@ -452,6 +454,7 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
             }
             if !info.code_quantiles.is_empty()
                 || !info.class_counts.is_empty()
+                || !info.class_pairs.is_empty()
                 || info.flow_lengths.is_some()
                 || !info.time_quantiles_us.is_empty()
                 || info.flow_sizes.is_some()

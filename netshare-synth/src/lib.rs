@@ -45,8 +45,11 @@ use netshare_core::stage::StageDef;
 /// addresses differ (`distinct_addresses`). Version 9: there, class calibration also gives a
 /// flow's destination the source's frequent address only when no other class has room, so the
 /// destination takes its next most probable class before the one-hots hide the generator's
-/// probabilities.
+/// probabilities. Version 10: class calibration gives a flow's frequent port (a port's top
+/// class) only a protocol class that training flows took it with, when chunks.json carries
+/// the pairs (`class_pairs`; part of `calibrate`; the report lists `srcport/top|proto/top`
+/// and `dstport/top|proto/top`).
 pub const STAGE: StageDef = StageDef {
     name: "synth",
-    version: 9,
+    version: 10,
 };

@@ -128,7 +128,7 @@ fn the_fitted_encoder_does_not_depend_on_the_private_records() {
     for c in &a.chunks.chunks {
         assert!(c.code_quantiles.is_empty() && c.code_probabilities.is_empty());
         assert!(c.time_quantiles_us.is_empty() && c.flow_sizes.is_none());
-        assert!(c.class_counts.is_empty() && c.flow_lengths.is_none());
+        assert!(c.class_counts.is_empty() && c.class_pairs.is_empty() && c.flow_lengths.is_none());
     }
     let asked = EncodeConfig {
         code_quantiles: Some(100),

@@ -5,7 +5,7 @@
 use netshare_core::addr::v4;
 use netshare_core::records::{FlowColumns, FlowRecord, PacketColumns, PacketRecord, Records};
 use netshare_encode::config::{Chunking, DiscreteEncoding};
-use netshare_encode::fields::FieldCodec;
+use netshare_encode::fields::{DiscreteCodec, FieldCodec};
 use netshare_encode::{EncodeConfig, Encoded, Value};
 use proptest::prelude::*;
 
@@ -162,6 +162,54 @@ fn real_ugr16_flows_round_trip_with_default_config() {
     );
 }
 
+/// The protocol and port pairs synth keeps a flow's frequent ports to are the 1k trace's own:
+/// counted here from its five-tuples and the encoder's frequent-value lists, they are the
+/// pair counts `chunks.json` carries.
+#[test]
+fn protocol_and_port_pairs_count_the_trace_s_flows() {
+    let input = Records::Flows(ugr16_1k());
+    let e = encode_with(&input, &EncodeConfig::default());
+    let flows = groups(std::slice::from_ref(&input));
+    let c = &e.chunks.chunks[0];
+    assert_eq!(c.n_flows, flows.len(), "one chunk, one flow per five-tuple");
+    let top = |codec: &DiscreteCodec| match codec {
+        DiscreteCodec::TopBits { top, .. } => top.clone(),
+        other => {
+            panic!("the default encodes ports and protocols by top values and bits, not {other:?}")
+        }
+    };
+    let (ports, protos) = (top(&e.encoder.ports), top(&e.encoder.proto));
+    let class = |list: &[u32], v: u32| list.binary_search(&v).unwrap_or(list.len());
+    let mut want = vec![vec![0u64; (protos.len() + 1) * (ports.len() + 1)]; 2];
+    for k in flows.keys() {
+        let p = class(&protos, u32::from(k.proto));
+        for (side, port) in [k.srcport, k.dstport].into_iter().enumerate() {
+            want[side][p * (ports.len() + 1) + class(&ports, u32::from(port))] += 1;
+        }
+    }
+    let got: Vec<(&str, &str, &Vec<u64>)> = c
+        .class_pairs
+        .iter()
+        .map(|p| (p.given.as_str(), p.head.as_str(), &p.counts))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("proto/top", "srcport/top", &want[0]),
+            ("proto/top", "dstport/top", &want[1]),
+        ]
+    );
+    // Some frequent port goes with one protocol only: the rule has something to keep.
+    let w = ports.len() + 1;
+    let one_protocol = (0..ports.len()).any(|k| {
+        (0..protos.len())
+            .filter(|&p| want[1][p * w + k] > 0)
+            .count()
+            == 1
+    });
+    assert!(one_protocol);
+}
+
 /// The 1k trace's flows never go from a host to itself, so its semantics keep a decoded
 /// flow's addresses apart. With each row's destination head overwritten by its source head,
 /// every record still gets two addresses: its own source, and (the two heads being equally
@@ -212,11 +260,26 @@ fn a_flow_whose_address_heads_agree_still_decodes_to_two_addresses() {
 fn assert_class_and_length_summaries(e: &Encoded) {
     for c in &e.chunks.chunks {
         if c.code_probabilities.is_empty() {
-            assert!(c.class_counts.is_empty() && c.flow_lengths.is_none());
+            assert!(
+                c.class_counts.is_empty() && c.class_pairs.is_empty() && c.flow_lengths.is_none()
+            );
             continue;
         }
         for (h, counts) in &c.class_counts {
             assert_eq!(counts.iter().sum::<u64>(), c.n_flows as u64, "{h}");
+        }
+        // Each pair table's margins are its two heads' class counts.
+        for p in &c.class_pairs {
+            let (given, head) = (&c.class_counts[&p.given], &c.class_counts[&p.head]);
+            assert_eq!(p.counts.len(), given.len() * head.len());
+            for (g, &n) in given.iter().enumerate() {
+                let row = &p.counts[g * head.len()..(g + 1) * head.len()];
+                assert_eq!(row.iter().sum::<u64>(), n, "{} class {g}", p.given);
+            }
+            for (k, &n) in head.iter().enumerate() {
+                let col: u64 = (0..given.len()).map(|g| p.counts[g * head.len() + k]).sum();
+                assert_eq!(col, n, "{} class {k}", p.head);
+            }
         }
         let fl = c
             .flow_lengths
