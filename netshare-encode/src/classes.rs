@@ -482,11 +482,6 @@ mod tests {
             0.2, 0.1, 0.7, 0.1, 0.1, 0.8, //
             0.9, 0.05, 0.05, 0.5, 0.1, 0.4,
         ];
-        let head = |name: &str, col: usize, counts: Vec<u64>| ClassHead {
-            name: name.into(),
-            col,
-            counts,
-        };
         let heads = [
             head("srcip/top", 0, vec![2, 1, 1]),
             head("dstip/top", 3, vec![2, 1, 1]),
@@ -533,11 +528,6 @@ mod tests {
             0.5, 0.4, 0.1, 0.1, 0.1, 0.8, // 53 over another protocol
             0.2, 0.1, 0.7, 0.9, 0.05, 0.05, // another port over TCP
         ];
-        let head = |name: &str, col: usize, counts: Vec<u64>| ClassHead {
-            name: name.into(),
-            col,
-            counts,
-        };
         let heads = [
             head("dstport/top", 0, vec![2, 2, 1]),
             head("proto/top", 3, vec![2, 2, 1]),
@@ -629,19 +619,33 @@ mod tests {
         );
     }
 
-    #[test]
-    fn pair_counts_are_the_protocol_and_port_one_hot_positions() {
-        let layout = Layout {
-            attributes: vec![
-                Segment::new("srcport/top", 3, Activation::Softmax),
-                Segment::new("srcport/bit00", 2, Activation::Softmax),
-                Segment::new("dstport/top", 2, Activation::Softmax),
-                Segment::new("proto/top", 2, Activation::Softmax),
-            ],
+    /// A class head named `name` at column `col` with training counts `counts`.
+    fn head(name: &str, col: usize, counts: Vec<u64>) -> ClassHead {
+        ClassHead {
+            name: name.into(),
+            col,
+            counts,
+        }
+    }
+
+    /// A layout of attribute heads only.
+    fn attributes_only(attributes: Vec<Segment>) -> Layout {
+        Layout {
+            attributes,
             features: vec![],
             sample_len: 1,
             private: false,
-        };
+        }
+    }
+
+    #[test]
+    fn pair_counts_are_the_protocol_and_port_one_hot_positions() {
+        let layout = attributes_only(vec![
+            Segment::new("srcport/top", 3, Activation::Softmax),
+            Segment::new("srcport/bit00", 2, Activation::Softmax),
+            Segment::new("dstport/top", 2, Activation::Softmax),
+            Segment::new("proto/top", 2, Activation::Softmax),
+        ]);
         let mut t = ChunkTensors::zeros(3, 9, 1, 0);
         // (srcport class, dstport class, proto class) per flow.
         for (i, (s, d, p)) in [(0, 1, 1), (2, 1, 0), (0, 0, 1)].into_iter().enumerate() {
@@ -667,10 +671,7 @@ mod tests {
             ]
         );
         // Without a protocol head there are no pairs.
-        let no_proto = Layout {
-            attributes: layout.attributes[..3].to_vec(),
-            ..layout.clone()
-        };
+        let no_proto = attributes_only(layout.attributes[..3].to_vec());
         let mut t2 = ChunkTensors::zeros(1, 7, 1, 0);
         t2.attributes[0] = 1.0;
         assert!(class_pairs(&no_proto, &t2).is_empty());
@@ -678,15 +679,10 @@ mod tests {
 
     #[test]
     fn training_counts_are_the_one_hot_positions() {
-        let layout = Layout {
-            attributes: vec![
-                Segment::new("proto", 3, Activation::Softmax),
-                Segment::new("proto/bit00", 2, Activation::Softmax),
-            ],
-            features: vec![],
-            sample_len: 1,
-            private: false,
-        };
+        let layout = attributes_only(vec![
+            Segment::new("proto", 3, Activation::Softmax),
+            Segment::new("proto/bit00", 2, Activation::Softmax),
+        ]);
         let mut t = ChunkTensors::zeros(3, 5, 1, 0);
         for (i, c) in [2usize, 0, 2].iter().enumerate() {
             t.attributes[i * 5 + c] = 1.0;
