@@ -178,7 +178,7 @@ fn balanced_halves(seed: u64, keys: &[Key]) -> Vec<usize> {
 }
 
 /// Splits a trace into two halves with disjoint five-tuples and about equal record counts
-/// (see [`balanced_halves`]), keeping row order within each half.
+/// (see `balanced_halves`), keeping row order within each half.
 pub fn split(real: &Records, seed: u64) -> (Records, Records) {
     // Five-tuple columns are named alike in both tables, so one body serves both kinds.
     macro_rules! halves {

@@ -31,7 +31,7 @@
 //!
 //! # Training
 //!
-//! [`train`] trains chunk 0 from scratch, then every other chunk from chunk 0's weights for
+//! [`fn@train`] trains chunk 0 from scratch, then every other chunk from chunk 0's weights for
 //! `fine_tune_fraction` of the budget, in parallel. The stage body ([`stage::body`]) adds
 //! checkpoints in the run's scratch directory, so a killed run resumes to the same bytes.
 //!

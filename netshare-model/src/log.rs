@@ -61,7 +61,7 @@ pub struct LogRow {
     pub losses: Losses,
     /// Wall-clock seconds since the chunk started (only with `log_wall_time`).
     pub seconds: Option<f64>,
-    /// The quick quality score ([`crate::quality`]) at checkpoint iterations and at the last.
+    /// The quick quality score (the crate's `quality` module) at checkpoint iterations and at the last.
     #[serde(default)]
     pub quality: Option<f64>,
 }

@@ -1,6 +1,6 @@
 //! Training: chunk 0 from scratch and the others fine-tuned from its weights in parallel, with
 //! checkpoints that make a killed run resume to the same bytes, the training log and the
-//! `model.json` summary. The iteration itself is in [`crate::step`].
+//! `model.json` summary. The iteration itself is in the crate's `step` module.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};

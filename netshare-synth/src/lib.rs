@@ -1,7 +1,7 @@
 //! Checkpoints and encoders to synthetic records, and records to the formats tools read: Parquet
 //! (the ingest schema), CSV (NetShare's layout or the input's dialect), pcap and pcapng.
 //!
-//! - [`write`]: [`write::Sink`], which streams records into any output format (the formats
+//! - [`mod@write`]: [`write::Sink`], which streams records into any output format (the formats
 //!   themselves are `netshare-formats`');
 //! - [`merge`]: the cross-chunk merge and record clean-up of SPEC §5, as pure functions;
 //! - [`config`]: [`config::SynthConfig`], the stage's typed configuration;

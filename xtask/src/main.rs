@@ -86,7 +86,7 @@ enum Cmd {
         pipeline: String,
         #[command(flatten)]
         build: BuildArgs,
-        /// Folder the exported results are copied to [default: out/<pipeline>].
+        /// Folder the exported results are copied to (default: out/PIPELINE, the pipeline's name).
         #[arg(long)]
         out: Option<PathBuf>,
         /// After the run, check the pipeline's report against its committed bounds.

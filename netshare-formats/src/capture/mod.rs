@@ -1,5 +1,5 @@
 //! pcap and pcapng containers: a streaming reader of frames ([`read`]) and a writer of frames
-//! ([`write`]). What a frame holds is [`crate::packet`]'s business.
+//! ([`mod@write`]). What a frame holds is [`crate::packet`]'s business.
 
 pub mod read;
 pub mod write;

@@ -2,7 +2,7 @@
 //! header, a row reader that names the file and line of every bad row, and the writers.
 //!
 //! - [`read`]: [`FlowCsvReader`] (rows to flow records) and [`detect`];
-//! - [`write`]: [`FlowCsvWriter`] (flow records to a dialect) and [`PacketCsvWriter`].
+//! - [`mod@write`]: [`FlowCsvWriter`] (flow records to a dialect) and [`PacketCsvWriter`].
 
 pub mod read;
 pub mod write;

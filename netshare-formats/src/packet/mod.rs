@@ -1,4 +1,4 @@
-//! IP packets in frames: [`decode`] reads one frame into a packet record (or says why it gives
+//! IP packets in frames: [`fn@decode`] reads one frame into a packet record (or says why it gives
 //! none), [`build`] writes a packet record as a frame whose headers and checksums verify.
 
 pub mod build;
