@@ -166,21 +166,16 @@ pub struct ClassPairs {
     pub counts: Vec<u64>,
 }
 
-/// Whether a class head is the protocol's.
-fn is_proto_head(name: &str) -> bool {
-    name.split('/').next() == Some("proto")
-}
-
-/// Whether a class head is a port's.
-fn is_port_head(name: &str) -> bool {
-    matches!(name.split('/').next(), Some("srcport" | "dstport"))
+/// The field a head belongs to: its name up to the first `/` (`proto/top` is `proto`'s).
+pub(crate) fn field_of(head: &str) -> &str {
+    head.split('/').next().unwrap_or(head)
 }
 
 /// For the protocol's class head and each port's, how many of the chunk's training flows took
 /// each pair of their classes (one entry per port head; none without a protocol head).
 pub fn class_pairs(layout: &Layout, t: &ChunkTensors) -> Vec<ClassPairs> {
     let heads = class_heads(&layout.attributes);
-    let Some(&(pcol, pdim, pname)) = heads.iter().find(|h| is_proto_head(h.2)) else {
+    let Some(&(pcol, pdim, pname)) = heads.iter().find(|h| field_of(h.2) == "proto") else {
         return Vec::new();
     };
     let row = |i: usize, col: usize, dim: usize| {
@@ -188,7 +183,7 @@ pub fn class_pairs(layout: &Layout, t: &ChunkTensors) -> Vec<ClassPairs> {
     };
     heads
         .iter()
-        .filter(|h| is_port_head(h.2))
+        .filter(|h| matches!(field_of(h.2), "srcport" | "dstport"))
         .map(|&(col, dim, name)| {
             let mut counts = vec![0u64; pdim * dim];
             for i in 0..t.n {
@@ -295,11 +290,13 @@ pub fn calibrate_classes(heads: &[ClassHead], attrs: &mut [f32], a: usize, rules
                     .map(|k| if k + 1 < dim { k } else { usize::MAX })
                     .collect()
             });
-        // Per pair rule on this head: each row's class of the given head, and the pairs seen.
+        // Per pair rule on this head (one whose table fits both heads): each row's class of the
+        // given head, and the pairs seen.
         let given: Vec<(Vec<usize>, usize, &[bool])> = rules
             .pairs
             .iter()
             .filter(|r| r.head == index && done.get(r.given) == Some(&true))
+            .filter(|r| r.seen.len() == heads[r.given].counts.len() * dim)
             .map(|r| {
                 let g = &heads[r.given];
                 (class_of(attrs, g), g.counts.len(), r.seen.as_slice())
@@ -568,7 +565,19 @@ mod tests {
             let (port, proto) = (argmax(&r[..3]), argmax(&r[3..]));
             assert!(port == 2 || proto == 2 || pairs.counts[proto * 3 + port] > 0);
         }
-        // A rule on heads that are not there, or counts that do not fit them, is no rule.
+        // A rule on heads that are not there, or counts that do not fit them, is no rule; one
+        // built by hand with a table of the wrong size is skipped.
+        let mut misfit = generated.clone();
+        let bad = ClassRules {
+            apart: None,
+            pairs: vec![PairRule {
+                given: 1,
+                head: 0,
+                seen: vec![false; 4],
+            }],
+        };
+        calibrate_classes(&heads, &mut misfit, a, &bad);
+        assert_eq!(misfit, free);
         let mut wrong = pairs.clone();
         wrong.counts.pop();
         assert_eq!(PairRule::of(&heads, &wrong), None);

@@ -33,7 +33,7 @@ use netshare_core::layout::Layout;
 use netshare_core::tensors::ChunkTensors;
 
 use crate::addr::IP_VERSION;
-use crate::classes::class_heads;
+use crate::classes::{class_heads, field_of};
 use crate::fields::argmax;
 
 /// Fewest training flows a stratum holds.
@@ -73,7 +73,7 @@ pub fn length_heads(layout: &Layout) -> Vec<(usize, usize, String)> {
         .map(|(c, d, n)| (c, d, n.to_string()))
         .collect();
     let rank = |name: &str| {
-        let field = name.split('/').next().unwrap_or(name);
+        let field = field_of(name);
         HEAD_ORDER
             .iter()
             .position(|f| *f == field)

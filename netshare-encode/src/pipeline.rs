@@ -454,7 +454,6 @@ pub fn encode(records: &Records, public: Option<&Records>, cfg: &EncodeConfig) -
             }
             if !info.code_quantiles.is_empty()
                 || !info.class_counts.is_empty()
-                || !info.class_pairs.is_empty()
                 || info.flow_lengths.is_some()
                 || !info.time_quantiles_us.is_empty()
                 || info.flow_sizes.is_some()
